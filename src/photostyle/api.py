@@ -1,0 +1,206 @@
+"""Inference API: load a trained stylizer once, stylize many photos."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from photostyle.io import load_image, load_mask, save_image
+from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.models.stylizer import ModelConfig, PhotoStylizer
+from photostyle.models.weights import (
+    BUNDLED_STYLIZER,
+    BUNDLED_VGG16_SHA256,
+    STYLIZER_FORMAT,
+    WeightsError,
+    build_encoder,
+    bundled_path,
+    load_checkpoint,
+)
+from photostyle.utils import resolve_device
+
+DEFAULT_MAX_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    """Per-call settings of :meth:`Stylizer.stylize`."""
+
+    alpha: float = 1.0  # FA strength: 0 keeps the content features, 1 fully aggregates the style
+    max_size: int = DEFAULT_MAX_SIZE  # longest side the network works at; larger photos are scaled
+    fa: FAVariant | None = None  # FA variant; None = the stylizer's default
+
+
+def working_size(h: int, w: int, max_size: int) -> tuple[int, int]:
+    """Size (h, w) with the longest side at most ``max_size``, keeping the aspect ratio."""
+    scale = min(1.0, max_size / max(h, w))
+    return max(16, round(h * scale)), max(16, round(w * scale))
+
+
+class Stylizer:
+    """A trained photorealistic stylizer (paper Fig. 2), ready for inference.
+
+    Args:
+        weights: stylizer checkpoint (``.safetensors``); None loads the shipped model.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        encoder_weights: VGG weights the decoder was trained with; None = bundled ImageNet VGG16.
+        fa: default FA variant; None = the variant stored in the checkpoint's metadata.
+        dtype: compute dtype (float32; bfloat16 on CPUs/GPUs that support it).
+
+    Example:
+        >>> stylizer = Stylizer()  # doctest: +SKIP
+        >>> out = stylizer.stylize(content, style)  # (3, H, W) in [0, 1]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        *,
+        device: str | torch.device = "auto",
+        encoder_weights: str | Path | None = None,
+        fa: FAVariant | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        path = Path(weights) if weights is not None else bundled_path(BUNDLED_STYLIZER)
+        tensors, meta = load_checkpoint(path)
+        if meta.get("format") != STYLIZER_FORMAT or "model_config" not in meta:
+            raise WeightsError(f"{path}: not a photostyle stylizer checkpoint")
+        try:
+            config = ModelConfig.from_dict(json.loads(meta["model_config"]))
+        except (ValueError, TypeError) as err:
+            raise WeightsError(f"{path}: unreadable model config ({err})") from err
+        if fa is not None:
+            if fa not in FA_VARIANTS:
+                raise ValueError(f"unknown FA variant {fa!r}; choose from {FA_VARIANTS}")
+            config = ModelConfig.from_dict({**config.to_dict(), "fa": fa})
+        self.config = config
+        self.path = path
+        self.meta = meta
+        self.device = resolve_device(device)
+        sha = None
+        if encoder_weights is None and config.encoder_sha256:
+            sha = config.encoder_sha256
+            if sha != BUNDLED_VGG16_SHA256:
+                raise WeightsError(
+                    f"{path}: trained with other encoder weights; pass them with encoder_weights"
+                )
+        encoder = build_encoder(encoder_weights, config.vgg(), sha256=sha)
+        model = PhotoStylizer(config, encoder)
+        state = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}
+        try:
+            model.decoder.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise WeightsError(
+                f"{path}: weights do not fit a {config.arch} stylizer ({first})"
+            ) from err
+        self.model = model.to(self.device, dtype).eval()
+        self.dtype = dtype
+
+    @torch.inference_mode()
+    def stylize(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        *,
+        content_mask: torch.Tensor | None = None,
+        style_mask: torch.Tensor | None = None,
+        options: StylizeOptions | None = None,
+    ) -> torch.Tensor:
+        """Stylize one photo.
+
+        The network runs at a working size (longest side ``options.max_size``). The result is
+        brought back to the content's full size by adding the upsampled change (output minus
+        content at working size) to the full-resolution content, so edges and detail come from
+        the original.
+
+        Args:
+            content: (3, H, W) RGB in [0, 1].
+            style: (3, Hs, Ws) RGB in [0, 1].
+            content_mask: optional (H, W) int64 labels (see :func:`photostyle.io.load_mask`).
+            style_mask: optional (Hs, Ws) int64 labels; required with ``content_mask``.
+            options: strength, working size, FA variant.
+
+        Returns:
+            (3, H, W) RGB in [0, 1].
+        """
+        opts = options or StylizeOptions()
+        for name, t in (("content", content), ("style", style)):
+            if t.ndim != 3 or t.shape[0] != 3:
+                raise ValueError(f"{name} must be (3, H, W), got {tuple(t.shape)}")
+        if (content_mask is None) != (style_mask is None):
+            raise ValueError("give both a content mask and a style mask, or neither")
+        if content_mask is not None and content_mask.shape != content.shape[-2:]:
+            raise ValueError("content mask size differs from the content image")
+        if style_mask is not None and style_mask.shape != style.shape[-2:]:
+            raise ValueError("style mask size differs from the style image")
+        if not 0.0 <= opts.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {opts.alpha}")
+        if opts.max_size < 16:
+            raise ValueError(f"max_size must be at least 16, got {opts.max_size}")
+
+        dev, dt = self.device, self.dtype
+        h, w = content.shape[-2:]
+        ch, cw = working_size(h, w, opts.max_size)
+        sh, sw = working_size(*style.shape[-2:], opts.max_size)
+        c_full = content[None].to(dev, dt)  # (1, 3, H, W)
+        c = _resize(c_full, (ch, cw))
+        s = _resize(style[None].to(dev, dt), (sh, sw))
+        labels_c = labels_s = None
+        if content_mask is not None and style_mask is not None:
+            labels_c = _resize_labels(content_mask, (ch, cw)).to(dev)
+            labels_s = _resize_labels(style_mask, (sh, sw)).to(dev)
+        decoder = self.model.decoder
+        previous = decoder.variant
+        decoder.set_variant(opts.fa or self.config.fa)
+        try:
+            out = self.model(
+                c, s, alpha=opts.alpha, content_labels=labels_c, style_labels=labels_s
+            ).image
+        finally:
+            decoder.set_variant(previous)
+        if (ch, cw) != (h, w):
+            out = c_full + _resize(out - c, (h, w), mode="bilinear")
+        return out[0].clamp(0, 1).float().cpu()
+
+    def stylize_files(
+        self,
+        content: str | Path,
+        style: str | Path,
+        out: str | Path,
+        *,
+        content_mask: str | Path | None = None,
+        style_mask: str | Path | None = None,
+        options: StylizeOptions | None = None,
+        protect: Iterable[str | Path] = (),
+    ) -> Path:
+        """Read, stylize and write atomically; never writes onto an input file."""
+        c = load_image(content)
+        s = load_image(style)
+        cm = sm = None
+        if content_mask is not None or style_mask is not None:
+            if content_mask is None or style_mask is None:
+                raise ValueError("give both a content mask and a style mask, or neither")
+            cm = load_mask(content_mask, (c.shape[1], c.shape[2]))
+            sm = load_mask(style_mask, (s.shape[1], s.shape[2]))
+        result = self.stylize(c, s, content_mask=cm, style_mask=sm, options=options)
+        inputs = [p for p in (content, style, content_mask, style_mask) if p is not None]
+        return save_image(result, out, protect=[*inputs, *protect])
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "area") -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "area" and (size[0] > x.shape[-2] or size[1] > x.shape[-1]):
+        mode = "bilinear"
+    align = False if mode == "bilinear" else None
+    return F.interpolate(x, size=size, mode=mode, align_corners=align)
+
+
+def _resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(labels[None, None].float(), size=size, mode="nearest")[:, 0].long()

@@ -1,0 +1,312 @@
+"""Command-line interface: wires arguments to the library API. Entry point: ``main(argv) -> int``.
+
+Exit codes: 0 success; 1 some pairs of a folder run failed; 2 bad input or usage (one-line message,
+no traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from photostyle.io import ImageError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2 (its default code too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    p.add_argument(
+        "--fa",
+        choices=["paper", "mean_std", "wct", "quantile"],
+        help="FA variant (default: the model's)",
+    )
+    p.add_argument("--alpha", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=1024,
+        help="longest side the network works at; the result is brought back to full size "
+        "(default 1024)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="photostyle", description="Fast photorealistic style transfer.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    st = sub.add_parser("stylize", help="stylize a photo (or a folder of pairs) with a style photo")
+    st.add_argument("content", nargs="?", type=Path, help="content photo")
+    st.add_argument("style", nargs="?", type=Path, help="style photo")
+    st.add_argument("-o", "--output", type=Path, help="output image (.png, .jpg, .webp, .tif)")
+    st.add_argument("--content-mask", type=Path, help="DPST-style colour mask of the content")
+    st.add_argument("--style-mask", type=Path, help="DPST-style colour mask of the style")
+    st.add_argument(
+        "--pairs", type=Path, help="folder with content/, style/ [content_mask/, style_mask/]"
+    )
+    st.add_argument("--out-dir", type=Path, help="output folder for --pairs")
+    st.add_argument("--no-masks", action="store_true", help="ignore masks in --pairs mode")
+    st.add_argument(
+        "--sheet", type=Path, help="with --pairs: also write a contact sheet content|style|result"
+    )
+    _add_model_args(st)
+
+    demo = sub.add_parser("demo", help="stylize the bundled demo pair")
+    demo.add_argument("--out-dir", type=Path, default=Path("out"), help="default: out/")
+    _add_model_args(demo)
+
+    tr = sub.add_parser("train", help="train a stylizer (paper Fig. 1) on an ImageFolder")
+    tr.add_argument("--config", type=Path, help="JSON file with TrainConfig fields")
+    tr.add_argument("--data", help="ImageFolder root (class = sub-folder)")
+    tr.add_argument("--out-dir", help="run directory (checkpoints, logs, stylizer)")
+    tr.add_argument("--steps", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--crop", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--fa", choices=["paper", "mean_std", "wct", "quantile"])
+    tr.add_argument("--arch", choices=["vgg16", "vgg19"])
+    tr.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
+    tr.add_argument("--t1", type=float, help="T1: top fraction inside the class (default 0.5)")
+    tr.add_argument("--t2", type=float, help="T2: top fraction outside the class (default 0.1)")
+    tr.add_argument("--beta", type=float, help="Eq. (8) perceptual weight (default 1)")
+    tr.add_argument("--no-scp", action="store_true", help="ablation: drop the SCP losses")
+    tr.add_argument("--no-restyle", action="store_true", help="ablation: drop re-stylization")
+    tr.add_argument("--no-perceptual", action="store_true", help="ablation: drop perceptual losses")
+    tr.add_argument("--max-images", type=int, help="use at most N images per class")
+    tr.add_argument("--time-limit", type=float, help="stop after this many seconds (resumable)")
+    tr.add_argument("--device")
+    tr.add_argument("--seed", type=int)
+    return parser
+
+
+def _stylizer(args: argparse.Namespace):
+    from photostyle.api import Stylizer
+
+    return Stylizer(args.weights, device=args.device, fa=args.fa)
+
+
+def _options(args: argparse.Namespace):
+    from photostyle.api import StylizeOptions
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.max_size < 16:
+        raise ValueError(f"--max-size must be at least 16, got {args.max_size}")
+    return StylizeOptions(alpha=args.alpha, max_size=args.max_size, fa=args.fa)
+
+
+@dataclass(frozen=True)
+class _Pair:
+    name: str
+    content: Path
+    style: Path
+    content_mask: Path | None
+    style_mask: Path | None
+
+
+def _find_pairs(root: Path, use_masks: bool) -> list[_Pair]:
+    content_dir, style_dir = root / "content", root / "style"
+    if not content_dir.is_dir() or not style_dir.is_dir():
+        raise ValueError(f"{root}: expected sub-folders content/ and style/")
+    pairs = []
+    for content in sorted(p for p in content_dir.iterdir() if p.is_file()):
+        if content.name.startswith("."):
+            continue
+        cm, sm = root / "content_mask" / content.name, root / "style_mask" / content.name
+        has_masks = use_masks and cm.is_file() and sm.is_file()
+        pairs.append(
+            _Pair(
+                content.stem,
+                content,
+                style_dir / content.name,
+                cm if has_masks else None,
+                sm if has_masks else None,
+            )
+        )
+    if not pairs:
+        raise ValueError(f"{content_dir}: no content photos")
+    return pairs
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    if args.pairs is not None:
+        if args.content or args.style or args.output:
+            raise ValueError("--pairs takes no CONTENT/STYLE/-o; use --out-dir")
+        if args.out_dir is None:
+            raise ValueError("--pairs needs --out-dir")
+        return _stylize_folder(args)
+    if args.content is None or args.style is None or args.output is None:
+        raise ValueError("stylize needs CONTENT STYLE -o OUTPUT (or --pairs DIR --out-dir DIR)")
+    options = _options(args)
+    for path in (args.content, args.style, args.content_mask, args.style_mask):
+        if path is not None and not path.is_file():
+            raise ImageError(f"{path}: no such file")
+    out = _stylizer(args).stylize_files(
+        args.content,
+        args.style,
+        args.output,
+        content_mask=args.content_mask,
+        style_mask=args.style_mask,
+        options=options,
+    )
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _stylize_folder(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    pairs = _find_pairs(args.pairs, not args.no_masks)
+    options = _options(args)
+    stylizer = _stylizer(args)
+    failed = 0
+    rows = []
+    for pair in tqdm(pairs, desc="stylize", unit="pair", file=sys.stderr):
+        try:
+            out = stylizer.stylize_files(
+                pair.content,
+                pair.style,
+                args.out_dir / f"{pair.name}.png",
+                content_mask=pair.content_mask,
+                style_mask=pair.style_mask,
+                options=options,
+            )
+            if args.sheet is not None:
+                rows.append([_thumb(p) for p in (pair.content, pair.style, out)])
+        except (ImageError, ValueError, OSError) as err:
+            failed += 1
+            tqdm.write(f"photostyle: {pair.name}: {_one_line(err)}", file=sys.stderr)
+    done = len(pairs) - failed
+    print(f"stylized {done} of {len(pairs)} pairs into {args.out_dir}; {failed} failed")
+    if args.sheet is not None and rows:
+        from photostyle.eval.sheet import contact_sheet
+        from photostyle.utils import atomic_path
+
+        with atomic_path(args.sheet) as tmp:
+            contact_sheet(rows, labels=["content", "style", "result"]).save(tmp)
+        print(f"contact sheet: {args.sheet}")
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def _thumb(path: Path, height: int = 160):
+    import torch.nn.functional as F
+
+    from photostyle.io import load_image
+
+    img = load_image(path)
+    w = max(1, round(img.shape[2] * height / img.shape[1]))
+    return F.interpolate(img[None], size=(height, w), mode="area")[0]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    assets = resources.files("photostyle") / "assets"
+    content, style = Path(str(assets / "demo_content.jpg")), Path(str(assets / "demo_style.jpg"))
+    out = _stylizer(args).stylize_files(
+        content, style, args.out_dir / "demo_stylized.png", options=_options(args)
+    )
+    print(f"content: {content}\nstyle:   {style}\nresult:  {out}")
+    return EXIT_OK
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+    import logging
+
+    from tqdm import tqdm
+
+    from photostyle.data.sampler import SamplingConfig
+    from photostyle.train.config import TrainConfig
+    from photostyle.train.trainer import Trainer
+
+    base = json.loads(args.config.read_text()) if args.config else {}
+    overrides = {
+        "data": args.data,
+        "out_dir": args.out_dir,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "crop": args.crop,
+        "lr": args.lr,
+        "fa": args.fa,
+        "arch": args.arch,
+        "encoder_weights": args.encoder_weights,
+        "beta": args.beta,
+        "max_images": args.max_images,
+        "time_limit_s": args.time_limit,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    for flag, key in (
+        ("no_scp", "use_scp"),
+        ("no_restyle", "use_restyle"),
+        ("no_perceptual", "use_perceptual"),
+    ):
+        if getattr(args, flag):
+            base[key] = False
+    sampling = dict(base.get("sampling") or {})
+    if args.t1 is not None:
+        sampling["t1"] = args.t1
+    if args.t2 is not None:
+        sampling["t2"] = args.t2
+    base["sampling"] = SamplingConfig(**sampling)
+    if not base.get("data"):
+        raise ValueError("train needs --data DIR (or 'data' in --config)")
+    config = TrainConfig.from_dict(base)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    index_bar = tqdm(desc="perceptual index", unit="img", file=sys.stderr, leave=False)
+    bar = tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr)
+
+    def progress(step: int, losses: dict[str, float]) -> None:
+        bar.n = step
+        bar.set_postfix(loss=f"{losses.get('total', float('nan')):.4g}", refresh=False)
+        bar.refresh()
+
+    trainer = Trainer(config, progress=progress, on_index_batch=index_bar.update)
+    index_bar.close()
+    bar.n = trainer.step
+    result = trainer.train()
+    bar.close()
+    print(f"step {result.step}: checkpoint {result.checkpoint}, stylizer {result.stylizer}")
+    return EXIT_OK
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from photostyle.models.weights import WeightsError
+
+    commands = {"stylize": _cmd_stylize, "demo": _cmd_demo, "train": _cmd_train}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("photostyle: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ImageError, WeightsError, ValueError, FileNotFoundError, PermissionError) as err:
+        print(f"photostyle: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:
+        print(f"photostyle: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

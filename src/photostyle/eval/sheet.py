@@ -1,0 +1,54 @@
+"""Contact sheets: rows of images side by side, so a person can look rather than read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from PIL import Image, ImageDraw
+
+from photostyle.io import tensor_to_image
+
+
+def contact_sheet(
+    rows: Sequence[Sequence[torch.Tensor]],
+    *,
+    height: int = 160,
+    labels: Sequence[str] | None = None,
+    gap: int = 4,
+) -> Image.Image:
+    """Lay out images in rows, each scaled to ``height`` pixels high.
+
+    Args:
+        rows: rows of (3, H, W) images in [0, 1]; rows may differ in length.
+        height: height of every tile in pixels.
+        labels: optional column titles drawn above the first row.
+        gap: pixels between tiles.
+
+    Returns:
+        An RGB image.
+    """
+    if not rows or not all(rows):
+        raise ValueError("contact_sheet needs at least one non-empty row")
+    tiles = [
+        [
+            (im := tensor_to_image(t)).resize(
+                (max(1, round(im.width * height / im.height)), height), Image.Resampling.LANCZOS
+            )
+            for t in row
+        ]
+        for row in rows
+    ]
+    top = 16 if labels else 0
+    width = max(sum(t.width for t in row) + gap * (len(row) - 1) for row in tiles)
+    sheet = Image.new("RGB", (width, top + len(tiles) * (height + gap) - gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(tiles):
+        x = 0
+        for c, tile in enumerate(row):
+            y = top + r * (height + gap)
+            sheet.paste(tile, (x, y))
+            if labels and r == 0 and c < len(labels):
+                draw.text((x + 2, 2), labels[c], fill="black")
+            x += tile.width + gap
+    return sheet

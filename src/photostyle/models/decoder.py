@@ -1,0 +1,123 @@
+"""Decoder with FA layers and max-pool-index unpooling (paper Fig. 2, right half).
+
+Layout for VGG16 widths (64, 128, 256, 512) and depths (2, 2, 3, 1)::
+
+    relu4_1 (512, H/8) -> FA4 -> Conv_4_d1 (512->256) -> Conv_4_d2 (256->256)  = Q^3
+    Unpool3 (content pool3 indices, -> H/4) -> FA3 -> 2x conv 256->256, conv 256->128 = Q^2
+    Unpool2 (-> H/2) -> FA2 -> conv 128->128, conv 128->64                          = Q^1
+    Unpool1 (-> H)   -> FA1 -> conv 64->64, conv 64->3                              = image
+
+Conv_4_d2 has the shape of Conv_4_d1's output (paper III-A). Q^i has the shape of the encoder's
+P^i so that the SCP loss (Eq. (2)) can compare them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from photostyle.models.encoder import EncoderOutput, VGGConfig
+from photostyle.models.layers import FAVariant, FeatureAggregation
+
+
+def _conv(in_ch: int, out_ch: int, padding_mode: str) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode=padding_mode)
+
+
+@dataclass
+class DecoderOutput:
+    """Decoded image and the Unpool inputs Q^1..Q^3 for the SCP loss.
+
+    Attributes:
+        image: (B, 3, H, W) RGB, nominally in [0, 1] (not clamped).
+        q: Q^1..Q^3; Q^i has the shape of the encoder's P^i.
+    """
+
+    image: torch.Tensor
+    q: list[torch.Tensor]
+
+
+class Decoder(nn.Module):
+    """Mirror of the VGG encoder with FA layers at relu4_1, relu3_1, relu2_1 and relu1_1 scales.
+
+    Args:
+        config: the encoder's configuration (widths and depths are mirrored).
+        fa: default FA variant for all four FA layers.
+        padding_mode: padding of the 3x3 convolutions.
+    """
+
+    def __init__(
+        self, config: VGGConfig, fa: FAVariant = "mean_std", padding_mode: str = "reflect"
+    ) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = config.widths
+        self.fa = nn.ModuleList(FeatureAggregation(fa) for _ in range(4))  # FA1..FA4
+        # Block 4: Conv_4_d1 then the extra Conv_4_d2 of the same output shape.
+        self.block4 = nn.ModuleList([_conv(w4, w3, padding_mode), _conv(w3, w3, padding_mode)])
+        blocks = []
+        outs = {3: w2, 2: w1, 1: 3}
+        for b, width in ((3, w3), (2, w2), (1, w1)):
+            depth = config.depths[b - 1]
+            convs = [_conv(width, width, padding_mode) for _ in range(depth - 1)]
+            convs.append(_conv(width, outs[b], padding_mode))
+            blocks.append(nn.ModuleList(convs))
+        self.block3, self.block2, self.block1 = blocks
+
+    @property
+    def variant(self) -> FAVariant:
+        return self.fa[0].variant
+
+    def set_variant(self, variant: FAVariant) -> None:
+        """Switch all FA layers to another parameter-free variant."""
+        for layer in self.fa:
+            layer.variant = variant
+
+    def forward(
+        self,
+        content: EncoderOutput,
+        style: EncoderOutput,
+        *,
+        alpha: float = 1.0,
+        content_labels: torch.Tensor | None = None,
+        style_labels: torch.Tensor | None = None,
+    ) -> DecoderOutput:
+        """Decode content features while aggregating style features at every scale.
+
+        Args:
+            content: encoder output of the content image (B, 3, H, W).
+            style: encoder output of the style image (B, 3, Hs, Ws).
+            alpha: FA strength in [0, 1].
+            content_labels: optional (B, H, W) int64 semantic labels of the content.
+            style_labels: optional (B, Hs, Ws) int64 semantic labels of the style.
+
+        Returns:
+            DecoderOutput with the (B, 3, H, W) image and Q^1..Q^3.
+        """
+        if content.taps[0].shape[0] != style.taps[0].shape[0]:
+            raise ValueError("content and style batches differ in size")
+
+        def aggregate(level: int, h: torch.Tensor) -> torch.Tensor:
+            return self.fa[level](
+                h, style.taps[level], x_labels=content_labels, y_labels=style_labels, alpha=alpha
+            )
+
+        q: list[torch.Tensor] = [torch.empty(0)] * 3
+        h = aggregate(3, content.taps[3])  # (B, w4, H/8, W/8)
+        for conv in self.block4:
+            h = F.relu(conv(h))
+        q[2] = h  # Q^3: (B, w3, H/8, W/8)
+        for level, block in ((2, self.block3), (1, self.block2), (0, self.block1)):
+            h = F.max_unpool2d(
+                h, content.indices[level], 2, 2, output_size=content.sizes[level]
+            )  # (B, w, 2h, 2w) with values at the content's max locations
+            h = aggregate(level, h)
+            for i, conv in enumerate(block):
+                h = conv(h)
+                if level > 0 or i < len(block) - 1:
+                    h = F.relu(h)
+            if level > 0:
+                q[level - 1] = h  # Q^{level}
+        return DecoderOutput(image=h, q=q)

@@ -1,0 +1,121 @@
+"""The photorealistic stylizer U(Ic, Is) of paper Fig. 2: fixed encoder + FA decoder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from photostyle.models.decoder import Decoder, DecoderOutput
+from photostyle.models.encoder import (
+    VGG_CONFIGS,
+    EncoderOutput,
+    InputConvention,
+    VGGConfig,
+    VGGEncoder,
+)
+from photostyle.models.layers import FA_VARIANTS, FAVariant
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a stylizer; stored in every checkpoint."""
+
+    arch: str = "vgg16"  # encoder family: "vgg16" or "vgg19" (or "custom" with explicit widths)
+    widths: tuple[int, int, int, int] = (64, 128, 256, 512)  # channels of encoder blocks 1..4
+    depths: tuple[int, int, int, int] = (2, 2, 3, 1)  # encoder convs per block up to relu4_1
+    convention: InputConvention = "caffe_bgr255"  # input convention of the encoder weights
+    fa: FAVariant = "mean_std"  # FA variant used in training (others can be chosen at inference)
+    padding_mode: str = "reflect"  # padding of all 3x3 convolutions
+    encoder_sha256: str = ""  # sha256 of the encoder weights file the decoder was trained with
+    extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
+
+    @classmethod
+    def for_arch(cls, arch: str, **kwargs: Any) -> ModelConfig:
+        """Config with the widths/depths of a named VGG (``vgg16`` or ``vgg19``)."""
+        if arch not in VGG_CONFIGS:
+            raise ValueError(f"unknown arch {arch!r}; choose from {sorted(VGG_CONFIGS)}")
+        vgg = VGG_CONFIGS[arch]
+        return cls(arch=arch, widths=vgg.widths, depths=vgg.depths, **kwargs)
+
+    def vgg(self) -> VGGConfig:
+        """The encoder's layer layout."""
+        base = VGG_CONFIGS.get(self.arch)
+        full = base.full_depths if base else (*self.depths[:3], self.depths[2], self.depths[2])
+        return VGGConfig(self.arch, self.widths, self.depths, full)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for key in ("widths", "depths"):
+            if key in known:
+                known[key] = tuple(int(v) for v in known[key])
+        if known.get("fa", "mean_std") not in FA_VARIANTS:
+            raise ValueError(f"unknown FA variant {known.get('fa')!r}")
+        return cls(**known)
+
+
+@dataclass
+class StylizerOutput:
+    """Everything the training losses need from one stylizer pass."""
+
+    image: torch.Tensor  # (B, 3, H, W) stylized image
+    q: list[torch.Tensor]  # Q^1..Q^3, decoder Unpool inputs
+    content: EncoderOutput  # encoding of the content image (P^i, taps)
+    style: EncoderOutput  # encoding of the style image (taps)
+
+
+class PhotoStylizer(nn.Module):
+    """Encoder (fixed) + decoder with FA layers.
+
+    Args:
+        config: architecture.
+        encoder: an existing encoder to share (U and V share one in training); built if None.
+    """
+
+    def __init__(self, config: ModelConfig, encoder: VGGEncoder | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder or VGGEncoder(config.vgg(), config.convention, config.padding_mode)
+        self.decoder = Decoder(config.vgg(), config.fa, config.padding_mode)
+
+    def forward(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        *,
+        alpha: float = 1.0,
+        content_labels: torch.Tensor | None = None,
+        style_labels: torch.Tensor | None = None,
+        content_enc: EncoderOutput | None = None,
+        style_enc: EncoderOutput | None = None,
+    ) -> StylizerOutput:
+        """Stylize ``content`` with ``style``.
+
+        Args:
+            content: (B, 3, H, W) RGB in [0, 1].
+            style: (B, 3, Hs, Ws) RGB in [0, 1].
+            alpha: FA strength in [0, 1].
+            content_labels: optional (B, H, W) int64 semantic labels.
+            style_labels: optional (B, Hs, Ws) int64 semantic labels.
+            content_enc: precomputed encoding of ``content`` (skips the encoder).
+            style_enc: precomputed encoding of ``style``.
+
+        Returns:
+            StylizerOutput; ``image`` is (B, 3, H, W), unclamped.
+        """
+        if content.ndim != 4 or style.ndim != 4:
+            raise ValueError(
+                f"expected 4-D batches, got {tuple(content.shape)}, {tuple(style.shape)}"
+            )
+        c = content_enc if content_enc is not None else self.encoder(content)
+        s = style_enc if style_enc is not None else self.encoder(style)
+        out: DecoderOutput = self.decoder(
+            c, s, alpha=alpha, content_labels=content_labels, style_labels=style_labels
+        )
+        return StylizerOutput(image=out.image, q=out.q, content=c, style=s)

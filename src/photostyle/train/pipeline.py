@@ -1,0 +1,87 @@
+"""Two-stage stylization + re-stylization pipeline (paper Fig. 1) and its loss, Eq. (8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from photostyle.losses import SCPHead, perceptual_loss
+from photostyle.models.decoder import Decoder
+from photostyle.models.encoder import VGGEncoder
+from photostyle.models.layers import FAVariant
+
+
+@dataclass(frozen=True)
+class LossSwitches:
+    """Which terms of Eq. (8) are on (the paper's ablations, Table III)."""
+
+    scp: bool = True  # L_r^{U,i}, L_r^{V,i}
+    restyle: bool = True  # the V stage and its terms
+    perceptual: bool = True  # all L_p terms
+    beta: float = 1.0  # weight of the perceptual terms
+
+
+class TwoStageModel(nn.Module):
+    """Stylizer U, re-stylizer V (same architecture) sharing one fixed encoder, plus SCP heads.
+
+    Args:
+        encoder: the fixed VGG encoder.
+        fa: FA variant of both decoders.
+        padding_mode: conv padding of the decoders.
+    """
+
+    def __init__(self, encoder: VGGEncoder, fa: FAVariant, padding_mode: str = "reflect") -> None:
+        super().__init__()
+        self.encoder = encoder
+        cfg = encoder.config
+        self.u = Decoder(cfg, fa, padding_mode)
+        self.v = Decoder(cfg, fa, padding_mode)
+        self.scp_u = SCPHead(cfg.widths[:3])
+        self.scp_v = SCPHead(cfg.widths[:3])
+
+    def forward(
+        self, ic: torch.Tensor, is_: torch.Tensor, it: torch.Tensor, switches: LossSwitches
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Losses of one batch of triplets.
+
+        Args:
+            ic: content images I_c, (B, 3, H, W) in [0, 1].
+            is_: style images I_s, (B, 3, H, W).
+            it: similar-content images I_t, (B, 3, H, W).
+            switches: which loss terms are on.
+
+        Returns:
+            (losses, images): ``losses["total"]`` is Eq. (8); the other entries are its terms
+            (detached); ``images`` holds the stylized ``u`` and re-stylized ``v`` outputs.
+        """
+        with torch.no_grad():
+            enc_c, enc_s = self.encoder(ic), self.encoder(is_)
+        out_u = self.u(enc_c, enc_s)  # U(I_c, I_s)
+        enc_u = self.encoder(out_u.image)
+        terms: dict[str, torch.Tensor] = {}
+        images = {"u": out_u.image}
+        if switches.scp:
+            terms["scp_u"] = self.scp_u(out_u.q, enc_c.pooled)  # sum_i L_r^{U,i}, Eq. (2)
+        if switches.perceptual:
+            terms["p_u1"] = perceptual_loss(enc_c.taps, enc_u.taps)  # Eq. (3)
+            terms["p_u2"] = perceptual_loss(enc_s.taps, enc_u.taps)  # Eq. (4)
+        if switches.restyle:
+            with torch.no_grad():
+                enc_t = self.encoder(it)
+            out_v = self.v(enc_u, enc_t)  # V(U(I_c, I_s), I_t)
+            enc_v = self.encoder(out_v.image)
+            images["v"] = out_v.image
+            if switches.scp:
+                terms["scp_v"] = self.scp_v(out_v.q, enc_u.pooled)  # sum_i L_r^{V,i}, Eq. (2)
+            if switches.perceptual:
+                terms["p_v1"] = perceptual_loss(enc_u.taps, enc_v.taps)  # Eq. (5)
+                terms["p_v2"] = perceptual_loss(enc_t.taps, enc_v.taps)  # Eq. (6)
+                terms["p_c"] = perceptual_loss(enc_c.taps, enc_v.taps)  # Eq. (7)
+        # Eq. (8): L = sum L_r^U + sum L_r^V + beta * (L_p^c + sum L_p^U + sum L_p^V)
+        scp = sum((t for k, t in terms.items() if k.startswith("scp")), ic.new_zeros(()))
+        perc = sum((t for k, t in terms.items() if k.startswith("p_")), ic.new_zeros(()))
+        losses = {k: t.detach() for k, t in terms.items()}
+        losses["total"] = scp + switches.beta * perc
+        return losses, images

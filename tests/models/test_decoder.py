@@ -1,0 +1,132 @@
+"""Tests of the FA decoder (paper Fig. 2, right half, and Sec. III-A)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from photostyle.models.decoder import Decoder
+from photostyle.models.encoder import VGG16, VGG19
+from photostyle.models.layers import FA_VARIANTS
+
+
+@pytest.fixture
+def decoder(tiny_cfg) -> Decoder:
+    torch.manual_seed(0)
+    return Decoder(tiny_cfg)
+
+
+@pytest.mark.parametrize("size", [(16, 16), (17, 23), (32, 40), (27, 18)])
+def test_q_shapes_match_p_and_image_shape_matches_input(tiny_encoder, decoder, size):
+    content = torch.rand(2, 3, *size)
+    style = torch.rand(2, 3, 24, 20)
+    enc_c, enc_s = tiny_encoder(content), tiny_encoder(style)
+    out = decoder(enc_c, enc_s)
+    assert len(out.q) == 3
+    for q, p in zip(out.q, enc_c.pooled, strict=True):
+        assert q.shape == p.shape
+    assert out.image.shape == content.shape
+    assert torch.isfinite(out.image).all()
+
+
+@pytest.mark.parametrize("variant", FA_VARIANTS)
+def test_style_of_another_size(tiny_encoder, decoder, variant):
+    decoder.set_variant(variant)
+    out = decoder(tiny_encoder(torch.rand(1, 3, 17, 23)), tiny_encoder(torch.rand(1, 3, 40, 32)))
+    assert out.image.shape == (1, 3, 17, 23)
+    assert torch.isfinite(out.image).all()
+
+
+def test_batch_mismatch_is_rejected(tiny_encoder, decoder):
+    with pytest.raises(ValueError):
+        decoder(tiny_encoder(torch.rand(2, 3, 16, 16)), tiny_encoder(torch.rand(1, 3, 16, 16)))
+
+
+def test_set_variant_switches_all_fa_layers(decoder):
+    assert decoder.variant == "mean_std"
+    assert len(decoder.fa) == 4
+    decoder.set_variant("wct")
+    assert decoder.variant == "wct"
+    assert [layer.variant for layer in decoder.fa] == ["wct"] * 4
+
+
+def test_set_variant_changes_the_output(tiny_encoder, decoder):
+    torch.manual_seed(1)
+    enc_c, enc_s = tiny_encoder(torch.rand(1, 3, 16, 16)), tiny_encoder(torch.rand(1, 3, 16, 16))
+    a = decoder(enc_c, enc_s).image
+    decoder.set_variant("paper")
+    b = decoder(enc_c, enc_s).image
+    assert not torch.allclose(a, b)
+
+
+def test_paper_variant_ignores_the_style(tiny_encoder, tiny_cfg):
+    torch.manual_seed(2)
+    decoder = Decoder(tiny_cfg, fa="paper")
+    enc_c = tiny_encoder(torch.rand(1, 3, 24, 24))
+    a = decoder(enc_c, tiny_encoder(torch.rand(1, 3, 24, 24)))
+    b = decoder(enc_c, tiny_encoder(torch.rand(1, 3, 32, 16) * 0.3 + 0.6))
+    torch.testing.assert_close(a.image, b.image, atol=1e-5, rtol=1e-5)
+    for qa, qb in zip(a.q, b.q, strict=True):
+        torch.testing.assert_close(qa, qb, atol=1e-5, rtol=1e-5)
+
+
+def test_mean_std_output_depends_on_the_style(tiny_encoder, decoder):
+    torch.manual_seed(3)
+    enc_c = tiny_encoder(torch.rand(1, 3, 24, 24))
+    a = decoder(enc_c, tiny_encoder(torch.rand(1, 3, 24, 24))).image
+    b = decoder(enc_c, tiny_encoder(torch.rand(1, 3, 24, 24) * 0.3 + 0.6)).image
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_alpha_zero_ignores_the_style(tiny_encoder, decoder):
+    torch.manual_seed(4)
+    enc_c = tiny_encoder(torch.rand(1, 3, 16, 16))
+    a = decoder(enc_c, tiny_encoder(torch.rand(1, 3, 16, 16)), alpha=0.0).image
+    b = decoder(enc_c, tiny_encoder(torch.rand(1, 3, 20, 16)), alpha=0.0).image
+    torch.testing.assert_close(a, b)
+
+
+def test_labels_are_passed_to_the_fa_layers(tiny_encoder, decoder):
+    torch.manual_seed(5)
+    enc_c, enc_s = tiny_encoder(torch.rand(1, 3, 16, 16)), tiny_encoder(torch.rand(1, 3, 16, 16))
+    cl = torch.zeros(1, 16, 16, dtype=torch.long)
+    cl[..., 8:] = 1
+    sl = cl.clone()
+    plain = decoder(enc_c, enc_s).image
+    masked = decoder(enc_c, enc_s, content_labels=cl, style_labels=sl).image
+    assert masked.shape == plain.shape
+    assert not torch.allclose(plain, masked)
+    with pytest.raises(ValueError):
+        decoder(enc_c, enc_s, content_labels=cl)
+
+
+def test_gradients_reach_every_decoder_conv(tiny_encoder, decoder):
+    out = decoder(tiny_encoder(torch.rand(1, 3, 16, 16)), tiny_encoder(torch.rand(1, 3, 16, 16)))
+    (out.image.square().mean() + sum(q.square().mean() for q in out.q)).backward()
+    for name, p in decoder.named_parameters():
+        assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
+
+
+@pytest.mark.parametrize("cfg", [VGG16, VGG19])
+def test_block4_has_conv_4_d2_shaped_like_conv_4_d1(cfg):
+    decoder = Decoder(cfg)
+    assert len(decoder.block4) == 2
+    d1, d2 = decoder.block4
+    assert d1.in_channels == cfg.widths[3]
+    assert d2.out_channels == d1.out_channels == cfg.widths[2]
+    assert d2.kernel_size == d1.kernel_size == (3, 3)
+    assert d2.in_channels == d1.out_channels
+
+
+def test_vgg16_decoder_mirrors_the_encoder():
+    decoder = Decoder(VGG16)
+    shapes = [
+        [(c.in_channels, c.out_channels) for c in block]
+        for block in (decoder.block3, decoder.block2, decoder.block1)
+    ]
+    assert shapes == [
+        [(256, 256), (256, 256), (256, 128)],
+        [(128, 128), (128, 64)],
+        [(64, 64), (64, 3)],
+    ]
+    assert sum(len(b) for b in (decoder.block4, decoder.block3, decoder.block2, decoder.block1)) == 9
