@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,16 @@ from photostyle.models.encoder import InputConvention, VGGConfig, VGGEncoder
 
 # Same structure as VGG (4 blocks up to relu4_1, block 3 has two convs) with tiny widths.
 TINY = VGGConfig("tiny", widths=(4, 8, 8, 16), depths=(1, 1, 2, 1), full_depths=(1, 1, 2, 2, 2))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Run the whole session with one intra-op thread, then restore the previous count."""
+    # Tiny tensors: intra-op threads only add synchronisation, and CI runners have 2 cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -49,3 +59,54 @@ def write_png() -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_stylizer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny stylizer checkpoint and its torchvision-format encoder weights (seeded, random).
+
+    Written like a trained model: ``export_stylizer`` of a ``TwoStageModel`` on the tiny layout,
+    ``arch="custom"``, the encoder file's sha256 in ``model_config``. The last decoder conv is
+    scaled so that outputs vary around 0.5 instead of saturating. Load it with
+    ``Stylizer(weights, encoder_weights=encoder, device="cpu")``.
+
+    Returns:
+        (stylizer ``.safetensors``, encoder ``.safetensors``).
+    """
+    from safetensors.torch import save_file
+
+    from photostyle.models.stylizer import ModelConfig
+    from photostyle.models.weights import build_encoder
+    from photostyle.train.pipeline import TwoStageModel
+    from photostyle.train.trainer import export_stylizer
+    from photostyle.utils import sha256_file
+
+    root = tmp_path_factory.mktemp("tiny_stylizer")
+    g = torch.Generator().manual_seed(0)
+    state: dict[str, torch.Tensor] = {}
+    in_ch = 3
+    for name, key in TINY.torchvision_keys().items():
+        out_ch = TINY.widths[int(name[4]) - 1]
+        fan_in = in_ch * 9
+        state[f"{key}.weight"] = torch.randn(out_ch, in_ch, 3, 3, generator=g) / fan_in**0.5
+        state[f"{key}.bias"] = torch.randn(out_ch, generator=g) * 0.1
+        in_ch = out_ch
+    encoder_path = root / "vgg_tiny.safetensors"
+    save_file(state, str(encoder_path))
+
+    config = ModelConfig(
+        arch="custom",
+        widths=TINY.widths,
+        depths=TINY.depths,
+        convention="torch_rgb",
+        encoder_sha256=sha256_file(encoder_path),
+    )
+    torch.manual_seed(0)
+    model = TwoStageModel(build_encoder(encoder_path, config.vgg()), config.fa)
+    with torch.no_grad():
+        last = model.u.block1[-1]
+        last.weight.mul_(0.2)
+        last.bias.fill_(0.5)
+    weights_path = root / "stylizer_tiny.safetensors"
+    export_stylizer(weights_path, model, config)
+    return weights_path, encoder_path

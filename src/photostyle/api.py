@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from photostyle.io import load_image, load_mask, save_image
+from photostyle.io import _SAVE_FORMATS, ImageError, _same_file, load_image, load_mask, save_image
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
@@ -35,6 +35,14 @@ class StylizeOptions:
     max_size: int = DEFAULT_MAX_SIZE  # longest side the network works at; larger photos are scaled
     fa: FAVariant | None = None  # FA variant; None = the stylizer's default
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.max_size < 16:
+            raise ValueError(f"max_size must be at least 16, got {self.max_size}")
+        if self.fa is not None and self.fa not in FA_VARIANTS:
+            raise ValueError(f"unknown FA variant {self.fa!r}; choose from {FA_VARIANTS}")
+
 
 def working_size(h: int, w: int, max_size: int) -> tuple[int, int]:
     """Size (h, w) with the longest side at most ``max_size``, keeping the aspect ratio."""
@@ -51,6 +59,11 @@ class Stylizer:
         encoder_weights: VGG weights the decoder was trained with; None = bundled ImageNet VGG16.
         fa: default FA variant; None = the variant stored in the checkpoint's metadata.
         dtype: compute dtype (float32; bfloat16 on CPUs/GPUs that support it).
+
+    Raises:
+        WeightsError: a weights file is missing, unreadable, not a stylizer checkpoint, or does
+            not fit the architecture in its metadata (one-line message naming the file).
+        ValueError: unknown ``fa`` variant, or CUDA asked for but missing.
 
     Example:
         >>> stylizer = Stylizer()  # doctest: +SKIP
@@ -71,7 +84,14 @@ class Stylizer:
         if meta.get("format") != STYLIZER_FORMAT or "model_config" not in meta:
             raise WeightsError(f"{path}: not a photostyle stylizer checkpoint")
         try:
-            config = ModelConfig.from_dict(json.loads(meta["model_config"]))
+            raw = json.loads(meta["model_config"])
+            if not isinstance(raw, dict):
+                raise TypeError(f"expected a JSON object, got {type(raw).__name__}")
+            config = ModelConfig.from_dict(raw)
+            if len(config.widths) != 4 or len(config.depths) != 4:
+                raise ValueError("widths and depths need 4 entries")
+            if min(config.widths) < 1 or min(config.depths) < 1:
+                raise ValueError("widths and depths must be positive")
         except (ValueError, TypeError) as err:
             raise WeightsError(f"{path}: unreadable model config ({err})") from err
         if fa is not None:
@@ -89,7 +109,16 @@ class Stylizer:
                 raise WeightsError(
                     f"{path}: trained with other encoder weights; pass them with encoder_weights"
                 )
-        encoder = build_encoder(encoder_weights, config.vgg(), sha256=sha)
+        try:
+            encoder = build_encoder(
+                encoder_weights, config.vgg(), sha256=sha, padding_mode=config.padding_mode
+            )
+        except WeightsError as err:
+            which = encoder_weights if encoder_weights is not None else "bundled VGG16"
+            first = str(err).strip().splitlines()[0]
+            raise WeightsError(
+                f"{path}: encoder weights ({which}) do not fit this {config.arch} stylizer: {first}"
+            ) from err
         model = PhotoStylizer(config, encoder)
         state = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}
         try:
@@ -133,21 +162,19 @@ class Stylizer:
         for name, t in (("content", content), ("style", style)):
             if t.ndim != 3 or t.shape[0] != 3:
                 raise ValueError(f"{name} must be (3, H, W), got {tuple(t.shape)}")
+            if not t.is_floating_point():
+                raise ValueError(f"{name} must be floating point in [0, 1], got {t.dtype}")
         if (content_mask is None) != (style_mask is None):
             raise ValueError("give both a content mask and a style mask, or neither")
         if content_mask is not None and content_mask.shape != content.shape[-2:]:
             raise ValueError("content mask size differs from the content image")
         if style_mask is not None and style_mask.shape != style.shape[-2:]:
             raise ValueError("style mask size differs from the style image")
-        if not 0.0 <= opts.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {opts.alpha}")
-        if opts.max_size < 16:
-            raise ValueError(f"max_size must be at least 16, got {opts.max_size}")
 
         dev, dt = self.device, self.dtype
         h, w = content.shape[-2:]
         ch, cw = working_size(h, w, opts.max_size)
-        sh, sw = working_size(*style.shape[-2:], opts.max_size)
+        sh, sw = working_size(style.shape[-2], style.shape[-1], opts.max_size)
         c_full = content[None].to(dev, dt)  # (1, 3, H, W)
         c = _resize(c_full, (ch, cw))
         s = _resize(style[None].to(dev, dt), (sh, sw))
@@ -179,7 +206,31 @@ class Stylizer:
         options: StylizeOptions | None = None,
         protect: Iterable[str | Path] = (),
     ) -> Path:
-        """Read, stylize and write atomically; never writes onto an input file."""
+        """Read, stylize and write atomically; never writes onto an input file.
+
+        The output path is checked before any work: an unsupported suffix, a directory or one of
+        the inputs (or ``protect``) is refused with :class:`~photostyle.io.ImageError`. On any
+        failure no output file is left behind and an existing ``out`` is untouched.
+
+        Args:
+            content: content photo file.
+            style: style photo file.
+            out: output image (``.png``, ``.jpg``, ``.webp``, ``.tif``, ``.bmp``).
+            content_mask: optional DPST colour mask of the content.
+            style_mask: optional DPST colour mask of the style; required with ``content_mask``.
+            options: strength, working size, FA variant.
+            protect: further paths that must not be overwritten.
+
+        Returns:
+            ``out`` as a :class:`~pathlib.Path`.
+
+        Raises:
+            ImageError: an input cannot be read or ``out`` cannot be written.
+            ValueError: one mask without the other, or bad options.
+        """
+        inputs = [p for p in (content, style, content_mask, style_mask) if p is not None]
+        protected = [*inputs, *protect]  # ``protect`` may be a one-shot iterator
+        check_output_path(out, protect=protected)
         c = load_image(content)
         s = load_image(style)
         cm = sm = None
@@ -189,8 +240,32 @@ class Stylizer:
             cm = load_mask(content_mask, (c.shape[1], c.shape[2]))
             sm = load_mask(style_mask, (s.shape[1], s.shape[2]))
         result = self.stylize(c, s, content_mask=cm, style_mask=sm, options=options)
-        inputs = [p for p in (content, style, content_mask, style_mask) if p is not None]
-        return save_image(result, out, protect=[*inputs, *protect])
+        return save_image(result, out, protect=protected)
+
+
+def check_output_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> Path:
+    """Check, before any work, that :func:`photostyle.io.save_image` may write ``path``.
+
+    Args:
+        path: the intended output image.
+        protect: paths that must not be overwritten (the inputs).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ImageError: unsupported suffix, ``path`` is a directory or one of ``protect``.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in _SAVE_FORMATS:
+        known = " ".join(_SAVE_FORMATS)
+        raise ImageError(f"{target}: unsupported output format {suffix or '(none)'!r}; use {known}")
+    if any(_same_file(target, Path(p)) for p in protect):
+        raise ImageError(f"{target}: refusing to overwrite an input file")
+    if target.is_dir():
+        raise ImageError(f"{target}: is a directory")
+    return target
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "area") -> torch.Tensor:

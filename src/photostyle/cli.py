@@ -1,7 +1,7 @@
 """Command-line interface: wires arguments to the library API. Entry point: ``main(argv) -> int``.
 
-Exit codes: 0 success; 1 some pairs of a folder run failed; 2 bad input or usage (one-line message,
-no traceback); 130 interrupted.
+Exit codes: 0 success; 1 some pairs of a folder run failed, or training diverged; 2 bad input or
+usage (one-line message, no traceback); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from photostyle.io import ImageError
 
+if TYPE_CHECKING:
+    from photostyle.api import StylizeOptions, Stylizer
+
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_FAILED = 1  # a run that could not finish (e.g. training diverged)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,6 +30,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    p.add_argument(
+        "--encoder-weights",
+        help="VGG weights file or URL the stylizer was trained with (default: bundled VGG16)",
+    )
     p.add_argument(
         "--fa",
         choices=["paper", "mean_std", "wct", "quantile"],
@@ -66,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out-dir", type=Path, default=Path("out"), help="default: out/")
     _add_model_args(demo)
 
+    ev = sub.add_parser("eval", help="score methods on content/style pairs (SSIM, Gram, time)")
+    ev.add_argument("--pairs", type=Path, required=True, help="DPST-layout folder of pairs")
+    ev.add_argument(
+        "--method",
+        action="append",
+        help="photostyle-<fa> (paper, mean_std, wct, quantile), identity, reinhard, histogram; "
+        "repeatable (default: photostyle with the model's FA, reinhard, histogram, identity)",
+    )
+    ev.add_argument("--out-dir", type=Path, help="write each output and a contact sheet here")
+    ev.add_argument("--json", type=Path, help="write per-pair and mean scores as JSON")
+    ev.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
+    ev.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    _add_model_args(ev)
+
     tr = sub.add_parser("train", help="train a stylizer (paper Fig. 1) on an ImageFolder")
     tr.add_argument("--config", type=Path, help="JSON file with TrainConfig fields")
     tr.add_argument("--data", help="ImageFolder root (class = sub-folder)")
@@ -83,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-scp", action="store_true", help="ablation: drop the SCP losses")
     tr.add_argument("--no-restyle", action="store_true", help="ablation: drop re-stylization")
     tr.add_argument("--no-perceptual", action="store_true", help="ablation: drop perceptual losses")
+    tr.add_argument(
+        "--style-term",
+        choices=["stats", "feature"],
+        help="Eqs. (4), (6): channel statistics (default) or the literal feature difference",
+    )
+    tr.add_argument(
+        "--absolute-losses",
+        action="store_true",
+        help="plain squared errors instead of errors relative to each target's energy",
+    )
     tr.add_argument("--max-images", type=int, help="use at most N images per class")
     tr.add_argument("--time-limit", type=float, help="stop after this many seconds (resumable)")
     tr.add_argument("--device")
@@ -90,53 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stylizer(args: argparse.Namespace):
+def _stylizer(args: argparse.Namespace) -> Stylizer:
     from photostyle.api import Stylizer
 
-    return Stylizer(args.weights, device=args.device, fa=args.fa)
+    return Stylizer(
+        args.weights, device=args.device, encoder_weights=args.encoder_weights, fa=args.fa
+    )
 
 
-def _options(args: argparse.Namespace):
+def _options(args: argparse.Namespace) -> StylizeOptions:
     from photostyle.api import StylizeOptions
 
-    if not 0.0 <= args.alpha <= 1.0:
-        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
-    if args.max_size < 16:
-        raise ValueError(f"--max-size must be at least 16, got {args.max_size}")
     return StylizeOptions(alpha=args.alpha, max_size=args.max_size, fa=args.fa)
-
-
-@dataclass(frozen=True)
-class _Pair:
-    name: str
-    content: Path
-    style: Path
-    content_mask: Path | None
-    style_mask: Path | None
-
-
-def _find_pairs(root: Path, use_masks: bool) -> list[_Pair]:
-    content_dir, style_dir = root / "content", root / "style"
-    if not content_dir.is_dir() or not style_dir.is_dir():
-        raise ValueError(f"{root}: expected sub-folders content/ and style/")
-    pairs = []
-    for content in sorted(p for p in content_dir.iterdir() if p.is_file()):
-        if content.name.startswith("."):
-            continue
-        cm, sm = root / "content_mask" / content.name, root / "style_mask" / content.name
-        has_masks = use_masks and cm.is_file() and sm.is_file()
-        pairs.append(
-            _Pair(
-                content.stem,
-                content,
-                style_dir / content.name,
-                cm if has_masks else None,
-                sm if has_masks else None,
-            )
-        )
-    if not pairs:
-        raise ValueError(f"{content_dir}: no content photos")
-    return pairs
 
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
@@ -148,10 +145,16 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
         return _stylize_folder(args)
     if args.content is None or args.style is None or args.output is None:
         raise ValueError("stylize needs CONTENT STYLE -o OUTPUT (or --pairs DIR --out-dir DIR)")
+    from photostyle.api import check_output_path
+
     options = _options(args)
-    for path in (args.content, args.style, args.content_mask, args.style_mask):
+    inputs = [args.content, args.style, args.content_mask, args.style_mask]
+    if (args.content_mask is None) != (args.style_mask is None):
+        raise ValueError("give both --content-mask and --style-mask, or neither")
+    for path in inputs:
         if path is not None and not path.is_file():
             raise ImageError(f"{path}: no such file")
+    check_output_path(args.output, protect=[p for p in inputs if p is not None])
     out = _stylizer(args).stylize_files(
         args.content,
         args.style,
@@ -167,7 +170,20 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
 def _stylize_folder(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    pairs = _find_pairs(args.pairs, not args.no_masks)
+    from photostyle.api import check_output_path
+    from photostyle.data.pairs import find_pairs
+    from photostyle.eval.sheet import contact_sheet, thumbnail
+    from photostyle.io import image_to_tensor, save_image
+
+    pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
+    inputs = [
+        p
+        for pair in pairs
+        for p in (pair.content, pair.style, pair.content_mask, pair.style_mask)
+        if p is not None
+    ]
+    if args.sheet is not None:
+        check_output_path(args.sheet, protect=inputs)
     options = _options(args)
     stylizer = _stylizer(args)
     failed = 0
@@ -181,32 +197,19 @@ def _stylize_folder(args: argparse.Namespace) -> int:
                 content_mask=pair.content_mask,
                 style_mask=pair.style_mask,
                 options=options,
+                protect=inputs,
             )
             if args.sheet is not None:
-                rows.append([_thumb(p) for p in (pair.content, pair.style, out)])
+                rows.append([thumbnail(p) for p in (pair.content, pair.style, out)])
         except (ImageError, ValueError, OSError) as err:
             failed += 1
             tqdm.write(f"photostyle: {pair.name}: {_one_line(err)}", file=sys.stderr)
     done = len(pairs) - failed
     print(f"stylized {done} of {len(pairs)} pairs into {args.out_dir}; {failed} failed")
     if args.sheet is not None and rows:
-        from photostyle.eval.sheet import contact_sheet
-        from photostyle.utils import atomic_path
-
-        with atomic_path(args.sheet) as tmp:
-            contact_sheet(rows, labels=["content", "style", "result"]).save(tmp)
-        print(f"contact sheet: {args.sheet}")
+        sheet = contact_sheet(rows, labels=["content", "style", "result"])
+        print(f"contact sheet: {save_image(image_to_tensor(sheet), args.sheet, protect=inputs)}")
     return EXIT_PARTIAL if failed else EXIT_OK
-
-
-def _thumb(path: Path, height: int = 160):
-    import torch.nn.functional as F
-
-    from photostyle.io import load_image
-
-    img = load_image(path)
-    w = max(1, round(img.shape[2] * height / img.shape[1]))
-    return F.interpolate(img[None], size=(height, w), mode="area")[0]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -243,6 +246,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "arch": args.arch,
         "encoder_weights": args.encoder_weights,
         "beta": args.beta,
+        "style_term": args.style_term,
         "max_images": args.max_images,
         "time_limit_s": args.time_limit,
         "device": args.device,
@@ -253,6 +257,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ("no_scp", "use_scp"),
         ("no_restyle", "use_restyle"),
         ("no_perceptual", "use_perceptual"),
+        ("absolute_losses", "relative_losses"),
     ):
         if getattr(args, flag):
             base[key] = False
@@ -283,6 +288,69 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+    from tqdm import tqdm
+
+    from photostyle.data.pairs import Pair, find_pairs
+    from photostyle.eval.quality import (
+        evaluate,
+        make_methods,
+        markdown_table,
+        metric_encoder,
+        results_json,
+    )
+    from photostyle.eval.sheet import contact_sheet, thumbnail
+    from photostyle.io import save_image
+    from photostyle.utils import atomic_path
+
+    options = _options(args)  # validates --alpha / --max-size before any work
+    pairs = find_pairs(args.pairs, use_masks=not args.no_masks)[: args.limit]
+    loaded: list[Stylizer] = []
+
+    def stylizer() -> Stylizer:
+        if not loaded:
+            loaded.append(_stylizer(args))
+        return loaded[0]
+
+    names = args.method or [
+        "photostyle-" + (args.fa or stylizer().config.fa),
+        "reinhard",
+        "histogram",
+        "identity",
+    ]
+    methods = make_methods(names, stylizer, alpha=options.alpha, max_size=options.max_size)
+    outputs: dict[str, list[torch.Tensor]] = {}
+
+    def keep(pair: Pair, name: str, image: torch.Tensor) -> None:
+        if args.out_dir is not None:
+            save_image(image, args.out_dir / pair.name / f"{name}.png")
+            outputs.setdefault(pair.name, []).append(image)
+
+    with tqdm(total=len(pairs), desc="eval", unit="pair", file=sys.stderr) as bar:
+        results = evaluate(
+            pairs,
+            methods,
+            metric_encoder(),
+            use_masks=not args.no_masks,
+            on_output=keep,  # type: ignore[arg-type]
+            on_pair=lambda _: bar.update(),
+        )
+    print(markdown_table(results), end="")
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(results_json(results), indent=2))
+        print(f"scores: {args.json}")
+    if args.out_dir is not None:
+        rows = [[thumbnail(p.content), thumbnail(p.style), *outputs[p.name]] for p in pairs]
+        with atomic_path(args.out_dir / "sheet.png") as tmp:
+            contact_sheet(rows, labels=["content", "style", *methods]).save(tmp)
+        print(f"outputs and contact sheet: {args.out_dir}")
+    return EXIT_OK
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -291,10 +359,18 @@ def _one_line(err: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     from photostyle.models.weights import WeightsError
 
-    commands = {"stylize": _cmd_stylize, "demo": _cmd_demo, "train": _cmd_train}
+    commands = {
+        "stylize": _cmd_stylize,
+        "demo": _cmd_demo,
+        "eval": _cmd_eval,
+        "train": _cmd_train,
+    }
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
@@ -306,6 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"photostyle: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except FloatingPointError as err:  # training diverged; the last good checkpoint is kept
+        print(f"photostyle: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

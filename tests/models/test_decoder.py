@@ -129,4 +129,40 @@ def test_vgg16_decoder_mirrors_the_encoder():
         [(128, 128), (128, 64)],
         [(64, 64), (64, 3)],
     ]
-    assert sum(len(b) for b in (decoder.block4, decoder.block3, decoder.block2, decoder.block1)) == 9
+    assert (
+        sum(len(b) for b in (decoder.block4, decoder.block3, decoder.block2, decoder.block1)) == 9
+    )
+
+
+@pytest.mark.parametrize("variant", ["mean_std", "wct", "quantile"])
+def test_feature_scale_is_a_change_of_units(tiny_encoder, tiny_cfg, variant):
+    from photostyle.models.encoder import EncoderOutput
+
+    k = 0.125
+    torch.manual_seed(0)
+    scaled = Decoder(tiny_cfg, variant, feature_scale=k)
+    plain = Decoder(tiny_cfg, variant)
+    plain.load_state_dict(scaled.state_dict())
+    c, s = tiny_encoder(torch.rand(1, 3, 24, 32)), tiny_encoder(torch.rand(1, 3, 16, 16))
+
+    def times(e: EncoderOutput, f: float) -> EncoderOutput:
+        return EncoderOutput([t * f for t in e.taps], [t * f for t in e.pooled], e.indices, e.sizes)
+
+    # Decoding features f with scale k equals decoding k * f with scale 1; Q comes back in f's units.
+    a = scaled(c, s)
+    b = plain(times(c, k), times(s, k))
+    torch.testing.assert_close(a.image, b.image, rtol=1e-4, atol=1e-5)
+    for qa, qb in zip(a.q, b.q, strict=True):
+        torch.testing.assert_close(qa * k, qb, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="feature_scale"):
+        Decoder(tiny_cfg, variant, feature_scale=0.0)
+
+
+def test_caffe_models_decode_at_torchvision_scale():
+    from photostyle.models.encoder import FEATURE_SCALE, VGGEncoder
+    from photostyle.train.pipeline import TwoStageModel
+
+    model = TwoStageModel(VGGEncoder(VGG16, "caffe_bgr255"), "mean_std")
+    assert model.u.feature_scale == model.v.feature_scale == FEATURE_SCALE["caffe_bgr255"]
+    assert FEATURE_SCALE["caffe_bgr255"] == pytest.approx(1 / 57.63, rel=1e-3)
+    assert FEATURE_SCALE["torch_rgb"] == 1.0

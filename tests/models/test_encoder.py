@@ -58,7 +58,11 @@ def test_normalize_caffe_bgr255_one_pixel():
     r, g, b = 0.2, 0.5, 0.9
     x = torch.tensor([r, g, b]).view(1, 3, 1, 1)
     y = normalize_input(x, "caffe_bgr255").flatten().tolist()
-    expected = [b * 255 - CAFFE_MEAN_BGR[0], g * 255 - CAFFE_MEAN_BGR[1], r * 255 - CAFFE_MEAN_BGR[2]]
+    expected = [
+        b * 255 - CAFFE_MEAN_BGR[0],
+        g * 255 - CAFFE_MEAN_BGR[1],
+        r * 255 - CAFFE_MEAN_BGR[2],
+    ]
     assert y == pytest.approx(expected, abs=1e-4)
     # Hand-computed numbers: B = 0.9*255 - 103.939 = 125.561, G = 127.5 - 116.779, R = 51 - 123.68.
     assert y == pytest.approx([125.561, 10.721, -72.68], abs=1e-3)
@@ -99,19 +103,15 @@ def test_rejects_too_small(tiny_encoder, size):
         tiny_encoder(torch.rand(1, 3, *size))
 
 
-@pytest.mark.xfail(
-    reason="src bug: VGGEncoder.forward accepts H, W >= 8 (docstring and check) but with the default "
-    "reflect padding any side in 8..15 leaves relu4_1's input 1 px wide and F.pad raises a "
-    "RuntimeError instead of working or raising ValueError",
-    strict=True,
-)
-@pytest.mark.parametrize("size", [(8, 8), (15, 20)])
-def test_smallest_accepted_size_works_or_is_rejected_cleanly(tiny_encoder, size):
-    x = torch.rand(1, 3, *size)
-    try:
-        out = tiny_encoder(x)
-    except ValueError:
-        return  # a clean rejection is acceptable
+@pytest.mark.parametrize("size", [(8, 8), (15, 20), (20, 15)])
+def test_sides_below_16_are_rejected_cleanly(tiny_encoder, size):
+    with pytest.raises(ValueError, match="too small"):
+        tiny_encoder(torch.rand(1, 3, *size))
+
+
+@pytest.mark.parametrize("size", [(16, 16), (17, 23), (31, 16)])
+def test_smallest_sizes_encode(tiny_encoder, size):
+    out = tiny_encoder(torch.rand(1, 3, *size))
     assert out.taps[3].shape[-2:] == (size[0] // 8, size[1] // 8)
 
 

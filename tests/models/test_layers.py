@@ -301,7 +301,11 @@ def test_masks_work_for_every_variant(variant):
     x = torch.randn(2, 3, 4, 8, requires_grad=True)
     y = torch.randn(2, 3, 6, 6)
     z = feature_aggregation(
-        x, y, variant, x_labels=_halves(4, 8).repeat(2, 1, 1), y_labels=_halves(6, 6).repeat(2, 1, 1)
+        x,
+        y,
+        variant,
+        x_labels=_halves(4, 8).repeat(2, 1, 1),
+        y_labels=_halves(6, 6).repeat(2, 1, 1),
     )
     assert z.shape == x.shape and torch.isfinite(z).all()
     z.sum().backward()

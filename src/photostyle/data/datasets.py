@@ -34,6 +34,9 @@ class ImageList:
 def image_folder(root: str | Path) -> ImageList:
     """List an ImageFolder tree: ``root/<class>/<image>``; files directly in root get class ``"."``.
 
+    Images in sub-folders of a class belong to that class. Hidden files and folders (names starting
+    with ``"."``, e.g. macOS ``._photo.jpg``) and files of other types are ignored.
+
     Raises:
         FileNotFoundError: ``root`` is not a directory or holds no images.
     """
@@ -45,8 +48,9 @@ def image_folder(root: str | Path) -> ImageList:
     classes: list[str] = []
     groups: dict[str, list[Path]] = {}
     for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            rel = path.relative_to(root)
+        rel = path.relative_to(root)
+        hidden = any(part.startswith(".") for part in rel.parts)
+        if path.suffix.lower() in IMAGE_SUFFIXES and not hidden and path.is_file():
             groups.setdefault(rel.parts[0] if len(rel.parts) > 1 else ".", []).append(path)
     for name in sorted(groups):
         classes.append(name)

@@ -1,15 +1,19 @@
 """Perceptual distances between all training images (paper Eq. (9)).
 
-``A(I_j, I_k) = sum_i ||phi_i(I_j) - phi_i(I_k)||^2`` over relu1_1..relu4_1. Every image is
-resized to a fixed ``size x size`` so that feature maps are comparable; the flattened features of
-all images are kept (float16) and the M x M matrix is computed blockwise with
-``||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b``. This is exact Eq. (9) at that size and fits in
-memory for tens of thousands of images at size 32 (about 120k dimensions per image).
+``A(I_j, I_k) = sum_i ||phi_i(I_j) - phi_i(I_k)||^2`` over relu1_1..relu4_1, with ``||.||^2`` a
+mean over the elements of each map (the convention of the losses, Eqs. (2)-(9)). Every image is
+resized to a fixed ``size x size`` so that feature maps are comparable; each map is scaled by
+``1 / sqrt(numel)`` and flattened, so that the squared L2 distance of the concatenated features
+is exactly that sum of means. The features of all images are kept (float16) and the M x M matrix
+is computed blockwise with ``||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b``. This is exact Eq. (9) at
+that size and fits in memory for tens of thousands of images at size 32 (about 120k dimensions
+per image).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,9 @@ def perceptual_features(
 ) -> tuple[torch.Tensor, list[int]]:
     """Flattened relu1_1..relu4_1 features of every image at ``size x size``.
 
+    Each map is divided by ``sqrt(numel)`` so that squared L2 distances between rows are Eq. (9)
+    with per-map means. Unreadable images are replaced by a uniform grey (0.5) image.
+
     Args:
         paths: image files.
         encoder: the fixed VGG encoder.
@@ -61,7 +68,8 @@ def perceptual_features(
             batch.append(F.interpolate(img[None], (size, size), mode="bilinear", antialias=True))
         x = torch.cat(batch).to(device)  # (b, 3, size, size)
         taps = encoder.taps(x)
-        feats.append(torch.cat([t.flatten(1) for t in taps], dim=1).half().cpu())  # (b, D)
+        flat = [t.flatten(1) / math.sqrt(t[0].numel()) for t in taps]  # mean-normalised maps
+        feats.append(torch.cat(flat, dim=1).half().cpu())  # (b, D)
         if on_batch is not None:
             on_batch(len(batch))
     return torch.cat(feats), bad

@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from photostyle.io import tensor_to_image
+from photostyle.io import load_image, tensor_to_image
+
+
+def thumbnail(path: str | Path, height: int = 160) -> torch.Tensor:
+    """Load a photo (see :func:`photostyle.io.load_image`) scaled to ``height`` pixels high.
+
+    Keeps contact sheets of many large photos small in memory.
+
+    Args:
+        path: the image file.
+        height: height of the result in pixels.
+
+    Returns:
+        (3, height, W') RGB in [0, 1], aspect ratio kept.
+
+    Raises:
+        ImageError: the file cannot be read.
+        ValueError: ``height`` is not positive.
+    """
+    if height < 1:
+        raise ValueError(f"height must be positive, got {height}")
+    img = load_image(path)
+    w = max(1, round(img.shape[2] * height / img.shape[1]))
+    mode = "area" if height <= img.shape[1] else "bilinear"
+    align = False if mode == "bilinear" else None
+    return F.interpolate(img[None], size=(height, w), mode=mode, align_corners=align)[0].clamp(0, 1)
 
 
 def contact_sheet(

@@ -1,5 +1,11 @@
 """Losses of the paper: SCP (Eq. (2)) and perceptual (Eqs. (3)-(7))."""
 
-from photostyle.losses.losses import SCPHead, perceptual_loss, scp_loss
+from photostyle.losses.losses import (
+    SCPHead,
+    channel_stats,
+    perceptual_loss,
+    scp_loss,
+    statistics_loss,
+)
 
-__all__ = ["SCPHead", "perceptual_loss", "scp_loss"]
+__all__ = ["SCPHead", "channel_stats", "perceptual_loss", "scp_loss", "statistics_loss"]

@@ -14,16 +14,17 @@ P^i so that the SCP loss (Eq. (2)) can compare them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photostyle.models.encoder import EncoderOutput, VGGConfig
+from photostyle.models.encoder import EncoderOutput, PaddingMode, VGGConfig
 from photostyle.models.layers import FAVariant, FeatureAggregation
 
 
-def _conv(in_ch: int, out_ch: int, padding_mode: str) -> nn.Conv2d:
+def _conv(in_ch: int, out_ch: int, padding_mode: PaddingMode) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 3, padding=1, padding_mode=padding_mode)
 
 
@@ -47,12 +48,22 @@ class Decoder(nn.Module):
         config: the encoder's configuration (widths and depths are mirrored).
         fa: default FA variant for all four FA layers.
         padding_mode: padding of the 3x3 convolutions.
+        feature_scale: encoder features are multiplied by this on the way in, and Q^i divided by
+            it on the way out (so Eq. (2) compares Q^i with P^i in the encoder's units); see
+            ``photostyle.models.encoder.FEATURE_SCALE``. The FA variants are scale-equivariant.
     """
 
     def __init__(
-        self, config: VGGConfig, fa: FAVariant = "mean_std", padding_mode: str = "reflect"
+        self,
+        config: VGGConfig,
+        fa: FAVariant = "mean_std",
+        padding_mode: PaddingMode = "reflect",
+        feature_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not feature_scale > 0:
+            raise ValueError(f"feature_scale must be positive, got {feature_scale}")
+        self.feature_scale = feature_scale
         w1, w2, w3, w4 = config.widths
         self.fa = nn.ModuleList(FeatureAggregation(fa) for _ in range(4))  # FA1..FA4
         # Block 4: Conv_4_d1 then the extra Conv_4_d2 of the same output shape.
@@ -67,12 +78,17 @@ class Decoder(nn.Module):
         self.block3, self.block2, self.block1 = blocks
 
     @property
+    def fa_layers(self) -> list[FeatureAggregation]:
+        """FA1..FA4, typed (``nn.ModuleList`` is not generic: its items are plain ``Module``)."""
+        return [cast(FeatureAggregation, layer) for layer in self.fa]
+
+    @property
     def variant(self) -> FAVariant:
-        return self.fa[0].variant
+        return self.fa_layers[0].variant
 
     def set_variant(self, variant: FAVariant) -> None:
         """Switch all FA layers to another parameter-free variant."""
-        for layer in self.fa:
+        for layer in self.fa_layers:
             layer.variant = variant
 
     def forward(
@@ -99,19 +115,20 @@ class Decoder(nn.Module):
         if content.taps[0].shape[0] != style.taps[0].shape[0]:
             raise ValueError("content and style batches differ in size")
 
+        k = self.feature_scale
+
         def aggregate(level: int, h: torch.Tensor) -> torch.Tensor:
-            return self.fa[level](
-                h, style.taps[level], x_labels=content_labels, y_labels=style_labels, alpha=alpha
-            )
+            y = style.taps[level] * k if k != 1.0 else style.taps[level]
+            return self.fa[level](h, y, x_labels=content_labels, y_labels=style_labels, alpha=alpha)
 
         q: list[torch.Tensor] = [torch.empty(0)] * 3
-        h = aggregate(3, content.taps[3])  # (B, w4, H/8, W/8)
+        h = aggregate(3, content.taps[3] * k if k != 1.0 else content.taps[3])  # (B, w4, H/8, W/8)
         for conv in self.block4:
             h = F.relu(conv(h))
-        q[2] = h  # Q^3: (B, w3, H/8, W/8)
+        q[2] = h / k  # Q^3: (B, w3, H/8, W/8), in the encoder's units
         for level, block in ((2, self.block3), (1, self.block2), (0, self.block1)):
             h = F.max_unpool2d(
-                h, content.indices[level], 2, 2, output_size=content.sizes[level]
+                h, content.indices[level], (2, 2), (2, 2), output_size=content.sizes[level]
             )  # (B, w, 2h, 2w) with values at the content's max locations
             h = aggregate(level, h)
             for i, conv in enumerate(block):
@@ -119,5 +136,5 @@ class Decoder(nn.Module):
                 if level > 0 or i < len(block) - 1:
                     h = F.relu(h)
             if level > 0:
-                q[level - 1] = h  # Q^{level}
+                q[level - 1] = h / k  # Q^{level}, in the encoder's units
         return DecoderOutput(image=h, q=q)

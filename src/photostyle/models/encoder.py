@@ -15,9 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 InputConvention = Literal["caffe_bgr255", "torch_rgb"]
+# Padding of the 3x3 convolutions; the values ``nn.Conv2d`` accepts.
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 # Caffe VGG (and Keras VGG16): BGR, 0..255, minus the per-channel mean, B first.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+MIN_SIDE = 16  # smallest image side: relu4_1 (1/8 scale) needs 2 px for reflection padding
+# Caffe-convention VGG features are ~255 * 0.226 = 58x those of torchvision-convention VGG (inputs in
+# 0..255 rather than standardised). The decoder works on features at torchvision scale, where default
+# initialisation gives outputs near [0, 1]; FEATURE_SCALE brings each convention there.
+FEATURE_SCALE: dict[str, float] = {"caffe_bgr255": 1.0 / (255.0 * 0.226), "torch_rgb": 1.0}
 # torchvision VGG: RGB, 0..1, standardised with the ImageNet statistics.
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCH_STD_RGB = (0.229, 0.224, 0.225)
@@ -98,7 +105,7 @@ class VGGEncoder(nn.Module):
         self,
         config: VGGConfig = VGG16,
         convention: InputConvention = "caffe_bgr255",
-        padding_mode: str = "reflect",
+        padding_mode: PaddingMode = "reflect",
     ) -> None:
         super().__init__()
         self.config = config
@@ -123,14 +130,15 @@ class VGGEncoder(nn.Module):
         """Encode an RGB image.
 
         Args:
-            x: (B, 3, H, W) RGB in [0, 1]; H, W >= 8.
+            x: (B, 3, H, W) RGB in [0, 1]; H, W >= 16 (relu4_1 at 1/8 scale must be at least 2 px
+                for reflection padding).
 
         Returns:
             EncoderOutput with taps relu1_1..relu4_1, P^1..P^3, pool indices and pre-pool sizes.
         """
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (B, 3, H, W) RGB, got {tuple(x.shape)}")
-        if min(x.shape[-2:]) < 8:
+        if min(x.shape[-2:]) < MIN_SIDE:
             raise ValueError(f"image too small for 3 poolings: {tuple(x.shape[-2:])}")
         h = normalize_input(x, self.convention)
         out = EncoderOutput(taps=[], pooled=[], indices=[], sizes=[])

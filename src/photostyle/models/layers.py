@@ -161,7 +161,7 @@ def feature_aggregation(
             out.append(transform(xf[i], yf[i]))
             continue
         xl = resize_labels(x_labels[i : i + 1], (h, w)).reshape(-1)  # (N,)
-        yl = resize_labels(y_labels[i : i + 1], tuple(y.shape[-2:])).reshape(-1)  # (M,)
+        yl = resize_labels(y_labels[i : i + 1], (y.shape[-2], y.shape[-1])).reshape(-1)  # (M,)
         z = torch.empty_like(xf[i])
         for label in xl.unique().tolist():
             xs = xl == label

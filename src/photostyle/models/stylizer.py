@@ -10,9 +10,11 @@ from torch import nn
 
 from photostyle.models.decoder import Decoder, DecoderOutput
 from photostyle.models.encoder import (
+    FEATURE_SCALE,
     VGG_CONFIGS,
     EncoderOutput,
     InputConvention,
+    PaddingMode,
     VGGConfig,
     VGGEncoder,
 )
@@ -28,7 +30,7 @@ class ModelConfig:
     depths: tuple[int, int, int, int] = (2, 2, 3, 1)  # encoder convs per block up to relu4_1
     convention: InputConvention = "caffe_bgr255"  # input convention of the encoder weights
     fa: FAVariant = "mean_std"  # FA variant used in training (others can be chosen at inference)
-    padding_mode: str = "reflect"  # padding of all 3x3 convolutions
+    padding_mode: PaddingMode = "reflect"  # padding of all 3x3 convolutions
     encoder_sha256: str = ""  # sha256 of the encoder weights file the decoder was trained with
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
 
@@ -82,7 +84,9 @@ class PhotoStylizer(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = encoder or VGGEncoder(config.vgg(), config.convention, config.padding_mode)
-        self.decoder = Decoder(config.vgg(), config.fa, config.padding_mode)
+        self.decoder = Decoder(
+            config.vgg(), config.fa, config.padding_mode, FEATURE_SCALE[config.convention]
+        )
 
     def forward(
         self,

@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from photostyle.models.encoder import InputConvention, VGGConfig, VGGEncoder
+from photostyle.models.encoder import InputConvention, PaddingMode, VGGConfig, VGGEncoder
 from photostyle.utils import atomic_path, sha256_file
 
 BUNDLED_VGG16 = "vgg16_imagenet.safetensors"
@@ -128,7 +128,7 @@ def build_encoder(
     config: VGGConfig,
     *,
     sha256: str | None = None,
-    padding_mode: str = "reflect",
+    padding_mode: PaddingMode = "reflect",
 ) -> VGGEncoder:
     """A frozen encoder with weights from ``source`` (see :func:`load_vgg_weights`)."""
     state, convention = load_vgg_weights(source, config, sha256=sha256)

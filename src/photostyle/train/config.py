@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from photostyle.data.sampler import SamplingConfig
+from photostyle.models.encoder import VGG_CONFIGS
 from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.train.pipeline import StyleTerm
 
 
 @dataclass
@@ -27,6 +29,8 @@ class TrainConfig:
     lr: float = 1e-4  # Adam learning rate (paper: 1e-4)
     adam_betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2) (paper: 0.5, 0.999)
     beta: float = 1.0  # Eq. (8) weight of the perceptual losses (paper: 1)
+    style_term: StyleTerm = "stats"  # Eqs. (4),(6): "stats" (channel mean/std) or literal "feature"
+    relative_losses: bool = True  # squared errors relative to their target's energy (losses.py)
     use_scp: bool = True  # ablation switch: SCP losses L_r (Eq. (2))
     use_restyle: bool = True  # ablation switch: re-stylization stage V (Fig. 1)
     use_perceptual: bool = True  # ablation switch: perceptual losses L_p (Eqs. (3)-(7))
@@ -48,6 +52,16 @@ class TrainConfig:
             raise ValueError("crop must be >= 16, batch_size >= 1, steps >= 0")
         if not (self.use_scp or self.use_perceptual):
             raise ValueError("at least one of the SCP and perceptual losses must be on")
+        if self.style_term not in ("stats", "feature"):
+            raise ValueError(f"style_term must be 'stats' or 'feature', got {self.style_term!r}")
+        if self.arch not in VGG_CONFIGS:
+            raise ValueError(f"unknown arch {self.arch!r}; choose from {sorted(VGG_CONFIGS)}")
+        if not (self.lr > 0 and self.beta >= 0 and all(0 <= b < 1 for b in self.adam_betas)):
+            raise ValueError("lr must be > 0, beta >= 0 and both Adam betas in [0, 1)")
+        if min(self.log_every, self.image_every, self.ckpt_every) < 1 or self.workers < 0:
+            raise ValueError("log_every, image_every, ckpt_every must be >= 1 and workers >= 0")
+        if self.index_size < 16 or (self.max_images is not None and self.max_images < 1):
+            raise ValueError("index_size must be >= 16 and max_images >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

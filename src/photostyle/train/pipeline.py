@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from photostyle.losses import SCPHead, perceptual_loss
+from photostyle.losses import SCPHead, perceptual_loss, statistics_loss
 from photostyle.models.decoder import Decoder
-from photostyle.models.encoder import VGGEncoder
+from photostyle.models.encoder import FEATURE_SCALE, PaddingMode, VGGEncoder
 from photostyle.models.layers import FAVariant
+
+StyleTerm = Literal["stats", "feature"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class LossSwitches:
     restyle: bool = True  # the V stage and its terms
     perceptual: bool = True  # all L_p terms
     beta: float = 1.0  # weight of the perceptual terms
+    style_term: StyleTerm = "stats"  # Eqs. (4), (6): channel statistics or the literal feature diff
+    relative: bool = True  # each squared error relative to its target's energy (see losses.py)
 
 
 class TwoStageModel(nn.Module):
@@ -32,12 +37,15 @@ class TwoStageModel(nn.Module):
         padding_mode: conv padding of the decoders.
     """
 
-    def __init__(self, encoder: VGGEncoder, fa: FAVariant, padding_mode: str = "reflect") -> None:
+    def __init__(
+        self, encoder: VGGEncoder, fa: FAVariant, padding_mode: PaddingMode = "reflect"
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         cfg = encoder.config
-        self.u = Decoder(cfg, fa, padding_mode)
-        self.v = Decoder(cfg, fa, padding_mode)
+        scale = FEATURE_SCALE[encoder.convention]
+        self.u = Decoder(cfg, fa, padding_mode, scale)
+        self.v = Decoder(cfg, fa, padding_mode, scale)
         self.scp_u = SCPHead(cfg.widths[:3])
         self.scp_v = SCPHead(cfg.widths[:3])
 
@@ -56,6 +64,16 @@ class TwoStageModel(nn.Module):
             (losses, images): ``losses["total"]`` is Eq. (8); the other entries are its terms
             (detached); ``images`` holds the stylized ``u`` and re-stylized ``v`` outputs.
         """
+        rel = switches.relative
+
+        def content_term(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+            return perceptual_loss(a, b, relative=rel)
+
+        def style_term(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+            if switches.style_term == "feature":
+                return perceptual_loss(a, b, relative=rel)
+            return statistics_loss(a, b, relative=rel)
+
         with torch.no_grad():
             enc_c, enc_s = self.encoder(ic), self.encoder(is_)
         out_u = self.u(enc_c, enc_s)  # U(I_c, I_s)
@@ -63,10 +81,10 @@ class TwoStageModel(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         images = {"u": out_u.image}
         if switches.scp:
-            terms["scp_u"] = self.scp_u(out_u.q, enc_c.pooled)  # sum_i L_r^{U,i}, Eq. (2)
+            terms["scp_u"] = self.scp_u(out_u.q, enc_c.pooled, relative=rel)  # Eq. (2), sum_i
         if switches.perceptual:
-            terms["p_u1"] = perceptual_loss(enc_c.taps, enc_u.taps)  # Eq. (3)
-            terms["p_u2"] = perceptual_loss(enc_s.taps, enc_u.taps)  # Eq. (4)
+            terms["p_u1"] = content_term(enc_c.taps, enc_u.taps)  # Eq. (3)
+            terms["p_u2"] = style_term(enc_s.taps, enc_u.taps)  # Eq. (4)
         if switches.restyle:
             with torch.no_grad():
                 enc_t = self.encoder(it)
@@ -74,11 +92,11 @@ class TwoStageModel(nn.Module):
             enc_v = self.encoder(out_v.image)
             images["v"] = out_v.image
             if switches.scp:
-                terms["scp_v"] = self.scp_v(out_v.q, enc_u.pooled)  # sum_i L_r^{V,i}, Eq. (2)
+                terms["scp_v"] = self.scp_v(out_v.q, enc_u.pooled, relative=rel)  # Eq. (2)
             if switches.perceptual:
-                terms["p_v1"] = perceptual_loss(enc_u.taps, enc_v.taps)  # Eq. (5)
-                terms["p_v2"] = perceptual_loss(enc_t.taps, enc_v.taps)  # Eq. (6)
-                terms["p_c"] = perceptual_loss(enc_c.taps, enc_v.taps)  # Eq. (7)
+                terms["p_v1"] = content_term(enc_u.taps, enc_v.taps)  # Eq. (5)
+                terms["p_v2"] = style_term(enc_t.taps, enc_v.taps)  # Eq. (6)
+                terms["p_c"] = content_term(enc_c.taps, enc_v.taps)  # Eq. (7)
         # Eq. (8): L = sum L_r^U + sum L_r^V + beta * (L_p^c + sum L_p^U + sum L_p^V)
         scp = sum((t for k, t in terms.items() if k.startswith("scp")), ic.new_zeros(()))
         perc = sum((t for k, t in terms.items() if k.startswith("p_")), ic.new_zeros(()))

@@ -125,7 +125,12 @@ class Trainer:
         params = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas)
         self.switches = LossSwitches(
-            config.use_scp, config.use_restyle, config.use_perceptual, config.beta
+            scp=config.use_scp,
+            restyle=config.use_restyle,
+            perceptual=config.use_perceptual,
+            beta=config.beta,
+            style_term=config.style_term,
+            relative=config.relative_losses,
         )
         self.images = _subset(image_folder(config.data), config.max_images)
         self.index = self._load_or_build_index(on_index_batch)
@@ -210,6 +215,17 @@ class Trainer:
         )
         export_stylizer(self.stylizer_path, self.model, self.model_config(), self.config, self.step)
 
+    def _save_before_failing(self) -> None:
+        """Checkpoint the progress since the last save, unless the weights themselves diverged.
+
+        Non-finite weights would overwrite the last good checkpoint and export a broken stylizer,
+        so in that case the files on disk are left as they are.
+        """
+        if all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self.save()
+        else:
+            logger.error("weights are not finite; keeping the checkpoint of an earlier step")
+
     def _loader(self) -> DataLoader:
         b = self.config.batch_size
         total = self.config.steps * b
@@ -237,17 +253,15 @@ class Trainer:
             for ic, is_, it in self._loader():
                 ic, is_, it = (t.to(self.device) for t in (ic, is_, it))
                 losses, images = self.model(ic, is_, it, self.switches)
-                total = losses["total"]
-                if not math.isfinite(float(total.detach())):
-                    self.save()
-                    raise FloatingPointError(
-                        f"loss became {float(total.detach())} at step {self.step}"
-                    )
+                values = {k: float(v.detach()) for k, v in losses.items()}  # "total" has grad
+                if not math.isfinite(values["total"]):
+                    self._save_before_failing()
+                    raise FloatingPointError(f"loss became {values['total']} at step {self.step}")
                 self.optimizer.zero_grad(set_to_none=True)
-                total.backward()
+                losses["total"].backward()
                 self.optimizer.step()
                 self.step += 1
-                last = {k: float(v) for k, v in losses.items()}
+                last = values
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     self.history.append({"step": self.step, **last})
                     log.scalars(self.step, last)

@@ -1,0 +1,130 @@
+"""Quality metrics of photorealistic style transfer: SSIM to the content, Gram distance to style.
+
+- SSIM (Wang et al. 2004) between output and content, on luma, at the content's size: structure kept
+  (1 = identical structure). Computed with scikit-image's reference implementation (Gaussian window,
+  sigma 1.5, the paper's constants).
+- Gram distance between output and style on VGG relu1_1..relu4_1 (the style statistics of Gatys et
+  al.), and its ratio to the content-vs-style distance: 1.0 = no transfer, 0 = style matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from photostyle.models.encoder import VGGEncoder
+
+# ITU-R BT.601 luma weights, as in most SSIM reports (and PIL's "L" conversion).
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """Grey level of an RGB image. Shape: (3, H, W) -> (H, W)."""
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) RGB image, got {tuple(image.shape)}")
+    weights = image.new_tensor(_LUMA)[:, None, None]
+    return (image * weights).sum(dim=0)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Structural similarity of two RGB images in [0, 1], on luma.
+
+    Args:
+        a: (3, H, W) RGB in [0, 1].
+        b: (3, H, W) RGB in [0, 1], same size.
+
+    Returns:
+        SSIM in [-1, 1]; 1 for identical images.
+    """
+    from skimage.metrics import structural_similarity
+
+    if a.shape != b.shape:
+        raise ValueError(f"SSIM needs equal sizes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    ga = luma(a.detach().double().cpu()).numpy()
+    gb = luma(b.detach().double().cpu()).numpy()
+    value = structural_similarity(
+        ga, gb, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
+    return float(np.asarray(value))
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Channel Gram matrix over the number of locations. Shape: (B, C, H, W) -> (B, C, C)."""
+    if features.ndim != 4:
+        raise ValueError(f"expected (B, C, H, W) features, got {tuple(features.shape)}")
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (h * w)
+
+
+def gram_distance(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Sum over layers of the mean squared difference of Gram matrices.
+
+    Args:
+        a: feature maps of one image per layer, each (B, C_i, H_i, W_i).
+        b: feature maps of the other image, same channels (sizes may differ).
+
+    Returns:
+        (B,) distances; 0 when the Gram matrices agree.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"got {len(a)} and {len(b)} feature maps")
+    total = a[0].new_zeros(a[0].shape[0])
+    for fa, fb in zip(a, b, strict=True):
+        diff = gram_matrix(fa) - gram_matrix(fb)  # (B, C, C)
+        total = total + diff.pow(2).mean(dim=(1, 2))
+    return total
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Metrics of one stylized output."""
+
+    ssim: float  # SSIM(output, content) on luma at the content's size
+    gram: float  # Gram distance(output, style), VGG relu1_1..relu4_1
+    gram_ratio: float  # gram / Gram distance(content, style): 1 = no transfer, 0 = matched
+
+
+def _encode_for_gram(encoder: VGGEncoder, image: torch.Tensor, size: int) -> list[torch.Tensor]:
+    h, w = image.shape[-2:]
+    scale = min(1.0, size / max(h, w))
+    x = image[None].to(next(encoder.parameters()).device, torch.float32)
+    if scale < 1.0:
+        x = F.interpolate(
+            x, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="area"
+        )
+    return encoder(x).taps
+
+
+@torch.inference_mode()
+def score_pair(
+    output: torch.Tensor,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    encoder: VGGEncoder,
+    *,
+    gram_size: int = 512,
+) -> PairScores:
+    """SSIM to the content and Gram distance (and ratio) to the style of one output.
+
+    Args:
+        output: (3, H, W) stylized image in [0, 1].
+        content: (3, H, W) content image in [0, 1].
+        style: (3, Hs, Ws) style image in [0, 1].
+        encoder: VGG encoder whose taps define the Gram statistics.
+        gram_size: images are shrunk so their longest side is at most this for the Gram term.
+
+    Returns:
+        PairScores.
+    """
+    taps_o = _encode_for_gram(encoder, output, gram_size)
+    taps_c = _encode_for_gram(encoder, content, gram_size)
+    taps_s = _encode_for_gram(encoder, style, gram_size)
+    gram = float(gram_distance(taps_o, taps_s)[0])
+    baseline = float(gram_distance(taps_c, taps_s)[0])
+    ratio = gram / baseline if baseline > 0 else float("nan")
+    return PairScores(ssim=ssim(output, content), gram=gram, gram_ratio=ratio)

@@ -1,0 +1,212 @@
+"""Quality evaluation on content/style pairs: every method through one code path.
+
+A method is a function ``(content, style, content_mask, style_mask) -> output`` on (3, H, W)
+tensors in [0, 1] (masks are (H, W) int64 label maps or None). :func:`evaluate` runs each method
+on each pair, times it and scores it with :func:`photostyle.eval.metrics.score_pair`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol, cast
+
+import torch
+
+from photostyle.api import StylizeOptions, Stylizer
+from photostyle.eval.baselines import BASELINES
+from photostyle.eval.metrics import score_pair
+from photostyle.io import load_image, load_mask
+from photostyle.models.encoder import VGG16, VGGEncoder
+from photostyle.models.layers import FAVariant
+from photostyle.models.weights import build_encoder
+
+Method = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor
+]
+
+
+class PairLike(Protocol):
+    """A content/style pair on disk (see :func:`photostyle.data.pairs.find_pairs`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def content(self) -> Path: ...
+    @property
+    def style(self) -> Path: ...
+    @property
+    def content_mask(self) -> Path | None: ...
+    @property
+    def style_mask(self) -> Path | None: ...
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method on one pair."""
+
+    pair: str  # pair name (content file stem)
+    method: str  # method name
+    ssim: float  # SSIM(output, content), luma, content size
+    gram: float  # Gram distance(output, style)
+    gram_ratio: float  # gram / Gram distance(content, style)
+    seconds: float  # wall time of the method (stylization only, no I/O)
+
+
+def baseline_method(name: str) -> Method:
+    """A classical baseline (``identity``, ``reinhard``, ``histogram``) as a method (no masks)."""
+    fn = BASELINES[name]
+
+    def run(
+        content: torch.Tensor,
+        style: torch.Tensor,
+        content_mask: torch.Tensor | None,
+        style_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        return fn(content, style)
+
+    return run
+
+
+def metric_encoder(device: str | torch.device = "cpu") -> VGGEncoder:
+    """The bundled ImageNet VGG16: the fixed yardstick of the Gram metric, whatever the model."""
+    return build_encoder(None, VGG16).to(device)
+
+
+def evaluate(
+    pairs: Sequence[PairLike],
+    methods: Mapping[str, Method],
+    encoder: VGGEncoder,
+    *,
+    use_masks: bool = True,
+    on_output: Callable[[PairLike, str, torch.Tensor], None] | None = None,
+    on_pair: Callable[[PairLike], None] | None = None,
+) -> list[MethodResult]:
+    """Run and score every method on every pair.
+
+    Args:
+        pairs: content/style pairs (with optional mask paths).
+        methods: name -> method.
+        encoder: VGG encoder for the Gram metric.
+        use_masks: pass the pair's masks to the methods (when the pair has both).
+        on_output: called with (pair, method name, output) after each run, e.g. to save it.
+        on_pair: called after each pair (progress).
+
+    Returns:
+        One :class:`MethodResult` per (pair, method), in order.
+    """
+    results = []
+    for pair in pairs:
+        content, style = load_image(pair.content), load_image(pair.style)
+        cm = sm = None
+        if use_masks and pair.content_mask is not None and pair.style_mask is not None:
+            cm = load_mask(pair.content_mask, (content.shape[1], content.shape[2]))
+            sm = load_mask(pair.style_mask, (style.shape[1], style.shape[2]))
+        for name, method in methods.items():
+            start = time.perf_counter()
+            output = method(content, style, cm, sm)
+            seconds = time.perf_counter() - start
+            scores = score_pair(output, content, style, encoder)
+            results.append(MethodResult(pair.name, name, **asdict(scores), seconds=seconds))
+            if on_output is not None:
+                on_output(pair, name, output)
+        if on_pair is not None:
+            on_pair(pair)
+    return results
+
+
+def summarize(results: Sequence[MethodResult]) -> dict[str, dict[str, float]]:
+    """Mean of each metric per method, in first-seen method order."""
+    by_method: dict[str, list[MethodResult]] = {}
+    for r in results:
+        by_method.setdefault(r.method, []).append(r)
+    summary = {}
+    for method, rows in by_method.items():
+        summary[method] = {
+            key: math.fsum(getattr(r, key) for r in rows) / len(rows)
+            for key in ("ssim", "gram", "gram_ratio", "seconds")
+        }
+        summary[method]["pairs"] = float(len(rows))
+    return summary
+
+
+def markdown_table(results: Sequence[MethodResult]) -> str:
+    """Per-method means as a markdown table (SSIM up = structure kept, Gram ratio down = styled)."""
+    lines = [
+        "| method | SSIM to content (higher: structure kept) | Gram ratio to style (lower: styled) "
+        "| s / pair | pairs |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for method, m in summarize(results).items():
+        lines.append(
+            f"| {method} | {m['ssim']:.3f} | {m['gram_ratio']:.3f} | {m['seconds']:.2f} "
+            f"| {int(m['pairs'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def stylizer_method(stylizer: Stylizer, options: StylizeOptions | None = None) -> Method:
+    """photostyle itself as a method (masks used when given)."""
+
+    def run(
+        content: torch.Tensor,
+        style: torch.Tensor,
+        content_mask: torch.Tensor | None,
+        style_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        return stylizer.stylize(
+            content, style, content_mask=content_mask, style_mask=style_mask, options=options
+        )
+
+    return run
+
+
+PHOTOSTYLE_PREFIX = "photostyle-"
+
+
+def method_names(fa_variants: Sequence[str]) -> list[str]:
+    """Every method name :func:`make_methods` accepts."""
+    return [*(PHOTOSTYLE_PREFIX + v for v in fa_variants), *BASELINES]
+
+
+def make_methods(
+    names: Sequence[str],
+    stylizer: Callable[[], Stylizer],
+    *,
+    alpha: float = 1.0,
+    max_size: int = 1024,
+) -> dict[str, Method]:
+    """Methods by name: ``photostyle-<fa variant>`` or a baseline (``identity``, ``reinhard``...).
+
+    Args:
+        names: method names, in the order wanted.
+        stylizer: returns the stylizer to use (called once, only if a photostyle method is asked).
+        alpha: FA strength of the photostyle methods.
+        max_size: working size of the photostyle methods.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    methods: dict[str, Method] = {}
+    model: Stylizer | None = None
+    for name in names:
+        if name in BASELINES:
+            methods[name] = baseline_method(name)
+        elif name.startswith(PHOTOSTYLE_PREFIX):
+            fa = name[len(PHOTOSTYLE_PREFIX) :]
+            options = StylizeOptions(alpha=alpha, max_size=max_size, fa=cast(FAVariant, fa))
+            model = model or stylizer()
+            methods[name] = stylizer_method(model, options)
+        else:
+            raise ValueError(
+                f"unknown method {name!r}; choose from photostyle-<fa>, {list(BASELINES)}"
+            )
+    return methods
+
+
+def results_json(results: Sequence[MethodResult]) -> dict[str, object]:
+    """Per-pair rows and per-method means, ready for ``json.dump``."""
+    return {"pairs": [asdict(r) for r in results], "summary": summarize(results)}

@@ -1,0 +1,105 @@
+"""Tests of the pair evaluation (every method through one code path) and `photostyle eval`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from photostyle.api import Stylizer
+from photostyle.cli import main
+from photostyle.data.pairs import find_pairs
+from photostyle.eval.quality import (
+    evaluate,
+    make_methods,
+    markdown_table,
+    method_names,
+    results_json,
+    summarize,
+)
+
+
+@pytest.fixture
+def pairs_dir(tmp_path: Path, write_png: Callable[..., Path]) -> Path:
+    root = tmp_path / "pairs"
+    for k, name in enumerate(("in1", "in2")):
+        write_png(root / "content" / f"{name}.png", 24 + k, 32, seed=k)
+        write_png(root / "style" / f"{name}.png", 28, 20 + k, seed=10 + k)
+    (root / "content_mask").mkdir()
+    (root / "style_mask").mkdir()
+    Image.new("RGB", (32, 24), (0, 0, 255)).save(root / "content_mask" / "in1.png")
+    Image.new("RGB", (20, 28), (0, 0, 255)).save(root / "style_mask" / "in1.png")
+    return root
+
+
+@pytest.fixture
+def tiny_stylizer(tiny_stylizer_files: tuple[Path, Path]) -> Stylizer:
+    weights, encoder = tiny_stylizer_files
+    return Stylizer(weights, encoder_weights=encoder, device="cpu")
+
+
+def test_evaluate_scores_every_method_on_every_pair(pairs_dir, tiny_stylizer, tiny_encoder):
+    names = ["identity", "reinhard", "photostyle-mean_std"]
+    methods = make_methods(names, lambda: tiny_stylizer, max_size=64)
+    seen: list[tuple[str, str, tuple[int, ...]]] = []
+    results = evaluate(
+        find_pairs(pairs_dir),
+        methods,
+        tiny_encoder,
+        on_output=lambda pair, name, out: seen.append((pair.name, name, tuple(out.shape))),
+    )
+    assert [(r.pair, r.method) for r in results] == [(p, m) for p in ("in1", "in2") for m in names]
+    assert ("in2", "photostyle-mean_std", (3, 25, 32)) in seen  # outputs have the content's size
+    for r in results:
+        assert r.seconds >= 0
+        if r.method == "identity":
+            assert r.ssim == pytest.approx(1.0) and r.gram_ratio == pytest.approx(1.0)
+        else:
+            assert r.ssim < 1.0
+    summary = summarize(results)
+    assert list(summary) == names and summary["identity"]["pairs"] == 2
+    table = markdown_table(results)
+    assert table.count("\n") == 2 + len(names) and "| identity | 1.000 | 1.000 |" in table
+    doc = results_json(results)
+    assert len(doc["pairs"]) == 6 and set(doc["summary"]) == set(names)  # type: ignore[arg-type]
+
+
+def test_make_methods_loads_the_stylizer_only_when_needed():
+    def fail() -> Stylizer:
+        raise AssertionError("stylizer loaded for baselines only")
+
+    assert list(make_methods(["identity", "histogram"], fail)) == ["identity", "histogram"]
+    with pytest.raises(ValueError, match="unknown method"):
+        make_methods(["bogus"], fail)
+    with pytest.raises(ValueError, match="unknown FA variant"):
+        make_methods(["photostyle-bogus"], lambda: None)  # type: ignore[arg-type,return-value]
+    assert "photostyle-wct" in method_names(["mean_std", "wct"])
+
+
+def test_cli_eval_writes_table_json_outputs_and_sheet(
+    pairs_dir, tiny_stylizer_files, tmp_path, capsys
+):
+    weights, encoder = tiny_stylizer_files
+    out, scores = tmp_path / "eval", tmp_path / "scores.json"
+    argv = ["eval", "--pairs", str(pairs_dir), "--out-dir", str(out), "--json", str(scores)]
+    argv += ["--method", "photostyle-quantile", "--method", "identity", "--max-size", "64"]
+    argv += ["--weights", str(weights), "--encoder-weights", str(encoder), "--device", "cpu"]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "| photostyle-quantile |" in stdout and "| identity | 1.000 | 1.000 |" in stdout
+    doc = json.loads(scores.read_text())
+    assert {row["pair"] for row in doc["pairs"]} == {"in1", "in2"}
+    assert (out / "in1" / "photostyle-quantile.png").is_file()
+    assert Image.open(out / "sheet.png").size[1] > 2 * 160  # two rows of thumbnails
+
+
+def test_cli_eval_bad_input(pairs_dir, tmp_path, capsys):
+    assert main(["eval", "--pairs", str(pairs_dir), "--method", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown method" in err
+    assert main(["eval", "--pairs", str(tmp_path / "missing"), "--method", "identity"]) == 2
+    assert "expected sub-folders" in capsys.readouterr().err
+    assert main(["eval", "--pairs", str(pairs_dir), "--alpha", "2"]) == 2
