@@ -148,7 +148,7 @@ def test_feature_scale_is_a_change_of_units(tiny_encoder, tiny_cfg, variant):
     def times(e: EncoderOutput, f: float) -> EncoderOutput:
         return EncoderOutput([t * f for t in e.taps], [t * f for t in e.pooled], e.indices, e.sizes)
 
-    # Decoding features f with scale k equals decoding k * f with scale 1; Q comes back in f's units.
+    # Decoding f with scale k equals decoding k * f with scale 1; Q comes back in f's units.
     a = scaled(c, s)
     b = plain(times(c, k), times(s, k))
     torch.testing.assert_close(a.image, b.image, rtol=1e-4, atol=1e-5)

@@ -21,9 +21,9 @@ PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 # Caffe VGG (and Keras VGG16): BGR, 0..255, minus the per-channel mean, B first.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 MIN_SIDE = 16  # smallest image side: relu4_1 (1/8 scale) needs 2 px for reflection padding
-# Caffe-convention VGG features are ~255 * 0.226 = 58x those of torchvision-convention VGG (inputs in
-# 0..255 rather than standardised). The decoder works on features at torchvision scale, where default
-# initialisation gives outputs near [0, 1]; FEATURE_SCALE brings each convention there.
+# Caffe-convention VGG features are ~255 * 0.226 = 58x those of torchvision-convention VGG (inputs
+# in 0..255 rather than standardised). The decoder works on features at torchvision scale, where
+# default initialisation gives outputs near [0, 1]; FEATURE_SCALE brings each convention there.
 FEATURE_SCALE: dict[str, float] = {"caffe_bgr255": 1.0 / (255.0 * 0.226), "torch_rgb": 1.0}
 # torchvision VGG: RGB, 0..1, standardised with the ImageNet statistics.
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
