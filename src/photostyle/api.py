@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from photostyle.io import _SAVE_FORMATS, ImageError, _same_file, load_image, load_mask, save_image
+from photostyle.io import check_output_path, load_image, load_mask, save_image
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
@@ -241,31 +241,6 @@ class Stylizer:
             sm = load_mask(style_mask, (s.shape[1], s.shape[2]))
         result = self.stylize(c, s, content_mask=cm, style_mask=sm, options=options)
         return save_image(result, out, protect=protected)
-
-
-def check_output_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> Path:
-    """Check, before any work, that :func:`photostyle.io.save_image` may write ``path``.
-
-    Args:
-        path: the intended output image.
-        protect: paths that must not be overwritten (the inputs).
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        ImageError: unsupported suffix, ``path`` is a directory or one of ``protect``.
-    """
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in _SAVE_FORMATS:
-        known = " ".join(_SAVE_FORMATS)
-        raise ImageError(f"{target}: unsupported output format {suffix or '(none)'!r}; use {known}")
-    if any(_same_file(target, Path(p)) for p in protect):
-        raise ImageError(f"{target}: refusing to overwrite an input file")
-    if target.is_dir():
-        raise ImageError(f"{target}: is a directory")
-    return target
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "area") -> torch.Tensor:

@@ -119,6 +119,45 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--time-limit", type=float, help="stop after this many seconds (resumable)")
     tr.add_argument("--device")
     tr.add_argument("--seed", type=int)
+
+    be = sub.add_parser("bench", help="time photostyle and the baselines (paper Table I)")
+    be.add_argument(
+        "--sizes",
+        default="512x256,768x384,1024x512",
+        help="comma-separated WIDTHxHEIGHT sizes (default 512x256,768x384,1024x512)",
+    )
+    be.add_argument(
+        "--method",
+        nargs="+",
+        action="extend",
+        help="photostyle, identity, reinhard, histogram (default: all, in that order)",
+    )
+    be.add_argument("--runs", type=int, default=5, help="timed runs per case (default 5)")
+    be.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    be.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    be.add_argument("--json", type=Path, help="also write the rows and settings as JSON")
+    be.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    be.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
+    be.add_argument("--fa", choices=["paper", "mean_std", "wct", "quantile"], help="FA variant")
+
+    fd = sub.add_parser("fid", help="Fréchet Inception Distance between two folders of images")
+    fd.add_argument("outputs", type=Path, help="folder of images (e.g. stylized results)")
+    fd.add_argument("reference", type=Path, help="folder of reference images")
+    fd.add_argument(
+        "--inception-weights",
+        type=Path,
+        help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth or a .safetensors copy "
+        "(default: $PHOTOSTYLE_INCEPTION_WEIGHTS, then the torch hub cache)",
+    )
+    fd.add_argument(
+        "--vgg",
+        action="store_true",
+        help="compute FID-VGG on the bundled VGG16 instead (offline; not comparable with FID)",
+    )
+    fd.add_argument("--size", type=int, default=299, help="side images are resized to (299)")
+    fd.add_argument("--batch-size", type=int, default=50, help="images per batch (default 50)")
+    fd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    fd.add_argument("--json", type=Path, help="also write the result as JSON")
     return parser
 
 
@@ -351,6 +390,93 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from photostyle.eval.bench import (
+        BENCH_METHODS,
+        BenchConfig,
+        BenchRow,
+        bench_json,
+        bench_table_markdown,
+        parse_sizes,
+        run_bench,
+    )
+    from photostyle.utils import atomic_path
+
+    if args.json is not None and args.json.is_dir():
+        raise ValueError(f"{args.json}: is a directory")
+    config = BenchConfig(
+        sizes=parse_sizes(args.sizes),
+        methods=tuple(args.method or BENCH_METHODS),
+        runs=args.runs,
+        warmup=args.warmup,
+        device=args.device,
+        weights=None if args.weights is None else str(args.weights),
+        encoder_weights=args.encoder_weights,
+        fa=args.fa,
+    )
+    total = len(config.sizes) * len(config.methods)
+    with tqdm(total=total, desc="bench", unit="case", file=sys.stderr, delay=1.0) as bar:
+
+        def progress(row: BenchRow) -> None:
+            bar.set_postfix_str(f"{row.method} {row.size}: {row.median_s:.3g} s")
+            bar.update()
+
+        rows = run_bench(config, progress=progress)
+    print(bench_table_markdown(rows), end="")
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(bench_json(rows, config), indent=2))
+        print(f"timings: {args.json}")
+    return EXIT_OK
+
+
+def _cmd_fid(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from photostyle.eval.fid import fid, list_images
+    from photostyle.utils import atomic_path
+
+    total = len(list_images(args.outputs)) + len(list_images(args.reference))
+    with tqdm(total=total, desc="fid", unit="img", file=sys.stderr, delay=1.0) as bar:
+        result = fid(
+            args.outputs,
+            args.reference,
+            inception_weights=args.inception_weights,
+            vgg=args.vgg,
+            size=args.size,
+            batch_size=args.batch_size,
+            device=args.device,
+            on_batch=bar.update,
+        )
+    for folder, skipped in (
+        (result.outputs, result.outputs_skipped),
+        (result.reference, result.reference_skipped),
+    ):
+        if skipped:
+            print(f"photostyle: skipped {len(skipped)} unreadable in {folder}", file=sys.stderr)
+    if min(result.outputs_count, result.reference_count) <= result.dims:
+        print(
+            f"photostyle: note: fewer images than the {result.dims} feature dimensions; "
+            f"{result.metric} is biased upward: compare runs with equal image counts only",
+            file=sys.stderr,
+        )
+    print(
+        f"{result.metric}: {result.value:.3f} (outputs: {result.outputs_count} images, "
+        f"reference: {result.reference_count} images)"
+    )
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(result.to_json(), indent=2))
+        print(f"{result.metric}: {args.json}")
+    return EXIT_OK
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -370,6 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _cmd_demo,
         "eval": _cmd_eval,
         "train": _cmd_train,
+        "bench": _cmd_bench,
+        "fid": _cmd_fid,
     }
     try:
         return commands[args.command](args)

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_PIXELS",
     "MIN_SIDE",
     "ImageError",
+    "check_output_path",
     "image_to_tensor",
     "load_image",
     "load_mask",
@@ -416,6 +417,31 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_output_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> Path:
+    """Check that :func:`save_image` may write ``path`` (call it before any long work).
+
+    Args:
+        path: the intended output image.
+        protect: paths that must not be overwritten (the inputs).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ImageError: unsupported suffix, ``path`` is a directory or one of ``protect``.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in _SAVE_FORMATS:
+        known = " ".join(_SAVE_FORMATS)
+        raise ImageError(f"{target}: unsupported output format {suffix or '(none)'!r}; use {known}")
+    if any(_same_file(target, Path(p)) for p in protect):
+        raise ImageError(f"{target}: refusing to overwrite an input file")
+    if target.is_dir():
+        raise ImageError(f"{target}: is a directory")
+    return target
+
+
 def save_image(t: torch.Tensor, path: str | Path, *, protect: Iterable[str | Path] = ()) -> Path:
     """Writes an RGB tensor to an image file atomically.
 
@@ -440,16 +466,8 @@ def save_image(t: torch.Tensor, path: str | Path, *, protect: Iterable[str | Pat
             file cannot be written.
         ValueError: If ``t`` has the wrong shape or dtype.
     """
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in _SAVE_FORMATS:
-        known = " ".join(_SAVE_FORMATS)
-        raise ImageError(f"{target}: unsupported output format {suffix or '(none)'!r}; use {known}")
-    if any(_same_file(target, Path(p)) for p in protect):
-        raise ImageError(f"{target}: refusing to overwrite an input file")
-    if target.is_dir():
-        raise ImageError(f"{target}: is a directory")
-    fmt, options = _SAVE_FORMATS[suffix]
+    target = check_output_path(path, protect=protect)
+    fmt, options = _SAVE_FORMATS[target.suffix.lower()]
     img = tensor_to_image(t)
 
     try:

@@ -1,0 +1,576 @@
+"""Speed and memory benchmark of photostyle and the classical baselines (paper Table I).
+
+The paper times its stylizer at 512x256, 768x384 and 1024x512 (width x height, PhotoWCT's
+settings). :func:`run_bench` does the same on the bundled demo pair resized to each size, for
+photostyle (a :class:`~photostyle.api.Stylizer` working at the benchmarked size) and for the
+classical baselines of :mod:`photostyle.eval.baselines`, and reports per (method, size):
+
+- the median wall time of ``runs`` timed calls after ``warmup`` untimed ones, with min, max and
+  the interquartile range as spread (:func:`time_call`);
+- the peak memory a call needs above what the process already holds (:class:`RssSampler` on the
+  CPU, the CUDA caching allocator's peak statistics on a GPU);
+- the ratio of its median to photostyle's median at the same size in the same run.
+
+Sizes are written ``WxH`` as in the paper and held as ``(H, W)`` tuples in code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import platform
+import re
+import resource
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from importlib import resources
+from types import TracebackType
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from photostyle.api import StylizeOptions, Stylizer
+from photostyle.eval.baselines import BASELINES
+from photostyle.io import MAX_PIXELS, MIN_SIDE, load_image
+from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.utils import resolve_device
+
+PHOTOSTYLE = "photostyle"
+BENCH_METHODS: tuple[str, ...] = (PHOTOSTYLE, *BASELINES)
+PAPER_SIZES: tuple[tuple[int, int], ...] = ((256, 512), (384, 768), (512, 1024))  # (H, W)
+MIB = float(1 << 20)
+
+_SIZE_RE = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse one size written ``WIDTHxHEIGHT`` as in the paper ("512x256").
+
+    Only the syntax is checked here; :class:`BenchConfig` checks the limits.
+
+    Args:
+        text: e.g. ``"512x256"`` (``X`` and spaces around the numbers are accepted).
+
+    Returns:
+        ``(height, width)``, e.g. ``(256, 512)``.
+
+    Raises:
+        ValueError: not two non-negative integers joined by ``x`` (one-line message).
+    """
+    match = _SIZE_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"bad size {text!r}: expected WIDTHxHEIGHT, e.g. 512x256")
+    width, height = int(match.group(1)), int(match.group(2))
+    return height, width
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """Parse a comma-separated list of sizes, ``"512x256,768x384"`` -> ``((256, 512), (384, 768))``.
+
+    Raises:
+        ValueError: an empty list or a malformed entry (one-line message).
+    """
+    parts = text.split(",")
+    if not text.strip():
+        raise ValueError("no sizes given: expected e.g. 512x256,768x384")
+    return tuple(parse_size(part) for part in parts)
+
+
+def format_size(size: tuple[int, int]) -> str:
+    """``(H, W)`` -> ``"WxH"``, the paper's notation: ``(256, 512)`` -> ``"512x256"``."""
+    height, width = size
+    return f"{width}x{height}"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Settings of :func:`run_bench` (paper Table I)."""
+
+    sizes: tuple[tuple[int, int], ...] = PAPER_SIZES  # (H, W) each: paper's "512x256" = (256, 512)
+    methods: tuple[str, ...] = BENCH_METHODS  # "photostyle" and/or baselines, in table order
+    runs: int = 5  # timed calls per (method, size); their median is reported
+    warmup: int = 1  # untimed calls first (lazy imports, allocator caches, cuDNN autotuning)
+    device: str = "auto"  # photostyle's device: auto, cpu, cuda, cuda:N (baselines: always CPU)
+    weights: str | None = None  # stylizer checkpoint (.safetensors); None = the shipped model
+    encoder_weights: str | None = None  # VGG weights the stylizer was trained with; None = bundled
+    fa: FAVariant | None = None  # photostyle's FA variant; None = the checkpoint's
+    sample_interval: float = 0.002  # seconds between two RSS samples of the CPU memory sampler
+
+    def __post_init__(self) -> None:
+        if not self.sizes:
+            raise ValueError("give at least one size")
+        for height, width in self.sizes:
+            name = format_size((height, width))
+            if min(height, width) < MIN_SIDE:
+                raise ValueError(f"size {name}: both sides must be at least {MIN_SIDE} px")
+            if height * width > MAX_PIXELS:
+                raise ValueError(f"size {name}: more than {MAX_PIXELS} pixels")
+        if len(set(self.sizes)) != len(self.sizes):
+            raise ValueError("each size may be given only once")
+        if not self.methods:
+            raise ValueError("give at least one method")
+        for method in self.methods:
+            if method not in BENCH_METHODS:
+                raise ValueError(f"unknown method {method!r}; choose from {list(BENCH_METHODS)}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError("each method may be given only once")
+        if self.runs < 1:
+            raise ValueError(f"runs must be at least 1, got {self.runs}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be at least 0, got {self.warmup}")
+        if self.fa is not None and self.fa not in FA_VARIANTS:
+            raise ValueError(f"unknown FA variant {self.fa!r}; choose from {FA_VARIANTS}")
+        if not self.sample_interval > 0:
+            raise ValueError(f"sample_interval must be positive, got {self.sample_interval}")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able settings, sizes written ``WxH``."""
+        return {**asdict(self), "sizes": [format_size(s) for s in self.sizes]}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall times of the timed calls of :func:`time_call`, in seconds."""
+
+    times: tuple[float, ...]  # each timed call, in call order
+    median: float  # median of ``times``
+    min: float  # fastest call
+    max: float  # slowest call
+    spread: float  # interquartile range (75th - 25th percentile, linear interpolation)
+    peak_bytes: int | None = None  # peak memory above the baseline; None = not measured
+    memory: str | None = None  # what peak_bytes measures (MemoryProbe.kind)
+
+    @classmethod
+    def from_times(
+        cls, times: Sequence[float], peak_bytes: int | None = None, memory: str | None = None
+    ) -> Timing:
+        """Summarise call times (at least one), with an optional memory measurement.
+
+        Raises:
+            ValueError: ``times`` is empty.
+        """
+        if not times:
+            raise ValueError("no times to summarise")
+        q1, q3 = np.percentile(np.asarray(times, dtype=np.float64), [25.0, 75.0])
+        return cls(
+            times=tuple(float(t) for t in times),
+            median=float(statistics.median(times)),
+            min=float(min(times)),
+            max=float(max(times)),
+            spread=float(q3 - q1),
+            peak_bytes=peak_bytes,
+            memory=memory,
+        )
+
+
+class MemoryProbe(Protocol):
+    """A context manager that measures peak memory while it is entered."""
+
+    peak_bytes: int  # peak above the baseline taken on entry; valid after exit
+    kind: str  # what is measured: "cuda_allocated", "rss_statm" or "rss_maxrss"
+
+    def __enter__(self) -> MemoryProbe: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def _statm_rss_bytes() -> int | None:
+    """Resident set size of this process from ``/proc/self/statm``; None where there is none."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            fields = f.read().split()
+        return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _maxrss_bytes() -> int:
+    """The process's lifetime peak RSS (``getrusage``; KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+def _release_free_heap() -> None:
+    """Hand memory that malloc keeps after ``free`` back to the OS (glibc only; else a no-op).
+
+    Without this, blocks the warm-up freed would stay resident, sit in the baseline and be
+    reused unseen by the measured calls.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
+class RssSampler:
+    """Peak resident set size (RSS) of this process above a baseline, while entered.
+
+    What it measures: physical memory of the whole process (every thread, every allocator: torch,
+    numpy, Python), sampled from ``/proc/self/statm`` on entry (the baseline, after asking
+    glibc to return freed heap memory to the OS), every ``interval`` seconds by a background
+    thread, and on exit. ``peak_bytes`` is the largest sample minus the baseline: the extra
+    memory the work needs on top of what the process already holds (model weights, inputs,
+    warmed-up caches). Allocations that live shorter than ``interval`` can be missed, and memory
+    that other threads allocate meanwhile is counted.
+
+    Without ``/proc`` (macOS...) it falls back to ``resource.getrusage``'s lifetime peak RSS:
+    ``peak_bytes`` is then how far the work pushed that lifetime peak up, a lower bound (0 when
+    the process had already been larger).
+
+    Args:
+        interval: seconds between two samples.
+    """
+
+    def __init__(self, interval: float = 0.002) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be positive, got {interval}")
+        self.interval = interval
+        self.peak_bytes = 0
+        self.baseline_bytes = 0
+        self.kind = "rss_statm"  # "rss_statm", or "rss_maxrss" for the fallback
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        rss = _statm_rss_bytes()
+        if rss is not None and rss > self._peak:
+            self._peak = rss
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> RssSampler:
+        _release_free_heap()
+        rss = _statm_rss_bytes()
+        if rss is None:
+            self.kind = "rss_maxrss"
+            self.baseline_bytes = _maxrss_bytes()
+            return self
+        self.kind = "rss_statm"
+        self.baseline_bytes = self._peak = rss
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="photostyle-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread is None:
+            self.peak_bytes = max(0, _maxrss_bytes() - self.baseline_bytes)
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        self._sample()
+        self.peak_bytes = max(0, self._peak - self.baseline_bytes)
+
+
+class CudaPeakMemory:
+    """Peak CUDA memory allocated by tensors above what was allocated on entry, while entered.
+
+    Uses ``torch.cuda.reset_peak_memory_stats`` and ``max_memory_allocated``: memory held by
+    tensors of the caching allocator (not its cache, not the CUDA context or cuDNN workspaces
+    outside it). Weights and other tensors already on the GPU form the baseline.
+
+    Args:
+        device: a CUDA device.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.kind = "cuda_allocated"
+        self.peak_bytes = 0
+        self.baseline_bytes = 0
+
+    def __enter__(self) -> CudaPeakMemory:
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self.baseline_bytes = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        torch.cuda.synchronize(self.device)
+        peak = torch.cuda.max_memory_allocated(self.device)
+        self.peak_bytes = max(0, peak - self.baseline_bytes)
+
+
+def memory_probe(device: str | torch.device, interval: float = 0.002) -> MemoryProbe:
+    """:class:`CudaPeakMemory` for a CUDA device, else :class:`RssSampler`."""
+    dev = torch.device(device)
+    return CudaPeakMemory(dev) if dev.type == "cuda" else RssSampler(interval)
+
+
+def time_call(
+    fn: Callable[[], object],
+    runs: int = 5,
+    warmup: int = 1,
+    device: str | torch.device = "cpu",
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    measure_memory: bool = False,
+    sample_interval: float = 0.002,
+) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed calls, then ``runs`` timed ones.
+
+    On a CUDA device the device is synchronised before the clock starts and before it stops, so
+    each time covers the kernels the call launched. With ``measure_memory`` the timed calls (not
+    the warm-up) run inside :func:`memory_probe`; its sampler thread, if any, wakes every
+    ``sample_interval`` seconds.
+
+    Args:
+        fn: the work to time; its result is dropped at once.
+        runs: timed calls (at least 1).
+        warmup: untimed calls before them (at least 0).
+        device: where ``fn`` computes (``"cpu"``, ``"cuda"``...).
+        clock: seconds as a float; injectable for tests.
+        measure_memory: also measure peak memory above the baseline (``Timing.peak_bytes``).
+        sample_interval: seconds between two RSS samples on the CPU.
+
+    Returns:
+        :class:`Timing` of the ``runs`` timed calls.
+
+    Raises:
+        ValueError: ``runs < 1`` or ``warmup < 0``.
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be at least 0, got {warmup}")
+    dev = torch.device(device)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for _ in range(warmup):
+        fn()
+    sync()
+    probe: MemoryProbe | None = None
+    if measure_memory:
+        gc.collect()
+        probe = memory_probe(dev, sample_interval)
+    times = []
+    with probe if probe is not None else contextlib.nullcontext():
+        for _ in range(runs):
+            sync()
+            start = clock()
+            fn()
+            sync()
+            times.append(clock() - start)
+    if probe is None:
+        return Timing.from_times(times)
+    return Timing.from_times(times, peak_bytes=probe.peak_bytes, memory=probe.kind)
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One method at one size."""
+
+    method: str  # "photostyle" or a baseline name
+    size: str  # "WxH", the paper's notation
+    height: int  # image height in pixels
+    width: int  # image width in pixels
+    device: str  # where the method computed ("cpu", "cuda:0"...); baselines always on the CPU
+    runs: int  # timed calls
+    median_s: float  # median wall time of one call, seconds
+    spread_s: float  # interquartile range of the call times, seconds
+    min_s: float  # fastest call, seconds
+    max_s: float  # slowest call, seconds
+    peak_mib: float  # peak memory of a call above the baseline, MiB (CUDA allocated or CPU RSS)
+    memory: str  # what peak_mib measures: "cuda_allocated", "rss_statm" or "rss_maxrss"
+    ratio: float | None = None  # median_s / photostyle's at this size; None = none
+
+
+def add_ratios(rows: Sequence[BenchRow]) -> list[BenchRow]:
+    """Set each row's ``ratio`` to its median over photostyle's median at the same size.
+
+    Rows of a size without a photostyle row (or with a zero photostyle median) get None.
+    """
+    reference = {r.size: r.median_s for r in rows if r.method == PHOTOSTYLE}
+    out = []
+    for r in rows:
+        ref = reference.get(r.size)
+        out.append(replace(r, ratio=r.median_s / ref if ref else None))
+    return out
+
+
+def demo_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """The bundled demo content and style photos. Shape: (3, H, W), (3, Hs, Ws) in [0, 1]."""
+    assets = resources.files("photostyle") / "assets"
+    with (
+        resources.as_file(assets / "demo_content.jpg") as content,
+        resources.as_file(assets / "demo_style.jpg") as style,
+    ):
+        return load_image(content), load_image(style)
+
+
+def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize to exactly ``size`` = (H, W) (antialiased bilinear; aspect ratio not kept).
+
+    Shape: (3, h, w) -> (3, H, W).
+    """
+    if image.ndim != 3:
+        raise ValueError(f"image must be (3, H, W), got {tuple(image.shape)}")
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    out = F.interpolate(image[None], size=size, mode="bilinear", antialias=True)
+    return out[0].clamp(0, 1)
+
+
+def run_bench(
+    config: BenchConfig,
+    *,
+    progress: Callable[[BenchRow], None] | None = None,
+) -> list[BenchRow]:
+    """Time every method at every size on the demo pair resized to that size (paper Table I).
+
+    photostyle is a :class:`~photostyle.api.Stylizer` on ``config.device`` called with
+    ``StylizeOptions(max_size=max(H, W))``, so the network works at the benchmarked size; a call
+    takes CPU tensors and returns a CPU tensor, as in the API (host-device copies included). The
+    baselines run on the CPU. Peak memory is measured during the timed calls (see
+    :func:`time_call`). Everything runs under ``torch.inference_mode()``.
+
+    Args:
+        config: sizes, methods, runs, device, model.
+        progress: called with each row as soon as it is measured (its ``ratio`` is still None).
+
+    Returns:
+        One :class:`BenchRow` per (size, method), sizes outer, with ratios.
+
+    Raises:
+        ValueError: CUDA asked for but missing.
+        WeightsError: the stylizer cannot be loaded.
+        ImageError: the bundled demo photos cannot be read.
+    """
+    device = resolve_device(config.device)
+    content, style = demo_pair()
+    stylizer = None
+    if PHOTOSTYLE in config.methods:
+        stylizer = Stylizer(
+            config.weights, device=device, encoder_weights=config.encoder_weights, fa=config.fa
+        )
+        device = stylizer.device
+    cpu = torch.device("cpu")
+    rows = []
+    with torch.inference_mode():
+        for size in config.sizes:
+            c, s = resize_image(content, size), resize_image(style, size)
+            for method in config.methods:
+                if method == PHOTOSTYLE:
+                    assert stylizer is not None
+                    fn = _stylize_call(stylizer, c, s, StylizeOptions(max_size=max(size)))
+                    where = device
+                else:
+                    fn = _baseline_call(method, c, s)
+                    where = cpu
+                timing = time_call(
+                    fn,
+                    config.runs,
+                    config.warmup,
+                    where,
+                    measure_memory=True,
+                    sample_interval=config.sample_interval,
+                )
+                row = BenchRow(
+                    method=method,
+                    size=format_size(size),
+                    height=size[0],
+                    width=size[1],
+                    device=str(where),
+                    runs=config.runs,
+                    median_s=timing.median,
+                    spread_s=timing.spread,
+                    min_s=timing.min,
+                    max_s=timing.max,
+                    peak_mib=(timing.peak_bytes or 0) / MIB,
+                    memory=timing.memory or "",
+                )
+                rows.append(row)
+                if progress is not None:
+                    progress(row)
+    return add_ratios(rows)
+
+
+def _stylize_call(
+    stylizer: Stylizer, content: torch.Tensor, style: torch.Tensor, options: StylizeOptions
+) -> Callable[[], torch.Tensor]:
+    return lambda: stylizer.stylize(content, style, options=options)
+
+
+def _baseline_call(
+    name: str, content: torch.Tensor, style: torch.Tensor
+) -> Callable[[], torch.Tensor]:
+    fn = BASELINES[name]
+    return lambda: fn(content, style)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def bench_table_markdown(rows: Sequence[BenchRow]) -> str:
+    """The rows as a markdown table (seconds per call, lower is faster)."""
+    lines = [
+        "| method | size (WxH) | device | median s | spread s (IQR) | min s | max s "
+        "| peak MiB | x photostyle |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.method} | {r.size} | {r.device} | {r.median_s:.4g} | {r.spread_s:.2g} "
+            f"| {r.min_s:.4g} | {r.max_s:.4g} | {r.peak_mib:.1f} | {_fmt(r.ratio, '.2f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def environment(device: str | torch.device = "cpu") -> dict[str, object]:
+    """Where the numbers come from: versions, CPU, threads, GPU name (JSON-able)."""
+    from photostyle import __version__
+
+    dev = resolve_device(device)
+    env: dict[str, object] = {
+        "photostyle": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(dev),
+    }
+    if dev.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(dev)
+    return env
+
+
+def bench_json(rows: Sequence[BenchRow], config: BenchConfig) -> dict[str, object]:
+    """Settings, environment and rows of a run, ready for ``json.dump``."""
+    return {
+        "config": config.to_dict(),
+        "environment": environment(config.device),
+        "rows": [asdict(r) for r in rows],
+    }
