@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument(
         "--inception-weights",
         type=Path,
+        metavar="FILE",
         help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth or a .safetensors copy "
         "(default: $PHOTOSTYLE_INCEPTION_WEIGHTS, then the torch hub cache)",
     )
@@ -154,10 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compute FID-VGG on the bundled VGG16 instead (offline; not comparable with FID)",
     )
-    fd.add_argument("--size", type=int, default=299, help="side images are resized to (299)")
-    fd.add_argument("--batch-size", type=int, default=50, help="images per batch (default 50)")
+    fd.add_argument(
+        "--size", type=int, default=299, metavar="N", help="side images are resized to (299)"
+    )
+    fd.add_argument(
+        "--batch-size", type=int, default=50, metavar="N", help="images per batch (default 50)"
+    )
     fd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    fd.add_argument("--json", type=Path, help="also write the result as JSON")
+    fd.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     return parser
 
 

@@ -207,9 +207,18 @@ def test_inception_path_with_weights_file(
     path = tmp_path / "inception.safetensors"
     save_file({k: v.contiguous() for k, v in FIDInceptionV3().state_dict().items()}, str(path))
     monkeypatch.setenv(INCEPTION_WEIGHTS_ENV, str(path))
+    seen: list[tuple[int, ...]] = []
+
+    def mean_distance(mu1, sigma1, mu2, sigma2):  # sqrtm of 2048 x 2048 takes seconds
+        seen.extend([mu1.shape, sigma1.shape])
+        return float(np.sum((mu1 - mu2) ** 2))
+
+    monkeypatch.setattr(fid_module, "frechet_distance", mean_distance)
     result = fid(*folders, size=75, batch_size=4, device="cpu")
+    assert seen == [(2048,), (2048, 2048)] and result.dims == 2048
     assert result.metric == "FID@75px" and result.weights == str(path)
-    assert math.isfinite(result.value) and result.features.startswith("InceptionV3")
+    assert math.isfinite(result.value) and result.value > 0
+    assert result.features.startswith("InceptionV3")
 
 
 def test_missing_weights_error_says_how_to_get_them(folders: tuple[Path, Path], no_weights: None):

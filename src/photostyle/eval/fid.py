@@ -10,8 +10,9 @@ here) and the preprocessing (bilinear resize to 299 x 299 without antialiasing, 
 pytorch-fid, so values are comparable with it (see :mod:`photostyle.models.inception`).
 
 Without those weights, ``vgg=True`` computes the same statistic on features of the bundled VGG16
-(relu4_1, averaged over space: 512-d). Its values are on another scale and are labelled "FID-VGG"
-everywhere; they compare runs with each other, never with published FIDs.
+(relu4_1 averaged over space, 512-d, at torchvision feature scale). Its values are on another scale
+and are labelled "FID-VGG" everywhere; they compare runs with each other, never with published
+FIDs.
 """
 
 from __future__ import annotations
@@ -283,14 +284,19 @@ def inception_extractor(weights: str | Path, device: str | torch.device = "cpu")
 
 
 def vgg_extractor(device: str | torch.device = "cpu") -> Extractor:
-    """relu4_1 of the bundled ImageNet VGG16, averaged over space (512-d), for FID-VGG."""
-    from photostyle.models.encoder import VGG16
+    """relu4_1 of the bundled ImageNet VGG16, averaged over space (512-d), for FID-VGG.
+
+    Features are brought to the scale of torchvision-convention VGG (``FEATURE_SCALE``), so that
+    FID-VGG does not depend on the input convention of the weights.
+    """
+    from photostyle.models.encoder import FEATURE_SCALE, VGG16
     from photostyle.models.weights import build_encoder
 
     encoder = build_encoder(None, VGG16).to(device)
+    scale = FEATURE_SCALE[encoder.convention]
 
     def extract(x: torch.Tensor) -> torch.Tensor:
-        return encoder(x).taps[-1].mean(dim=(2, 3))  # (B, 512)
+        return encoder(x).taps[-1].mean(dim=(2, 3)) * scale  # (B, 512)
 
     return extract
 
@@ -355,7 +361,8 @@ def fid(
     dev = resolve_device(device)
     if vgg:
         extractor = vgg_extractor(dev)
-        metric, features, weights = "FID-VGG", "VGG16 relu4_1 spatial mean (512-d)", "bundled VGG16"
+        metric, features = "FID-VGG", "VGG16 relu4_1 spatial mean (512-d, torchvision scale)"
+        weights = "bundled VGG16"
     else:
         found = find_inception_weights(inception_weights)
         if found is None:
