@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from photostyle.io import ImageError
+from photostyle.models.layers import FA_VARIANTS
 
 if TYPE_CHECKING:
     from photostyle.api import StylizeOptions, Stylizer
+    from photostyle.models.encoder import VGGEncoder
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_FAILED = 1  # a run that could not finish (e.g. training diverged)
@@ -36,7 +38,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--fa",
-        choices=["paper", "mean_std", "wct", "quantile"],
+        choices=FA_VARIANTS,
         help="FA variant (default: the model's)",
     )
     p.add_argument("--alpha", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
@@ -79,13 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--method",
         action="append",
-        help="photostyle-<fa> (paper, mean_std, wct, quantile), identity, reinhard, histogram; "
+        help=f"photostyle-<fa> ({', '.join(FA_VARIANTS)}), identity, reinhard, histogram, "
+        "adain, wct (need --autoencoder), gatys; "
         "repeatable (default: photostyle with the model's FA, reinhard, histogram, identity)",
     )
     ev.add_argument("--out-dir", type=Path, help="write each output and a contact sheet here")
     ev.add_argument("--json", type=Path, help="write per-pair and mean scores as JSON")
     ev.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
     ev.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    ev.add_argument(
+        "--autoencoder",
+        type=Path,
+        metavar="FILE",
+        help="decoder of the adain and wct methods: a checkpoint trained with "
+        "photostyle train --reconstruction",
+    )
+    ev.add_argument(
+        "--gatys-steps",
+        type=int,
+        default=200,
+        metavar="N",
+        help="optimisation steps of the gatys method (default 200)",
+    )
     _add_model_args(ev)
 
     tr = sub.add_parser("train", help="train a stylizer (paper Fig. 1) on an ImageFolder")
@@ -96,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int)
     tr.add_argument("--crop", type=int)
     tr.add_argument("--lr", type=float)
-    tr.add_argument("--fa", choices=["paper", "mean_std", "wct", "quantile"])
+    tr.add_argument("--fa", choices=FA_VARIANTS)
     tr.add_argument("--arch", choices=["vgg16", "vgg19"])
     tr.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
     tr.add_argument("--t1", type=float, help="T1: top fraction inside the class (default 0.5)")
@@ -115,10 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="plain squared errors instead of errors relative to each target's energy",
     )
+    tr.add_argument(
+        "--no-residual",
+        action="store_true",
+        help="decoders output the image itself (the paper) instead of the change to the content",
+    )
     tr.add_argument("--max-images", type=int, help="use at most N images per class")
     tr.add_argument("--time-limit", type=float, help="stop after this many seconds (resumable)")
     tr.add_argument("--device")
     tr.add_argument("--seed", type=int)
+    tr.add_argument(
+        "--reconstruction",
+        action="store_true",
+        help="train a plain autoencoder (FA none, content + SCP losses): the decoder of "
+        "photostyle eval's adain and wct methods",
+    )
 
     be = sub.add_parser("bench", help="time photostyle and the baselines (paper Table I)")
     be.add_argument(
@@ -138,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", type=Path, help="also write the rows and settings as JSON")
     be.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     be.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
-    be.add_argument("--fa", choices=["paper", "mean_std", "wct", "quantile"], help="FA variant")
+    be.add_argument("--fa", choices=FA_VARIANTS, help="FA variant")
 
     fd = sub.add_parser("fid", help="Fréchet Inception Distance between two folders of images")
     fd.add_argument("outputs", type=Path, help="folder of images (e.g. stylized results)")
@@ -163,7 +191,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     fd.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
+    _add_ablate_parser(sub)
     return parser
+
+
+def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
+    ab = sub.add_parser("ablate", help="train and score ablation variants (paper Tables III/IV)")
+    ab.add_argument("--data", required=True, help="ImageFolder root to train on")
+    ab.add_argument("--pairs", type=Path, required=True, help="DPST-layout folder of pairs")
+    ab.add_argument("--out-dir", type=Path, required=True, help="one run folder per variant")
+    ab.add_argument(
+        "--variants",
+        default="full,no_scp,no_restyle,no_perceptual",
+        help="comma-separated: full, no_scp, no_restyle, no_perceptual, t1=X, t2=X; join terms "
+        "with + (default: full,no_scp,no_restyle,no_perceptual)",
+    )
+    ab.add_argument("--steps", type=int, help="training steps per variant (default 1000)")
+    ab.add_argument("--crop", type=int, help="training crop side (default 128)")
+    ab.add_argument("--batch-size", type=int, help="triplets per step (default 4)")
+    ab.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
+    ab.add_argument("--max-images", type=int, help="use at most N training images per class")
+    ab.add_argument("--arch", help="encoder: vgg16 or vgg19 (default vgg16)")
+    ab.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
+    ab.add_argument("--seed", type=int, help="seed shared by all variants (default 0)")
+    ab.add_argument(
+        "--time-limit-per-variant",
+        type=float,
+        metavar="S",
+        help="stop each variant's training after S seconds (re-run to resume)",
+    )
+    ab.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    ab.add_argument("--limit-pairs", type=int, metavar="N", help="score only the first N pairs")
+    ab.add_argument("--max-size", type=int, default=1024, help="working size at scoring (1024)")
+    ab.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
+    ab.add_argument("--no-fid", action="store_true", help="skip the FID-VGG column")
+    ab.add_argument("--json", type=Path, metavar="FILE", help="also write rows and settings")
 
 
 def _stylizer(args: argparse.Namespace) -> Stylizer:
@@ -302,9 +364,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ("no_restyle", "use_restyle"),
         ("no_perceptual", "use_perceptual"),
         ("absolute_losses", "relative_losses"),
+        ("no_residual", "residual"),
     ):
         if getattr(args, flag):
             base[key] = False
+    if args.reconstruction:
+        base["reconstruction"] = True
+        base["fa"] = args.fa or "none"  # an explicit other --fa is refused by TrainConfig
     sampling = dict(base.get("sampling") or {})
     if args.t1 is not None:
         sampling["t1"] = args.t1
@@ -365,7 +431,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "histogram",
         "identity",
     ]
-    methods = make_methods(names, stylizer, alpha=options.alpha, max_size=options.max_size)
+
+    def autoencoder() -> Stylizer:
+        from photostyle.api import Stylizer
+
+        return Stylizer(args.autoencoder, device=args.device, encoder_weights=args.encoder_weights)
+
+    def gatys_encoder() -> VGGEncoder:
+        from photostyle.utils import resolve_device
+
+        return metric_encoder(resolve_device(args.device))
+
+    methods = make_methods(
+        names,
+        stylizer,
+        alpha=options.alpha,
+        max_size=options.max_size,
+        autoencoder=autoencoder if args.autoencoder is not None else None,
+        gatys_encoder=gatys_encoder,
+        gatys_steps=args.gatys_steps,
+    )
     outputs: dict[str, list[torch.Tensor]] = {}
 
     def keep(pair: Pair, name: str, image: torch.Tensor) -> None:
@@ -482,6 +567,90 @@ def _cmd_fid(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    import json
+    import logging
+
+    from tqdm import tqdm
+
+    from photostyle.eval.ablate import (
+        AblationConfig,
+        AblationProgress,
+        Variant,
+        ablation_json,
+        ablation_markdown,
+        parse_variants,
+        run_ablation,
+    )
+    from photostyle.train.config import TrainConfig
+    from photostyle.utils import atomic_path
+
+    if args.json is not None and args.json.is_dir():
+        raise ValueError(f"{args.json}: is a directory")
+    overrides = {
+        "steps": args.steps,
+        "crop": args.crop,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "max_images": args.max_images,
+        "arch": args.arch,
+        "encoder_weights": args.encoder_weights,
+        "seed": args.seed,
+        "time_limit_s": args.time_limit_per_variant,
+    }
+    base = TrainConfig(
+        data=args.data,
+        device=args.device,
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    config = AblationConfig(
+        pairs=str(args.pairs),
+        out_dir=str(args.out_dir),
+        variants=tuple(v.name for v in parse_variants(args.variants)),
+        limit_pairs=args.limit_pairs,
+        use_masks=not args.no_masks,
+        max_size=args.max_size,
+        fid_vgg=not args.no_fid,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    variant_bar = tqdm(total=len(config.variants), desc="ablate", unit="variant", file=sys.stderr)
+    bars: list[tqdm] = []
+
+    def on_variant(variant: Variant, phase: str) -> None:  # phase: "train", "done", "eval"
+        for bar in bars:
+            bar.close()
+        bars.clear()
+        variant_bar.n = config.variants.index(variant.name)
+        variant_bar.set_postfix_str(f"{variant.name}: {phase}")
+        if phase == "train":
+            bars.append(tqdm(total=base.steps, desc=variant.name, unit="step", file=sys.stderr))
+        elif phase == "eval":
+            bars.append(tqdm(desc=f"{variant.name} eval", unit="pair", file=sys.stderr))
+
+    def on_step(step: int, losses: dict[str, float]) -> None:
+        if bars:
+            bars[0].n = step
+            bars[0].set_postfix(loss=f"{losses.get('total', float('nan')):.4g}", refresh=False)
+            bars[0].refresh()
+
+    def on_pair() -> None:
+        if bars:
+            bars[0].update()
+
+    progress = AblationProgress(on_variant=on_variant, on_step=on_step, on_pair=on_pair)
+    rows = run_ablation(config, base, progress=progress)
+    for bar in bars:
+        bar.close()
+    variant_bar.n = len(config.variants)
+    variant_bar.close()
+    print(ablation_markdown(rows), end="")
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(ablation_json(rows, config, base), indent=2))
+        print(f"ablation: {args.json}")
+    return EXIT_OK
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -503,6 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _cmd_train,
         "bench": _cmd_bench,
         "fid": _cmd_fid,
+        "ablate": _cmd_ablate,
     }
     try:
         return commands[args.command](args)

@@ -166,3 +166,37 @@ def test_caffe_models_decode_at_torchvision_scale():
     assert model.u.feature_scale == model.v.feature_scale == FEATURE_SCALE["caffe_bgr255"]
     assert FEATURE_SCALE["caffe_bgr255"] == pytest.approx(1 / 57.63, rel=1e-3)
     assert FEATURE_SCALE["torch_rgb"] == 1.0
+
+
+def test_residual_decoder_starts_as_identity_and_needs_a_base(tiny_encoder, tiny_cfg):
+    torch.manual_seed(0)
+    dec = Decoder(tiny_cfg, "mean_std", residual=True)
+    content, style = torch.rand(2, 3, 24, 16), torch.rand(2, 3, 16, 16)
+    c, s = tiny_encoder(content), tiny_encoder(style)
+    out = dec(c, s, base=content)
+    torch.testing.assert_close(out.image, content)  # the change starts at exactly zero
+    assert [q.shape for q in out.q] == [p.shape for p in c.pooled]
+    with pytest.raises(ValueError, match="base"):
+        dec(c, s)
+    # Once trained, the image is base + change: a hand-set last bias shifts every pixel.
+    with torch.no_grad():
+        dec.block1[-1].bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    shifted = dec(c, s, base=content).image
+    torch.testing.assert_close(
+        shifted - content, torch.tensor([0.1, -0.2, 0.3]).view(1, 3, 1, 1).expand_as(content)
+    )
+
+
+def test_residual_stylizer_round_trips_its_config():
+    from photostyle.models.stylizer import ModelConfig, PhotoStylizer
+
+    config = ModelConfig.for_arch("vgg16", residual=True)
+    assert ModelConfig.from_dict(config.to_dict()).residual is True
+    assert (
+        ModelConfig.from_dict(
+            {k: v for k, v in config.to_dict().items() if k != "residual"}
+        ).residual
+        is False
+    )
+    model = PhotoStylizer(config)
+    assert model.decoder.residual

@@ -105,6 +105,24 @@ def test_wct_output_covariance_and_mean_are_the_styles():
     assert not torch.allclose(torch.cov(x[0].reshape(3, -1)), torch.cov(yf), atol=0.1)
 
 
+# --- none ----------------------------------------------------------------------------------------
+
+
+def test_none_returns_the_content_exactly_and_ignores_the_style():
+    torch.manual_seed(20)
+    x = torch.randn(2, 3, 5, 6, requires_grad=True)
+    y = torch.randn(2, 3, 4, 7) * 3 + 1
+    for alpha in (1.0, 0.3):
+        z = feature_aggregation(x, y, "none", alpha=alpha)
+        assert torch.equal(z, x)
+    labels = feature_aggregation(x, y, "none", x_labels=_halves(5, 6), y_labels=_halves(4, 7))
+    assert torch.equal(labels, x)
+    assert torch.equal(FeatureAggregation("none")(x, y * 5), x)
+    labels.sum().backward()  # gradient of the identity
+    assert x.grad is not None and torch.equal(x.grad, torch.ones_like(x))
+    assert "none" in FA_VARIANTS
+
+
 # --- quantile ----------------------------------------------------------------------------------
 
 
@@ -182,7 +200,7 @@ def test_alpha(variant):
     full = feature_aggregation(x, y, variant, alpha=1.0)
     torch.testing.assert_close(feature_aggregation(x, y, variant, alpha=0.0), x)
     torch.testing.assert_close(feature_aggregation(x, y, variant, alpha=0.5), (x + full) / 2)
-    assert not torch.allclose(full, x)
+    assert torch.allclose(full, x) == (variant == "none")  # "none" ignores the style
 
 
 @pytest.mark.parametrize("variant", FA_VARIANTS)

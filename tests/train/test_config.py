@@ -39,6 +39,8 @@ def test_defaults_follow_the_paper():
         ({"workers": -1}, "workers >= 0"),
         ({"index_size": 8}, "index_size"),
         ({"max_images": 0}, "max_images"),
+        ({"reconstruction": True}, "needs fa='none'"),  # refused, never silently switched
+        ({"reconstruction": True, "fa": "wct"}, "needs fa='none'"),
     ],
 )
 def test_invalid_settings_are_refused(kwargs: dict[str, Any], match: str):
@@ -100,3 +102,10 @@ def test_from_dict_ignores_unknown_keys_and_validates():
         TrainConfig.from_dict({"sampling": {"t1": 0.0, "t2": 0.1}})
     with pytest.raises(ValueError):
         TrainConfig.from_dict({"fa": "nope"})
+
+
+def test_reconstruction_config_round_trips():
+    cfg = TrainConfig(reconstruction=True, fa="none")
+    assert not TrainConfig().reconstruction
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert TrainConfig(fa="none").fa == "none"  # a no-FA two-stage ablation stays possible

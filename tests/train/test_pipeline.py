@@ -151,3 +151,53 @@ def test_style_term_selects_eq4_and_eq6_form(tiny_encoder: VGGEncoder, relative:
             )
         assert float(losses["p_u2"]) == pytest.approx(float(expected_u2), rel=1e-5)
         assert float(losses["p_u1"]) == pytest.approx(float(expected_u1), rel=1e-5)
+
+
+# --- reconstruction mode (the autoencoder of the AdaIN/WCT baselines) ---------------------------
+
+
+@pytest.mark.parametrize(("scp", "perceptual"), [(True, True), (True, False), (False, True)])
+def test_reconstruction_has_only_content_and_scp_terms_of_u(
+    tiny_encoder: VGGEncoder, scp: bool, perceptual: bool
+):
+    torch.manual_seed(0)
+    model = TwoStageModel(tiny_encoder, "none")
+    ic, is_, it = _triplet(7)
+    switches = LossSwitches(scp=scp, perceptual=perceptual, reconstruction=True)
+    losses, images = model(ic, is_, it, switches)
+    expected = ({"scp_u"} if scp else set()) | ({"p_u1"} if perceptual else set())
+    assert set(losses) == expected | {"total"} and set(images) == {"u"}
+    total = sum(float(losses[k]) for k in expected)
+    assert float(losses["total"].detach()) == pytest.approx(total, rel=1e-6)
+    # The style and similar-content images are not used at all.
+    again, _ = model(ic, torch.rand_like(is_), torch.rand_like(it), switches)
+    assert float(again["total"].detach()) == float(losses["total"].detach())
+    if perceptual:
+        from photostyle.losses import perceptual_loss
+
+        with torch.no_grad():  # Eq. (3) with the output of U(I_c, I_c)
+            p_u1 = perceptual_loss(
+                tiny_encoder(ic).taps, tiny_encoder(images["u"]).taps, relative=True
+            )
+        assert float(losses["p_u1"]) == pytest.approx(float(p_u1), rel=1e-5)
+    losses["total"].backward()
+    assert _grad_norm(model.u) > 0.0
+    assert all(p.grad is None for p in (*model.v.parameters(), *model.scp_v.parameters()))
+
+
+def test_a_few_reconstruction_steps_lower_the_loss(tiny_encoder: VGGEncoder):
+    torch.manual_seed(0)
+    model = TwoStageModel(tiny_encoder, "none")
+    batch = _triplet(8, size=24)
+    params = [*model.u.parameters(), *model.scp_u.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.999))
+    switches = LossSwitches(reconstruction=True)
+    totals = []
+    for _ in range(30):
+        losses, _ = model(*batch, switches)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        opt.step()
+        totals.append(float(losses["total"].detach()))
+    assert all(torch.isfinite(torch.tensor(totals)))
+    assert totals[-1] < 0.8 * totals[0], totals

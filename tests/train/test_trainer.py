@@ -240,3 +240,54 @@ def test_diverged_weights_never_overwrite_the_last_checkpoint(
         trainer.train()
     for name, data in saved.items():
         assert (out / name).read_bytes() == data
+
+
+# --- reconstruction mode -------------------------------------------------------------------------
+
+
+def test_reconstruction_trains_a_plain_autoencoder(
+    make_config: Callable[..., TrainConfig], tiny_weights: Path
+):
+    cfg = make_config(reconstruction=True, fa="none", steps=3)
+    trainer = Trainer(cfg)
+    before = _trainable(trainer)
+    result = trainer.train()
+    out = Path(cfg.out_dir)
+    assert result.step == 3 and set(result.losses) == {"total", "scp_u", "p_u1"}
+    assert not (out / "index.safetensors").exists()  # no triplets, no perceptual index
+    after = _trainable(trainer)
+    for key in ("u", "scp_u"):
+        assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith(key + "."))
+    for key in ("v", "scp_v"):  # V is not trained
+        assert all(torch.equal(before[k], after[k]) for k in after if k.startswith(key + "."))
+
+    ae = Stylizer(result.stylizer, encoder_weights=tiny_weights, device="cpu")
+    assert ae.config.fa == "none"
+    g = torch.Generator().manual_seed(0)
+    content = torch.rand(3, 20, 24, generator=g)
+    out_a = ae.stylize(content, torch.rand(3, 16, 16, generator=g))
+    out_b = ae.stylize(content, torch.rand(3, 24, 16, generator=g))
+    assert out_a.shape == (3, 20, 24) and torch.equal(out_a, out_b)  # the style is ignored
+
+    # Resuming with the other mode is refused, both ways.
+    with pytest.raises(WeightsError, match=r"checkpoint is tiny/none \(reconstruction\)"):
+        Trainer(make_config(fa="none", steps=3))
+
+
+def test_cli_train_reconstruction_forces_fa_none(
+    make_config: Callable[..., TrainConfig], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from photostyle.cli import main
+
+    cfg = make_config("cli", steps=1)
+    config_json = tmp_path / "config.json"
+    config_json.write_text(json.dumps(cfg.to_dict()))  # fa "mean_std" in the file
+    assert main(["train", "--config", str(config_json), "--reconstruction"]) == 0
+    _, meta = load_checkpoint(Path(cfg.out_dir) / "checkpoint.safetensors")
+    saved = json.loads(meta["train_config"])
+    assert saved["reconstruction"] is True and saved["fa"] == "none"
+    capsys.readouterr()
+    argv = ["train", "--config", str(config_json), "--reconstruction", "--fa", "wct"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs fa='none'" in err

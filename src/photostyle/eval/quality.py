@@ -19,6 +19,13 @@ import torch
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.eval.baselines import BASELINES
 from photostyle.eval.metrics import score_pair
+from photostyle.eval.neural_baselines import (
+    GATYS_MAX_SIZE,
+    NeuralTransform,
+    autoencoder_transfer,
+    check_autoencoder,
+    gatys,
+)
 from photostyle.io import load_image, load_mask
 from photostyle.models.encoder import VGG16, VGGEncoder
 from photostyle.models.layers import FAVariant
@@ -167,9 +174,51 @@ def stylizer_method(stylizer: Stylizer, options: StylizeOptions | None = None) -
 PHOTOSTYLE_PREFIX = "photostyle-"
 
 
+NEURAL_METHODS = ("adain", "wct", "gatys")  # photostyle.eval.neural_baselines
+
+
 def method_names(fa_variants: Sequence[str]) -> list[str]:
     """Every method name :func:`make_methods` accepts."""
-    return [*(PHOTOSTYLE_PREFIX + v for v in fa_variants), *BASELINES]
+    return [*(PHOTOSTYLE_PREFIX + v for v in fa_variants), *BASELINES, *NEURAL_METHODS]
+
+
+def autoencoder_method(
+    autoencoder: Stylizer, transform: NeuralTransform, *, alpha: float = 1.0, max_size: int = 1024
+) -> Method:
+    """AdaIN or WCT at relu4_1 decoded by a reconstruction decoder, as a method (masks used)."""
+
+    def run(
+        content: torch.Tensor,
+        style: torch.Tensor,
+        content_mask: torch.Tensor | None,
+        style_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        return autoencoder_transfer(
+            autoencoder,
+            content,
+            style,
+            transform,
+            alpha=alpha,
+            max_size=max_size,
+            content_mask=content_mask,
+            style_mask=style_mask,
+        )
+
+    return run
+
+
+def gatys_method(encoder: VGGEncoder, *, steps: int = 200, max_size: int = 512) -> Method:
+    """Gatys et al.'s optimisation as a method (no masks)."""
+
+    def run(
+        content: torch.Tensor,
+        style: torch.Tensor,
+        content_mask: torch.Tensor | None,
+        style_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        return gatys(content, style, encoder, steps=steps, max_size=max_size)
+
+    return run
 
 
 def make_methods(
@@ -178,23 +227,51 @@ def make_methods(
     *,
     alpha: float = 1.0,
     max_size: int = 1024,
+    autoencoder: Callable[[], Stylizer] | None = None,
+    gatys_encoder: Callable[[], VGGEncoder] | None = None,
+    gatys_steps: int = 200,
 ) -> dict[str, Method]:
-    """Methods by name: ``photostyle-<fa variant>`` or a baseline (``identity``, ``reinhard``...).
+    """Methods by name: ``photostyle-<fa variant>``, a classical baseline (``identity``,
+    ``reinhard``, ``histogram``) or a neural baseline (``adain``, ``wct``, ``gatys``).
 
     Args:
         names: method names, in the order wanted.
         stylizer: returns the stylizer to use (called once, only if a photostyle method is asked).
-        alpha: FA strength of the photostyle methods.
-        max_size: working size of the photostyle methods.
+        alpha: FA strength of the photostyle methods, and transform strength of adain/wct.
+        max_size: working size of the photostyle, adain and wct methods (gatys: at most
+            ``GATYS_MAX_SIZE``).
+        autoencoder: returns the reconstruction decoder of adain/wct (a stylizer trained with
+            ``reconstruction=True``); called once, only if adain or wct is asked.
+        gatys_encoder: returns the VGG encoder of gatys; None = the bundled ImageNet VGG16.
+        gatys_steps: optimisation steps of gatys.
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name, adain/wct without an autoencoder (or with a stylizer that is
+            not one), or negative gatys steps.
     """
     methods: dict[str, Method] = {}
     model: Stylizer | None = None
+    decoder: Stylizer | None = None
     for name in names:
         if name in BASELINES:
             methods[name] = baseline_method(name)
+        elif name in ("adain", "wct"):
+            if autoencoder is None:
+                raise ValueError(
+                    f"{name} needs --autoencoder FILE "
+                    "(a checkpoint trained with photostyle train --reconstruction)"
+                )
+            if decoder is None:
+                decoder = autoencoder()
+                check_autoencoder(decoder)
+            transform: NeuralTransform = "adain" if name == "adain" else "wct"
+            methods[name] = autoencoder_method(decoder, transform, alpha=alpha, max_size=max_size)
+        elif name == "gatys":
+            if gatys_steps < 0:
+                raise ValueError(f"gatys steps must be >= 0, got {gatys_steps}")
+            encoder = gatys_encoder() if gatys_encoder is not None else metric_encoder()
+            size = min(max_size, GATYS_MAX_SIZE)
+            methods[name] = gatys_method(encoder, steps=gatys_steps, max_size=size)
         elif name.startswith(PHOTOSTYLE_PREFIX):
             fa = name[len(PHOTOSTYLE_PREFIX) :]
             options = StylizeOptions(alpha=alpha, max_size=max_size, fa=cast(FAVariant, fa))
@@ -202,7 +279,8 @@ def make_methods(
             methods[name] = stylizer_method(model, options)
         else:
             raise ValueError(
-                f"unknown method {name!r}; choose from photostyle-<fa>, {list(BASELINES)}"
+                f"unknown method {name!r}; choose from photostyle-<fa>, "
+                f"{[*BASELINES, *NEURAL_METHODS]}"
             )
     return methods
 

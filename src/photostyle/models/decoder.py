@@ -51,6 +51,9 @@ class Decoder(nn.Module):
         feature_scale: encoder features are multiplied by this on the way in, and Q^i divided by
             it on the way out (so Eq. (2) compares Q^i with P^i in the encoder's units); see
             ``photostyle.models.encoder.FEATURE_SCALE``. The FA variants are scale-equivariant.
+        residual: the last convolution predicts the change to an input image (``base`` in
+            :meth:`forward`) instead of the image itself; it starts at zero, so an untrained
+            decoder returns ``base``.
     """
 
     def __init__(
@@ -59,11 +62,13 @@ class Decoder(nn.Module):
         fa: FAVariant = "mean_std",
         padding_mode: PaddingMode = "reflect",
         feature_scale: float = 1.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if not feature_scale > 0:
             raise ValueError(f"feature_scale must be positive, got {feature_scale}")
         self.feature_scale = feature_scale
+        self.residual = residual
         w1, w2, w3, w4 = config.widths
         self.fa = nn.ModuleList(FeatureAggregation(fa) for _ in range(4))  # FA1..FA4
         # Block 4: Conv_4_d1 then the extra Conv_4_d2 of the same output shape.
@@ -76,6 +81,11 @@ class Decoder(nn.Module):
             convs.append(_conv(width, outs[b], padding_mode))
             blocks.append(nn.ModuleList(convs))
         self.block3, self.block2, self.block1 = blocks
+        if residual:
+            last = cast(nn.Conv2d, self.block1[-1])
+            nn.init.zeros_(last.weight)
+            assert last.bias is not None  # bias=True in _conv
+            nn.init.zeros_(last.bias)
 
     @property
     def fa_layers(self) -> list[FeatureAggregation]:
@@ -99,6 +109,7 @@ class Decoder(nn.Module):
         alpha: float = 1.0,
         content_labels: torch.Tensor | None = None,
         style_labels: torch.Tensor | None = None,
+        base: torch.Tensor | None = None,
     ) -> DecoderOutput:
         """Decode content features while aggregating style features at every scale.
 
@@ -108,12 +119,16 @@ class Decoder(nn.Module):
             alpha: FA strength in [0, 1].
             content_labels: optional (B, H, W) int64 semantic labels of the content.
             style_labels: optional (B, Hs, Ws) int64 semantic labels of the style.
+            base: (B, 3, H, W) the content image; required by a residual decoder, which adds its
+                output to it.
 
         Returns:
             DecoderOutput with the (B, 3, H, W) image and Q^1..Q^3.
         """
         if content.taps[0].shape[0] != style.taps[0].shape[0]:
             raise ValueError("content and style batches differ in size")
+        if self.residual and base is None:
+            raise ValueError("a residual decoder needs the content image as base")
 
         k = self.feature_scale
 
@@ -137,4 +152,6 @@ class Decoder(nn.Module):
                     h = F.relu(h)
             if level > 0:
                 q[level - 1] = h / k  # Q^{level}, in the encoder's units
+        if self.residual and base is not None:
+            h = base + h  # (B, 3, H, W): the content plus the decoded change
         return DecoderOutput(image=h, q=q)

@@ -11,6 +11,9 @@ variant. The other variants aggregate the style distribution in the paper's stat
 - ``"mean_std"``: per-channel first and second moments (scaling + shifting).
 - ``"wct"``: full channel covariance (whitening then colouring).
 - ``"quantile"``: the whole per-channel distribution (sorted / quantile matching).
+- ``"none"``: no aggregation, ``z = x``; the style is ignored and the decoder becomes a plain
+  unpooling VGG autoencoder (the reconstruction decoder of the AdaIN/WCT baselines,
+  ``photostyle.eval.neural_baselines``).
 
 All variants accept semantic label maps: statistics are then computed region by region, label to
 label; content regions whose label has too few style pixels use the whole style.
@@ -25,8 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FAVariant = Literal["paper", "mean_std", "wct", "quantile"]
+FAVariant = Literal["paper", "mean_std", "wct", "quantile", "none"]
 FA_VARIANTS: tuple[str, ...] = get_args(FAVariant)
+
+
+def fa_none(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """No aggregation: the content features unchanged. Shape: x (C, N), y (C, M) -> (C, N)."""
+    return x
 
 
 def fa_paper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -107,6 +115,7 @@ _TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mean_std": fa_mean_std,
     "wct": fa_wct,
     "quantile": fa_quantile,
+    "none": fa_none,
 }
 
 
@@ -151,6 +160,8 @@ def feature_aggregation(
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if (x_labels is None) != (y_labels is None):
         raise ValueError("content and style label maps must be given together")
+    if variant == "none":
+        return x  # the identity, whatever the labels and alpha
     transform = _TRANSFORMS[variant]
     b, c, h, w = x.shape
     xf = x.reshape(b, c, h * w)  # (B, C, N)

@@ -32,6 +32,7 @@ class ModelConfig:
     fa: FAVariant = "mean_std"  # FA variant used in training (others can be chosen at inference)
     padding_mode: PaddingMode = "reflect"  # padding of all 3x3 convolutions
     encoder_sha256: str = ""  # sha256 of the encoder weights file the decoder was trained with
+    residual: bool = False  # the decoder predicts the change to the content image (see Decoder)
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
 
     @classmethod
@@ -85,7 +86,11 @@ class PhotoStylizer(nn.Module):
         self.config = config
         self.encoder = encoder or VGGEncoder(config.vgg(), config.convention, config.padding_mode)
         self.decoder = Decoder(
-            config.vgg(), config.fa, config.padding_mode, FEATURE_SCALE[config.convention]
+            config.vgg(),
+            config.fa,
+            config.padding_mode,
+            FEATURE_SCALE[config.convention],
+            config.residual,
         )
 
     def forward(
@@ -120,6 +125,11 @@ class PhotoStylizer(nn.Module):
         c = content_enc if content_enc is not None else self.encoder(content)
         s = style_enc if style_enc is not None else self.encoder(style)
         out: DecoderOutput = self.decoder(
-            c, s, alpha=alpha, content_labels=content_labels, style_labels=style_labels
+            c,
+            s,
+            alpha=alpha,
+            content_labels=content_labels,
+            style_labels=style_labels,
+            base=content,
         )
         return StylizerOutput(image=out.image, q=out.q, content=c, style=s)

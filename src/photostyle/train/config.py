@@ -16,7 +16,14 @@ from photostyle.train.pipeline import StyleTerm
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on; saved in every checkpoint."""
+    """Everything a training run depends on; saved in every checkpoint.
+
+    ``reconstruction=True`` trains the reconstruction decoder of the AdaIN/WCT baselines
+    (:mod:`photostyle.eval.neural_baselines`): stylizer U alone, with FA ``"none"``, on content
+    crops, with the content perceptual loss Eq. (3) and the SCP loss Eq. (2); the style terms, V and
+    ``use_restyle``/``style_term`` are ignored. It is refused with any other ``fa`` (no silent
+    override: the checkpoint's config says what was trained).
+    """
 
     data: str = ""  # ImageFolder root (class = sub-folder)
     out_dir: str = "runs/photostyle"  # checkpoints, TensorBoard logs, plots, exported stylizer
@@ -30,10 +37,12 @@ class TrainConfig:
     adam_betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2) (paper: 0.5, 0.999)
     beta: float = 1.0  # Eq. (8) weight of the perceptual losses (paper: 1)
     style_term: StyleTerm = "stats"  # Eqs. (4),(6): "stats" (channel mean/std) or literal "feature"
+    residual: bool = True  # decoders predict the change to their input image (README: departures)
     relative_losses: bool = True  # squared errors relative to their target's energy (losses.py)
     use_scp: bool = True  # ablation switch: SCP losses L_r (Eq. (2))
     use_restyle: bool = True  # ablation switch: re-stylization stage V (Fig. 1)
     use_perceptual: bool = True  # ablation switch: perceptual losses L_p (Eqs. (3)-(7))
+    reconstruction: bool = False  # train a plain autoencoder: U only, FA "none", Eq. (3) + SCP
     sampling: SamplingConfig = field(default_factory=SamplingConfig)  # T1/T2 fractions
     index_size: int = 32  # image side for the perceptual distances of Eq. (9)
     max_images: int | None = None  # use only the first N images per class (quick runs)
@@ -52,6 +61,10 @@ class TrainConfig:
             raise ValueError("crop must be >= 16, batch_size >= 1, steps >= 0")
         if not (self.use_scp or self.use_perceptual):
             raise ValueError("at least one of the SCP and perceptual losses must be on")
+        if self.reconstruction and self.fa != "none":
+            raise ValueError(
+                f"reconstruction trains a plain autoencoder and needs fa='none', got {self.fa!r}"
+            )
         if self.style_term not in ("stats", "feature"):
             raise ValueError(f"style_term must be 'stats' or 'feature', got {self.style_term!r}")
         if self.arch not in VGG_CONFIGS:

@@ -26,6 +26,7 @@ class LossSwitches:
     beta: float = 1.0  # weight of the perceptual terms
     style_term: StyleTerm = "stats"  # Eqs. (4), (6): channel statistics or the literal feature diff
     relative: bool = True  # each squared error relative to its target's energy (see losses.py)
+    reconstruction: bool = False  # autoencoder: U only, Eq. (3) + SCP; no style terms, no V
 
 
 class TwoStageModel(nn.Module):
@@ -35,17 +36,22 @@ class TwoStageModel(nn.Module):
         encoder: the fixed VGG encoder.
         fa: FA variant of both decoders.
         padding_mode: conv padding of the decoders.
+        residual: decoders predict the change to their input image (see ``Decoder``).
     """
 
     def __init__(
-        self, encoder: VGGEncoder, fa: FAVariant, padding_mode: PaddingMode = "reflect"
+        self,
+        encoder: VGGEncoder,
+        fa: FAVariant,
+        padding_mode: PaddingMode = "reflect",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         cfg = encoder.config
         scale = FEATURE_SCALE[encoder.convention]
-        self.u = Decoder(cfg, fa, padding_mode, scale)
-        self.v = Decoder(cfg, fa, padding_mode, scale)
+        self.u = Decoder(cfg, fa, padding_mode, scale, residual)
+        self.v = Decoder(cfg, fa, padding_mode, scale, residual)
         self.scp_u = SCPHead(cfg.widths[:3])
         self.scp_v = SCPHead(cfg.widths[:3])
 
@@ -53,6 +59,10 @@ class TwoStageModel(nn.Module):
         self, ic: torch.Tensor, is_: torch.Tensor, it: torch.Tensor, switches: LossSwitches
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Losses of one batch of triplets.
+
+        In reconstruction mode (``switches.reconstruction``) U decodes I_c's own features (use FA
+        ``"none"`` for a plain autoencoder), ``is_`` and ``it`` are not used, and the terms are
+        ``scp_u`` and ``p_u1`` only.
 
         Args:
             ic: content images I_c, (B, 3, H, W) in [0, 1].
@@ -74,9 +84,11 @@ class TwoStageModel(nn.Module):
                 return perceptual_loss(a, b, relative=rel)
             return statistics_loss(a, b, relative=rel)
 
+        recon = switches.reconstruction
         with torch.no_grad():
-            enc_c, enc_s = self.encoder(ic), self.encoder(is_)
-        out_u = self.u(enc_c, enc_s)  # U(I_c, I_s)
+            enc_c = self.encoder(ic)
+            enc_s = enc_c if recon else self.encoder(is_)
+        out_u = self.u(enc_c, enc_s, base=ic)  # U(I_c, I_s); U(I_c, I_c) when reconstructing
         enc_u = self.encoder(out_u.image)
         terms: dict[str, torch.Tensor] = {}
         images = {"u": out_u.image}
@@ -84,11 +96,12 @@ class TwoStageModel(nn.Module):
             terms["scp_u"] = self.scp_u(out_u.q, enc_c.pooled, relative=rel)  # Eq. (2), sum_i
         if switches.perceptual:
             terms["p_u1"] = content_term(enc_c.taps, enc_u.taps)  # Eq. (3)
-            terms["p_u2"] = style_term(enc_s.taps, enc_u.taps)  # Eq. (4)
-        if switches.restyle:
+            if not recon:
+                terms["p_u2"] = style_term(enc_s.taps, enc_u.taps)  # Eq. (4)
+        if switches.restyle and not recon:
             with torch.no_grad():
                 enc_t = self.encoder(it)
-            out_v = self.v(enc_u, enc_t)  # V(U(I_c, I_s), I_t)
+            out_v = self.v(enc_u, enc_t, base=out_u.image)  # V(U(I_c, I_s), I_t)
             enc_v = self.encoder(out_v.image)
             images["v"] = out_v.image
             if switches.scp:

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from photostyle.data.datasets import ImageList, TripletCrops, image_folder
+from photostyle.data.datasets import ImageList, TripletCrops, image_folder, random_crop
 from photostyle.data.index import PerceptualIndex, pairwise_sq_distances, perceptual_features
 from photostyle.data.sampler import TripletSampler
+from photostyle.io import ImageError, load_image
 from photostyle.models.encoder import VGG_CONFIGS, VGGEncoder
 from photostyle.models.stylizer import ModelConfig
 from photostyle.models.weights import (
@@ -78,6 +79,43 @@ def _subset(images: ImageList, per_class: int | None) -> ImageList:
     return ImageList([images.paths[i] for i in keep], images.labels[keep], images.classes)
 
 
+class ContentCrops(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    """Reconstruction mode's data: item ``n`` is one random content crop, as a triplet.
+
+    The training loop takes (I_c, I_s, I_t) triplets; here all three are the same crop (only I_c is
+    used). Like :class:`~photostyle.data.datasets.TripletCrops`, item ``n`` has its own generator
+    seeded from ``(seed, n)``, so a resumed run continues the same stream. No perceptual index is
+    needed.
+
+    Args:
+        images: the training images.
+        crop: side of the square crops.
+        seed: base seed of the stream.
+        length: number of items (e.g. steps * batch size).
+    """
+
+    def __init__(self, images: ImageList, crop: int, seed: int, length: int) -> None:
+        self.images = images
+        self.crop = crop
+        self.seed = seed
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shape: three references to one (3, crop, crop) crop."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + n)
+        index = int(torch.randint(0, len(self.images), (), generator=g))
+        try:
+            img = load_image(self.images.paths[index])
+        except ImageError as err:
+            logger.warning("skipping unreadable training image: %s", err)
+            img = torch.full((3, self.crop, self.crop), 0.5)
+        crop = random_crop(img, self.crop, g)
+        return crop, crop, crop
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors = {}
@@ -101,6 +139,9 @@ def _load_optimizer(
 class Trainer:
     """Trains U and V (paper Fig. 1) on an ImageFolder dataset.
 
+    With ``config.reconstruction`` it trains U alone as a plain autoencoder (FA ``"none"``, Eq. (3)
+    + SCP on content crops): no perceptual index is built and V and its SCP head are not optimised.
+
     Args:
         config: the run's settings.
         progress: called after every step with (step, logged losses) — e.g. to drive tqdm.
@@ -121,8 +162,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         vgg = VGG_CONFIGS[config.arch]
         self.encoder = build_encoder(config.encoder_weights, vgg).to(self.device)
-        self.model = TwoStageModel(self.encoder, config.fa).to(self.device)
-        params = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
+        self.model = TwoStageModel(self.encoder, config.fa, residual=self.residual).to(self.device)
+        trained = ("u.", "scp_u.") if config.reconstruction else ("u.", "v.", "scp_u.", "scp_v.")
+        params = [p for n, p in self.model.named_parameters() if n.startswith(trained)]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas)
         self.switches = LossSwitches(
             scp=config.use_scp,
@@ -131,14 +173,23 @@ class Trainer:
             beta=config.beta,
             style_term=config.style_term,
             relative=config.relative_losses,
+            reconstruction=config.reconstruction,
         )
         self.images = _subset(image_folder(config.data), config.max_images)
-        self.index = self._load_or_build_index(on_index_batch)
-        self.sampler = TripletSampler(self.index.distances, self.index.labels, config.sampling)
+        self.index: PerceptualIndex | None = None  # not needed to reconstruct content crops
+        self.sampler: TripletSampler | None = None
+        if not config.reconstruction:
+            self.index = self._load_or_build_index(on_index_batch)
+            self.sampler = TripletSampler(self.index.distances, self.index.labels, config.sampling)
         self.step = 0
         self.history: list[dict[str, float]] = []
         if self.checkpoint_path.exists():
             self._resume()
+
+    @property
+    def residual(self) -> bool:
+        """Residual decoders, except for a reconstruction autoencoder (which must decode)."""
+        return self.config.residual and not self.config.reconstruction
 
     @property
     def checkpoint_path(self) -> Path:
@@ -173,6 +224,7 @@ class Trainer:
             convention=self.encoder.convention,
             fa=self.config.fa,
             encoder_sha256=sha,
+            residual=self.residual,
         )
 
     def _resume(self) -> None:
@@ -180,10 +232,13 @@ class Trainer:
         if meta.get("format") != TRAIN_FORMAT:
             raise WeightsError(f"{self.checkpoint_path}: not a photostyle training checkpoint")
         saved = TrainConfig.from_dict(json.loads(meta["train_config"]))
-        if (saved.arch, saved.fa) != (self.config.arch, self.config.fa):
+        mine = (self.config.arch, self.config.fa, self.config.reconstruction)
+        if (saved.arch, saved.fa, saved.reconstruction) != mine:
+            what = ("", " (reconstruction)")
             raise WeightsError(
-                f"{self.checkpoint_path}: checkpoint is {saved.arch}/{saved.fa}, "
-                f"config asks for {self.config.arch}/{self.config.fa}"
+                f"{self.checkpoint_path}: checkpoint is {saved.arch}/{saved.fa}"
+                f"{what[saved.reconstruction]}, config asks for {self.config.arch}/"
+                f"{self.config.fa}{what[self.config.reconstruction]}"
             )
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
@@ -229,9 +284,13 @@ class Trainer:
     def _loader(self) -> DataLoader:
         b = self.config.batch_size
         total = self.config.steps * b
-        dataset = TripletCrops(
-            self.images, self.sampler, self.config.crop, self.config.seed, length=total
-        )
+        dataset: Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+        if self.sampler is None:
+            dataset = ContentCrops(self.images, self.config.crop, self.config.seed, length=total)
+        else:
+            dataset = TripletCrops(
+                self.images, self.sampler, self.config.crop, self.config.seed, length=total
+            )
         indices = list(range(self.step * b, total))  # resume: continue the same triplet stream
         return DataLoader(
             torch.utils.data.Subset(dataset, indices),
@@ -301,4 +360,11 @@ def export_stylizer(
     save_checkpoint(path, tensors, meta)
 
 
-__all__ = ["TrainResult", "Trainer", "atomic_path", "build_index", "export_stylizer"]
+__all__ = [
+    "ContentCrops",
+    "TrainResult",
+    "Trainer",
+    "atomic_path",
+    "build_index",
+    "export_stylizer",
+]
