@@ -168,23 +168,32 @@ def test_caffe_models_decode_at_torchvision_scale():
     assert FEATURE_SCALE["torch_rgb"] == 1.0
 
 
-def test_residual_decoder_starts_as_identity_and_needs_a_base(tiny_encoder, tiny_cfg):
+def test_residual_decoder_starts_at_the_image_level_fa(tiny_encoder, tiny_cfg):
+    from photostyle.models.layers import feature_aggregation
+
     torch.manual_seed(0)
     dec = Decoder(tiny_cfg, "mean_std", residual=True)
-    content, style = torch.rand(2, 3, 24, 16), torch.rand(2, 3, 16, 16)
+    content, style = torch.rand(2, 3, 24, 16) * 0.5, torch.rand(2, 3, 16, 16) * 0.5 + 0.25
     c, s = tiny_encoder(content), tiny_encoder(style)
-    out = dec(c, s, base=content)
-    torch.testing.assert_close(out.image, content)  # the change starts at exactly zero
+    out = dec(c, s, base=content, base_style=style)
+    # The change starts at exactly zero: the output is the pixel-level FA (RGB mean/std transfer).
+    expected = feature_aggregation(content, style, "mean_std").clamp(0, 1)
+    torch.testing.assert_close(out.image, expected)
+    mean_o, mean_s = out.image.mean(dim=(2, 3)), style.mean(dim=(2, 3))
+    torch.testing.assert_close(mean_o, mean_s, atol=1e-3, rtol=0)  # the style's colour means
     assert [q.shape for q in out.q] == [p.shape for p in c.pooled]
     with pytest.raises(ValueError, match="base"):
-        dec(c, s)
+        dec(c, s, base=content)
     # Once trained, the image is base + change: a hand-set last bias shifts every pixel.
     with torch.no_grad():
         dec.block1[-1].bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
-    shifted = dec(c, s, base=content).image
-    torch.testing.assert_close(
-        shifted - content, torch.tensor([0.1, -0.2, 0.3]).view(1, 3, 1, 1).expand_as(content)
-    )
+    shifted = dec(c, s, base=content, base_style=style).image
+    delta = torch.tensor([0.1, -0.2, 0.3]).view(1, 3, 1, 1).expand_as(content)
+    torch.testing.assert_close(shifted - expected, delta)
+    # "paper" (Eq. (1) doubles its input) and "none" keep the content as the base.
+    for variant in ("paper", "none"):
+        dec.set_variant(variant)
+        torch.testing.assert_close(dec.image_base(content, style), content)
 
 
 def test_residual_stylizer_round_trips_its_config():

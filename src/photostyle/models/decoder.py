@@ -51,9 +51,10 @@ class Decoder(nn.Module):
         feature_scale: encoder features are multiplied by this on the way in, and Q^i divided by
             it on the way out (so Eq. (2) compares Q^i with P^i in the encoder's units); see
             ``photostyle.models.encoder.FEATURE_SCALE``. The FA variants are scale-equivariant.
-        residual: the last convolution predicts the change to an input image (``base`` in
-            :meth:`forward`) instead of the image itself; it starts at zero, so an untrained
-            decoder returns ``base``.
+        residual: the last convolution predicts a change instead of the image itself. The change
+            is added to the content image after an image-level FA layer (the same parameter-free
+            aggregation, on RGB pixels, see :meth:`image_base`); it starts at zero, so an untrained
+            decoder returns that colour-transferred content.
     """
 
     def __init__(
@@ -87,6 +88,35 @@ class Decoder(nn.Module):
             assert last.bias is not None  # bias=True in _conv
             nn.init.zeros_(last.bias)
 
+    def image_base(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        content_labels: torch.Tensor | None = None,
+        style_labels: torch.Tensor | None = None,
+        alpha: float = 1.0,
+    ) -> torch.Tensor:
+        """Image-level FA: the decoder's FA variant applied to RGB pixels, clamped to [0, 1].
+
+        ``mean_std`` is an RGB Reinhard transfer, ``wct`` a 3x3 colour transform, ``quantile``
+        histogram matching; with labels, region by region. Eq. (1) literally (``paper``) would
+        only double the pixels, so that variant (and ``none``) keeps the content.
+
+        Shape: content (B, 3, H, W), style (B, 3, Hs, Ws) -> (B, 3, H, W).
+        """
+        variant = self.variant
+        if variant in ("paper", "none"):
+            return content
+        out = self.fa_layers[0](
+            content,
+            style,
+            x_labels=content_labels,
+            y_labels=style_labels,
+            alpha=alpha,
+            variant=variant,
+        )
+        return out.clamp(0.0, 1.0)
+
     @property
     def fa_layers(self) -> list[FeatureAggregation]:
         """FA1..FA4, typed (``nn.ModuleList`` is not generic: its items are plain ``Module``)."""
@@ -110,6 +140,7 @@ class Decoder(nn.Module):
         content_labels: torch.Tensor | None = None,
         style_labels: torch.Tensor | None = None,
         base: torch.Tensor | None = None,
+        base_style: torch.Tensor | None = None,
     ) -> DecoderOutput:
         """Decode content features while aggregating style features at every scale.
 
@@ -119,16 +150,16 @@ class Decoder(nn.Module):
             alpha: FA strength in [0, 1].
             content_labels: optional (B, H, W) int64 semantic labels of the content.
             style_labels: optional (B, Hs, Ws) int64 semantic labels of the style.
-            base: (B, 3, H, W) the content image; required by a residual decoder, which adds its
-                output to it.
+            base: (B, 3, H, W) the content image; required by a residual decoder.
+            base_style: (B, 3, Hs, Ws) the style image; required by a residual decoder.
 
         Returns:
             DecoderOutput with the (B, 3, H, W) image and Q^1..Q^3.
         """
         if content.taps[0].shape[0] != style.taps[0].shape[0]:
             raise ValueError("content and style batches differ in size")
-        if self.residual and base is None:
-            raise ValueError("a residual decoder needs the content image as base")
+        if self.residual and (base is None or base_style is None):
+            raise ValueError("a residual decoder needs the content and style images (base)")
 
         k = self.feature_scale
 
@@ -152,6 +183,7 @@ class Decoder(nn.Module):
                     h = F.relu(h)
             if level > 0:
                 q[level - 1] = h / k  # Q^{level}, in the encoder's units
-        if self.residual and base is not None:
-            h = base + h  # (B, 3, H, W): the content plus the decoded change
+        if self.residual and base is not None and base_style is not None:
+            start = self.image_base(base, base_style, content_labels, style_labels, alpha)
+            h = start + h  # (B, 3, H, W): colour-transferred content plus the decoded change
         return DecoderOutput(image=h, q=q)

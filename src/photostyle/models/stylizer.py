@@ -131,5 +131,6 @@ class PhotoStylizer(nn.Module):
             content_labels=content_labels,
             style_labels=style_labels,
             base=content,
+            base_style=style,
         )
         return StylizerOutput(image=out.image, q=out.q, content=c, style=s)

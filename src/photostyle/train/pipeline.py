@@ -88,7 +88,7 @@ class TwoStageModel(nn.Module):
         with torch.no_grad():
             enc_c = self.encoder(ic)
             enc_s = enc_c if recon else self.encoder(is_)
-        out_u = self.u(enc_c, enc_s, base=ic)  # U(I_c, I_s); U(I_c, I_c) when reconstructing
+        out_u = self.u(enc_c, enc_s, base=ic, base_style=ic if recon else is_)  # U(I_c, I_s); U(I_c, I_c) when reconstructing
         enc_u = self.encoder(out_u.image)
         terms: dict[str, torch.Tensor] = {}
         images = {"u": out_u.image}
@@ -101,7 +101,7 @@ class TwoStageModel(nn.Module):
         if switches.restyle and not recon:
             with torch.no_grad():
                 enc_t = self.encoder(it)
-            out_v = self.v(enc_u, enc_t, base=out_u.image)  # V(U(I_c, I_s), I_t)
+            out_v = self.v(enc_u, enc_t, base=out_u.image, base_style=it)  # V(U(I_c, I_s), I_t)
             enc_v = self.encoder(out_v.image)
             images["v"] = out_v.image
             if switches.scp:
