@@ -88,7 +88,8 @@ class TwoStageModel(nn.Module):
         with torch.no_grad():
             enc_c = self.encoder(ic)
             enc_s = enc_c if recon else self.encoder(is_)
-        out_u = self.u(enc_c, enc_s, base=ic, base_style=ic if recon else is_)  # U(I_c, I_s); U(I_c, I_c) when reconstructing
+        # U(I_c, I_s); U(I_c, I_c) when reconstructing
+        out_u = self.u(enc_c, enc_s, base=ic, base_style=ic if recon else is_)
         enc_u = self.encoder(out_u.image)
         terms: dict[str, torch.Tensor] = {}
         images = {"u": out_u.image}
