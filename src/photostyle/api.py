@@ -15,11 +15,13 @@ from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
     BUNDLED_STYLIZER,
+    BUNDLED_STYLIZER_SHA256,
     BUNDLED_VGG16_SHA256,
     STYLIZER_FORMAT,
     WeightsError,
     build_encoder,
     bundled_path,
+    check_sha256,
     load_checkpoint,
 )
 from photostyle.utils import resolve_device
@@ -80,6 +82,8 @@ class Stylizer:
         dtype: torch.dtype = torch.float32,
     ) -> None:
         path = Path(weights) if weights is not None else bundled_path(BUNDLED_STYLIZER)
+        if weights is None:
+            check_sha256(path, BUNDLED_STYLIZER_SHA256)
         tensors, meta = load_checkpoint(path)
         if meta.get("format") != STYLIZER_FORMAT or "model_config" not in meta:
             raise WeightsError(f"{path}: not a photostyle stylizer checkpoint")

@@ -201,3 +201,17 @@ def test_a_few_reconstruction_steps_lower_the_loss(tiny_encoder: VGGEncoder):
         totals.append(float(losses["total"].detach()))
     assert all(torch.isfinite(torch.tensor(totals)))
     assert totals[-1] < 0.8 * totals[0], totals
+
+
+def test_residual_u_keeps_the_image_level_fa_content(tiny_encoder: VGGEncoder):
+    torch.manual_seed(0)
+    model = TwoStageModel(tiny_encoder, "mean_std", residual=True)
+    ic, is_, it = _triplet(6)
+    losses, images = model(ic, is_, it, LossSwitches(relative=False))
+    # An untrained residual U returns the image-level FA of I_c, which is Eq. (3)'s target: 0.
+    base = model.u.image_base(ic, is_)
+    torch.testing.assert_close(images["u"], base)
+    assert float(losses["p_u1"]) == 0.0
+    # The style term still sees the real style, and V starts from U's output.
+    assert float(losses["p_u2"]) > 0.0
+    torch.testing.assert_close(images["v"], model.v.image_base(images["u"], it))

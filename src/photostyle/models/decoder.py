@@ -185,5 +185,7 @@ class Decoder(nn.Module):
                 q[level - 1] = h / k  # Q^{level}, in the encoder's units
         if self.residual and base is not None and base_style is not None:
             start = self.image_base(base, base_style, content_labels, style_labels, alpha)
-            h = start + h  # (B, 3, H, W): colour-transferred content plus the decoded change
+            # (B, 3, H, W): colour-transferred content plus the decoded change; alpha scales the
+            # change too, so alpha = 0 returns the content exactly.
+            h = start + (h if alpha == 1.0 else alpha * h)
         return DecoderOutput(image=h, q=q)

@@ -30,6 +30,7 @@ from photostyle.utils import atomic_path, sha256_file
 BUNDLED_VGG16 = "vgg16_imagenet.safetensors"
 BUNDLED_VGG16_SHA256 = "29d674a6927365c461ab0dbdf5d3ffea98b7f7dcbc8bc24d58424f9791fd8614"
 BUNDLED_STYLIZER = "photostyle_vgg16.safetensors"
+BUNDLED_STYLIZER_SHA256 = "a8ecf3ce6592755766c109004bf364d17cef4445dda888dce8a3cba979f628d2"
 STYLIZER_FORMAT = "photostyle.stylizer"
 
 
@@ -42,7 +43,10 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("photostyle") / "weights" / name))
 
 
-def _check_sha256(path: Path, expected: str | None) -> None:
+def check_sha256(path: Path, expected: str | None) -> None:
+    """Raise :class:`WeightsError` unless ``path`` exists and has the sha256 ``expected``."""
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
     if expected and sha256_file(path) != expected:
         raise WeightsError(f"{path}: sha256 mismatch (file corrupt or not the expected weights)")
 
@@ -56,7 +60,7 @@ def fetch(url: str, cache_dir: str | Path, sha256: str | None = None) -> Path:
                 tmp.write_bytes(response.read())
         except OSError as err:
             raise WeightsError(f"{url}: download failed ({err})") from err
-    _check_sha256(target, sha256)
+    check_sha256(target, sha256)
     return target
 
 
@@ -103,7 +107,7 @@ def load_vgg_weights(
         path = Path(source)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
-    _check_sha256(path, sha256)
+    check_sha256(path, sha256)
     tensors, meta = _read_tensors(path)
     names = config.conv_names()
     if all(f"{n}.weight" in tensors for n in names):

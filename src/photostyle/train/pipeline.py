@@ -88,6 +88,12 @@ class TwoStageModel(nn.Module):
         with torch.no_grad():
             enc_c = self.encoder(ic)
             enc_s = enc_c if recon else self.encoder(is_)
+            # A residual U starts from the image-level FA of I_c (the content in the style's
+            # colours); Eq. (3) then asks it to keep that image's content, not I_c's colours,
+            # which the decoder cannot see once FA has replaced the content statistics.
+            target_c = enc_c
+            if self.u.residual and not recon:
+                target_c = self.encoder(self.u.image_base(ic, is_))
         # U(I_c, I_s); U(I_c, I_c) when reconstructing
         out_u = self.u(enc_c, enc_s, base=ic, base_style=ic if recon else is_)
         enc_u = self.encoder(out_u.image)
@@ -96,7 +102,7 @@ class TwoStageModel(nn.Module):
         if switches.scp:
             terms["scp_u"] = self.scp_u(out_u.q, enc_c.pooled, relative=rel)  # Eq. (2), sum_i
         if switches.perceptual:
-            terms["p_u1"] = content_term(enc_c.taps, enc_u.taps)  # Eq. (3)
+            terms["p_u1"] = content_term(target_c.taps, enc_u.taps)  # Eq. (3)
             if not recon:
                 terms["p_u2"] = style_term(enc_s.taps, enc_u.taps)  # Eq. (4)
         if switches.restyle and not recon:
