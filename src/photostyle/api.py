@@ -24,7 +24,7 @@ from photostyle.models.weights import (
     check_sha256,
     load_checkpoint,
 )
-from photostyle.utils import resolve_device
+from photostyle.utils import resize_image, resolve_device
 
 DEFAULT_MAX_SIZE = 1024
 
@@ -180,8 +180,8 @@ class Stylizer:
         ch, cw = working_size(h, w, opts.max_size)
         sh, sw = working_size(style.shape[-2], style.shape[-1], opts.max_size)
         c_full = content[None].to(dev, dt)  # (1, 3, H, W)
-        c = _resize(c_full, (ch, cw))
-        s = _resize(style[None].to(dev, dt), (sh, sw))
+        c = resize_image(c_full, (ch, cw))
+        s = resize_image(style[None].to(dev, dt), (sh, sw))
         labels_c = labels_s = None
         if content_mask is not None and style_mask is not None:
             labels_c = _resize_labels(content_mask, (ch, cw)).to(dev)
@@ -196,7 +196,7 @@ class Stylizer:
         finally:
             decoder.set_variant(previous)
         if (ch, cw) != (h, w):
-            out = c_full + _resize(out - c, (h, w), mode="bilinear")
+            out = c_full + resize_image(out - c, (h, w), mode="bilinear")
         return out[0].clamp(0, 1).float().cpu()
 
     def stylize_files(
@@ -245,15 +245,6 @@ class Stylizer:
             sm = load_mask(style_mask, (s.shape[1], s.shape[2]))
         result = self.stylize(c, s, content_mask=cm, style_mask=sm, options=options)
         return save_image(result, out, protect=protected)
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "area") -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    if mode == "area" and (size[0] > x.shape[-2] or size[1] > x.shape[-1]):
-        mode = "bilinear"
-    align = False if mode == "bilinear" else None
-    return F.interpolate(x, size=size, mode=mode, align_corners=align)
 
 
 def _resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 
 @contextlib.contextmanager
@@ -54,3 +55,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA was requested but no CUDA device is available")
     return dev
+
+
+def resize_image(x: torch.Tensor, size: tuple[int, int], mode: str = "area") -> torch.Tensor:
+    """Resize a batch of images; area averaging when shrinking, bilinear when growing.
+
+    Shape: (B, C, H, W) -> (B, C, *size).
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "area" and (size[0] > x.shape[-2] or size[1] > x.shape[-1]):
+        mode = "bilinear"
+    align = False if mode == "bilinear" else None
+    return F.interpolate(x, size=size, mode=mode, align_corners=align)

@@ -33,6 +33,7 @@ from photostyle.api import Stylizer, working_size
 from photostyle.eval.metrics import gram_matrix
 from photostyle.models.encoder import VGGEncoder
 from photostyle.models.layers import FAVariant, feature_aggregation
+from photostyle.utils import resize_image
 
 NeuralTransform = Literal["adain", "wct"]
 NEURAL_TRANSFORMS: tuple[NeuralTransform, ...] = ("adain", "wct")
@@ -49,23 +50,13 @@ def _check_images(content: torch.Tensor, style: torch.Tensor) -> None:
             raise ValueError(f"{name} must be floating point in [0, 1], got {t.dtype}")
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "area") -> torch.Tensor:
-    """Shape: (B, C, H, W) -> (B, C, *size); area when shrinking, bilinear when growing."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    if mode == "area" and (size[0] > x.shape[-2] or size[1] > x.shape[-1]):
-        mode = "bilinear"
-    align = False if mode == "bilinear" else None
-    return F.interpolate(x, size=size, mode=mode, align_corners=align)
-
-
 def _to_working_size(
     image: torch.Tensor, max_size: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shape: (3, H, W) -> (1, 3, H, W) full size and (1, 3, h, w) working size, on ``device``."""
     full = image[None].to(device, dtype)
     h, w = image.shape[-2:]
-    return full, _resize(full, working_size(h, w, max_size))
+    return full, resize_image(full, working_size(h, w, max_size))
 
 
 def _back_to_full_size(out: torch.Tensor, small: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
@@ -74,7 +65,7 @@ def _back_to_full_size(out: torch.Tensor, small: torch.Tensor, full: torch.Tenso
     Shape: out, small (1, 3, h, w), full (1, 3, H, W) -> (3, H, W) in [0, 1], float32 on the CPU.
     """
     if small.shape != full.shape:
-        out = full + _resize(out - small, (full.shape[-2], full.shape[-1]), mode="bilinear")
+        out = full + resize_image(out - small, (full.shape[-2], full.shape[-1]), mode="bilinear")
     return out[0].clamp(0, 1).float().cpu()
 
 
