@@ -17,17 +17,14 @@ where pytorch-fid keeps it (see :func:`find_inception_weights`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
-from photostyle.models.weights import WeightsError
+from photostyle.models.weights import WeightsError, read_tensors
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 # Where pytorch-fid publishes the file (documentation only: this module never downloads).
@@ -279,21 +276,6 @@ def find_inception_weights(path: str | Path | None = None) -> Path | None:
     return cached if cached.is_file() else None
 
 
-def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise WeightsError(f"{path}: not a readable safetensors file ({err})") from err
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for refused or corrupt pickles
-        raise WeightsError(f"{path}: not a readable state dict ({err})") from err
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{path}: expected a state dict of tensors")
-    return obj
-
-
 def load_inception(path: str | Path, device: str | torch.device = "cpu") -> FIDInceptionV3:
     """The FID InceptionV3 with weights from pytorch-fid's ``.pth`` file or a ``.safetensors`` copy.
 
@@ -306,7 +288,7 @@ def load_inception(path: str | Path, device: str | torch.device = "cpu") -> FIDI
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such InceptionV3 weights file")
-    state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith(_UNUSED_PREFIXES)}
+    state = {k: v for k, v in read_tensors(path)[0].items() if not k.startswith(_UNUSED_PREFIXES)}
     model = FIDInceptionV3()
     try:
         model.load_state_dict(state, strict=True)

@@ -64,7 +64,12 @@ def fetch(url: str, cache_dir: str | Path, sha256: str | None = None) -> Path:
     return target
 
 
-def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a ``.safetensors`` file, or the tensors of a ``.pth`` state dict.
+
+    ``.pth`` files are read with ``torch.load(weights_only=True)`` (no arbitrary pickled code).
+    Any unreadable file raises :class:`WeightsError` with a one-line message.
+    """
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), "pt") as f:
@@ -108,7 +113,7 @@ def load_vgg_weights(
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     check_sha256(path, sha256)
-    tensors, meta = _read_tensors(path)
+    tensors, meta = read_tensors(path)
     names = config.conv_names()
     if all(f"{n}.weight" in tensors for n in names):
         keys = {n: n for n in names}
@@ -160,4 +165,4 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise WeightsError(f"{path}: no such weights file")
     if path.suffix != ".safetensors":
         raise WeightsError(f"{path}: stylizer weights must be a .safetensors file")
-    return _read_tensors(path)
+    return read_tensors(path)
