@@ -186,18 +186,41 @@ class Stylizer:
         if content_mask is not None and style_mask is not None:
             labels_c = _resize_labels(content_mask, (ch, cw)).to(dev)
             labels_s = _resize_labels(style_mask, (sh, sw)).to(dev)
-        decoder = self.model.decoder
-        previous = decoder.variant
-        decoder.set_variant(opts.fa or self.config.fa)
-        try:
-            out = self.model(
-                c, s, alpha=opts.alpha, content_labels=labels_c, style_labels=labels_s
-            ).image
-        finally:
-            decoder.set_variant(previous)
+        out = self._network(
+            c,
+            s,
+            alpha=opts.alpha,
+            fa=opts.fa or self.config.fa,
+            labels_c=labels_c,
+            labels_s=labels_s,
+        )  # (1, 3, ch, cw)
         if (ch, cw) != (h, w):
             out = c_full + resize_image(out - c, (h, w), mode="bilinear")
         return out[0].clamp(0, 1).float().cpu()
+
+    def _network(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        *,
+        alpha: float,
+        fa: FAVariant,
+        labels_c: torch.Tensor | None = None,
+        labels_s: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One network pass at working size (the seam where other backends plug in).
+
+        Shape: content (1, 3, h, w), style (1, 3, hs, ws) -> (1, 3, h, w), unclamped.
+        """
+        decoder = self.model.decoder
+        previous = decoder.variant
+        decoder.set_variant(fa)
+        try:
+            return self.model(
+                content, style, alpha=alpha, content_labels=labels_c, style_labels=labels_s
+            ).image
+        finally:
+            decoder.set_variant(previous)
 
     def stylize_files(
         self,
