@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +25,15 @@ from photostyle.models.weights import (
     check_sha256,
     load_checkpoint,
 )
+from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod, upsample_stylized
 from photostyle.utils import resize_image, resolve_device
 
+if TYPE_CHECKING:
+    from photostyle.deploy.onnx import OnnxNetwork
+
 DEFAULT_MAX_SIZE = 1024
+Backend = Literal["torch", "onnxruntime"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class StylizeOptions:
     alpha: float = 1.0  # FA strength: 0 keeps the content features, 1 fully aggregates the style
     max_size: int = DEFAULT_MAX_SIZE  # longest side the network works at; larger photos are scaled
     fa: FAVariant | None = None  # FA variant; None = the stylizer's default
+    upsample: UpsampleMethod = "guided"  # how a working-size result reaches full size
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -44,6 +52,10 @@ class StylizeOptions:
             raise ValueError(f"max_size must be at least 16, got {self.max_size}")
         if self.fa is not None and self.fa not in FA_VARIANTS:
             raise ValueError(f"unknown FA variant {self.fa!r}; choose from {FA_VARIANTS}")
+        if self.upsample not in UPSAMPLE_METHODS:
+            raise ValueError(
+                f"unknown upsampling {self.upsample!r}; choose from {UPSAMPLE_METHODS}"
+            )
 
 
 def working_size(h: int, w: int, max_size: int) -> tuple[int, int]:
@@ -61,6 +73,10 @@ class Stylizer:
         encoder_weights: VGG weights the decoder was trained with; None = bundled ImageNet VGG16.
         fa: default FA variant; None = the variant stored in the checkpoint's metadata.
         dtype: compute dtype (float32; bfloat16 on CPUs/GPUs that support it).
+        backend: ``"torch"``, or ``"onnxruntime"`` to run the network pass as an ONNX export
+            (:mod:`photostyle.deploy.onnx`; float32, no semantic masks; resizing stays in torch).
+        onnx_path: with ``"onnxruntime"``: a file from ``photostyle export``, checked to hold
+            this checkpoint's network; None = export once into ``~/.cache/photostyle/onnx``.
 
     Raises:
         WeightsError: a weights file is missing, unreadable, not a stylizer checkpoint, or does
@@ -80,7 +96,15 @@ class Stylizer:
         encoder_weights: str | Path | None = None,
         fa: FAVariant | None = None,
         dtype: torch.dtype = torch.float32,
+        backend: Backend = "torch",
+        onnx_path: str | Path | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
+        if onnx_path is not None and backend != "onnxruntime":
+            raise ValueError("an ONNX file needs the onnxruntime backend")
+        if backend == "onnxruntime" and dtype != torch.float32:
+            raise ValueError("the onnxruntime backend computes in float32 only")
         path = Path(weights) if weights is not None else bundled_path(BUNDLED_STYLIZER)
         if weights is None:
             check_sha256(path, BUNDLED_STYLIZER_SHA256)
@@ -134,6 +158,18 @@ class Stylizer:
             ) from err
         self.model = model.to(self.device, dtype).eval()
         self.dtype = dtype
+        self.backend = backend
+        self.onnx: OnnxNetwork | None = None
+        if backend == "onnxruntime":
+            try:
+                from photostyle.deploy.onnx import load_backend
+            except ImportError as err:
+                raise ValueError(
+                    f"the onnxruntime backend needs the deploy extra ({err}): "
+                    "pip install 'photostyle[deploy]'"
+                ) from err
+            self.onnx = load_backend(self, onnx_path, fa=fa)
+            self.config = replace(self.config, fa=self.onnx.info.fa)
 
     @torch.inference_mode()
     def stylize(
@@ -148,9 +184,9 @@ class Stylizer:
         """Stylize one photo.
 
         The network runs at a working size (longest side ``options.max_size``). The result is
-        brought back to the content's full size by adding the upsampled change (output minus
-        content at working size) to the full-resolution content, so edges and detail come from
-        the original.
+        brought back to the content's full size by ``options.upsample`` (default: a local affine
+        colour model fitted at working size and applied to the full-resolution content, see
+        :mod:`photostyle.upsample`), so edges and detail come from the original.
 
         Args:
             content: (3, H, W) RGB in [0, 1].
@@ -194,9 +230,8 @@ class Stylizer:
             labels_c=labels_c,
             labels_s=labels_s,
         )  # (1, 3, ch, cw)
-        if (ch, cw) != (h, w):
-            out = c_full + resize_image(out - c, (h, w), mode="bilinear")
-        return out[0].clamp(0, 1).float().cpu()
+        out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
+        return out[0].clamp_(0, 1).float().cpu()  # out is a fresh buffer: clamp in place
 
     def _network(
         self,
@@ -212,6 +247,10 @@ class Stylizer:
 
         Shape: content (1, 3, h, w), style (1, 3, hs, ws) -> (1, 3, h, w), unclamped.
         """
+        if self.onnx is not None:
+            if labels_c is not None or labels_s is not None:
+                raise ValueError("the onnxruntime backend does not support semantic masks")
+            return self.onnx(content, style, alpha=alpha, fa=fa)
         decoder = self.model.decoder
         previous = decoder.variant
         decoder.set_variant(fa)

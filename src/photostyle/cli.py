@@ -7,16 +7,18 @@ usage (one-line message, no traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from photostyle.io import ImageError
 from photostyle.models.layers import FA_VARIANTS
+from photostyle.upsample import UPSAMPLE_METHODS
 
 if TYPE_CHECKING:
-    from photostyle.api import StylizeOptions, Stylizer
+    from photostyle.api import Backend, StylizeOptions, Stylizer
     from photostyle.models.encoder import VGGEncoder
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -49,7 +51,31 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="longest side the network works at; the result is brought back to full size "
         "(default 1024)",
     )
+    p.add_argument(
+        "--upsample",
+        choices=UPSAMPLE_METHODS,
+        default="guided",
+        help="how the working-size result reaches full size: guided (local affine colour model "
+        "applied to the full-size photo), change (add the upsampled change), bicubic "
+        "(default guided)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+
+
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="run the network with PyTorch (default) or onnxruntime (no masks)",
+    )
+    p.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="FILE",
+        help="with --backend onnxruntime: a file from photostyle export (default: export once "
+        "into ~/.cache/photostyle/onnx)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,18 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--sheet", type=Path, help="with --pairs: also write a contact sheet content|style|result"
     )
     _add_model_args(st)
+    _add_backend_args(st)
 
     demo = sub.add_parser("demo", help="stylize the bundled demo pair")
     demo.add_argument("--out-dir", type=Path, default=Path("out"), help="default: out/")
     _add_model_args(demo)
+    _add_backend_args(demo)
 
     ev = sub.add_parser("eval", help="score methods on content/style pairs (SSIM, Gram, time)")
     ev.add_argument("--pairs", type=Path, required=True, help="DPST-layout folder of pairs")
     ev.add_argument(
         "--method",
         action="append",
-        help=f"photostyle-<fa> ({', '.join(FA_VARIANTS)}), identity, reinhard, histogram, "
-        "adain, wct (need --autoencoder), gatys; "
+        help=f"photostyle-<fa>[+<upsampling>][@<size>] (fa: {', '.join(FA_VARIANTS)}), "
+        "identity, reinhard, histogram, adain, wct (need --autoencoder), gatys; "
         "repeatable (default: photostyle with the model's FA, reinhard, histogram, identity)",
     )
     ev.add_argument("--out-dir", type=Path, help="write each output and a contact sheet here")
@@ -106,7 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ev)
 
     tr = sub.add_parser("train", help="train a stylizer (paper Fig. 1) on an ImageFolder")
-    tr.add_argument("--config", type=Path, help="JSON file with TrainConfig fields")
+    tr.add_argument(
+        "--config",
+        type=Path,
+        help="YAML (or .json) file of TrainConfig settings; flags override it (see --print-config)",
+    )
+    tr.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved settings (defaults < --config < flags) as commented YAML and exit",
+    )
     tr.add_argument("--data", help="ImageFolder root (class = sub-folder)")
     tr.add_argument("--out-dir", help="run directory (checkpoints, logs, stylizer)")
     tr.add_argument("--steps", type=int)
@@ -138,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="decoders output the image itself (the paper) instead of the change to the content",
     )
     tr.add_argument("--max-images", type=int, help="use at most N images per class")
+    tr.add_argument(
+        "--index",
+        help="index directory from photostyle index: train on its images (--data optional)",
+    )
     tr.add_argument("--time-limit", type=float, help="stop after this many seconds (resumable)")
     tr.add_argument("--device")
     tr.add_argument("--seed", type=int)
@@ -147,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a plain autoencoder (FA none, content + SCP losses): the decoder of "
         "photostyle eval's adain and wct methods",
     )
+    tr.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        help="mixed precision (bfloat16 autocast; float16 with --amp-dtype, CUDA only)",
+    )
+    tr.add_argument("--amp-dtype", choices=["bfloat16", "float16"])
+    tr.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        help="NHWC memory format (faster convolutions on CUDA)",
+    )
+    tr.add_argument("--grad-clip", type=float, help="clip the gradients' total norm to this")
+    tr.add_argument("--workers", type=int, help="DataLoader worker processes per process")
+    tr.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
 
     be = sub.add_parser("bench", help="time photostyle and the baselines (paper Table I)")
     be.add_argument(
@@ -158,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         nargs="+",
         action="extend",
-        help="photostyle, identity, reinhard, histogram (default: all, in that order)",
+        help="photostyle, identity, reinhard, histogram (default: all, in that order), "
+        "photostyle-onnxruntime (the network run by onnxruntime; not in the default)",
     )
     be.add_argument("--runs", type=int, default=5, help="timed runs per case (default 5)")
     be.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
@@ -167,6 +223,36 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     be.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
     be.add_argument("--fa", choices=FA_VARIANTS, help="FA variant")
+    be.add_argument(
+        "--max-size",
+        type=int,
+        help="cap photostyle's working size (default: the network runs at each full size, "
+        "as in the paper's Table I); larger sizes are brought up by --upsample",
+    )
+    be.add_argument(
+        "--upsample",
+        choices=UPSAMPLE_METHODS,
+        default="guided",
+        help="with --max-size: guided, change or bicubic (default guided)",
+    )
+    be.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="FILE",
+        help="network of the photostyle-onnxruntime method (default: export once into the cache)",
+    )
+
+    ex = sub.add_parser("export", help="export the stylizer network for deployment (ONNX)")
+    ex.add_argument("--format", choices=["onnx"], default="onnx", help="file format (onnx)")
+    ex.add_argument("--out", type=Path, required=True, metavar="FILE", help="output .onnx file")
+    ex.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    ex.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
+    ex.add_argument(
+        "--fa",
+        choices=FA_VARIANTS,
+        help="FA variant baked into the graph (default: the model's; wct cannot be exported)",
+    )
+    ex.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (13-20, 17)")
 
     fd = sub.add_parser("fid", help="Fréchet Inception Distance between two folders of images")
     fd.add_argument("outputs", type=Path, help="folder of images (e.g. stylized results)")
@@ -192,7 +278,125 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     fd.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     _add_ablate_parser(sub)
+    _add_index_parsers(sub)
+    _add_speed_parser(sub)
+    _add_video_parser(sub)
     return parser
+
+
+def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
+    sp = sub.add_parser(
+        "speed",
+        help="time the network under each speed knob (bf16, channels_last...) and report the "
+        "fraction of the CPU's matmul peak it reaches",
+    )
+    sp.add_argument(
+        "--sizes",
+        default="512x256,1024x512",
+        help="comma-separated working sizes WIDTHxHEIGHT (default 512x256,1024x512)",
+    )
+    sp.add_argument(
+        "--knobs",
+        default="float32,inference_mode,channels_last,bfloat16,threads=1,batch=4",
+        help="comma-separated knobs: float32 (baseline), inference_mode, channels_last, "
+        "bfloat16, compile, threads=N, batch=N (default: all but compile)",
+    )
+    sp.add_argument("--runs", type=int, default=3, help="timed runs per knob (default 3)")
+    sp.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    sp.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
+    sp.add_argument("--json", type=Path, help="also write the rows as JSON")
+
+
+def _add_index_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data", required=True, help="image folder: ImageFolder root, or COCO images with --coco"
+    )
+    p.add_argument(
+        "--coco", metavar="JSON", help="COCO instances json: class = largest-area category"
+    )
+    p.add_argument("--size", type=int, default=32, help="side images are resized to (default 32)")
+    p.add_argument("--dim", type=int, default=512, help="JL embedding dimensions (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="projection / k-means seed (default 0)")
+    p.add_argument("--arch", default="vgg16", help="encoder: vgg16 or vgg19 (default vgg16)")
+    p.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
+    p.add_argument("--t1", type=float, default=0.5, help="T1: top fraction inside the class (0.5)")
+    p.add_argument("--t2", type=float, default=0.1, help="T2: top fraction outside it (0.1)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per encoder call (64)")
+    p.add_argument("--workers", type=int, default=0, help="image-decoding processes (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+
+
+def _add_index_parsers(sub: argparse._SubParsersAction) -> None:
+    ix = sub.add_parser(
+        "index", help="build the perceptual index of a dataset (Eqs. (9)-(11)); resumable"
+    )
+    _add_index_data_args(ix)
+    ix.add_argument("--out", type=Path, required=True, help="index directory (created/resumed)")
+    ix.add_argument(
+        "--unlabelled", action="store_true", help="no classes in --data: k-means on the embeddings"
+    )
+    ix.add_argument("--clusters", type=int, default=10, help="k-means classes (default 10)")
+    ix.add_argument(
+        "--skip-unannotated",
+        action="store_true",
+        help="with --coco: leave out images without annotations (default: their own class)",
+    )
+    ix.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="embed only the I-th of N row ranges (one process per GPU); default: torchrun's "
+        "RANK/WORLD_SIZE, else 0/1",
+    )
+    ix.add_argument(
+        "--max-mb", type=int, default=512, help="memory per block of threshold distances (512)"
+    )
+    ib = sub.add_parser(
+        "index-bench", help="time the perceptual index, project its cost, measure its accuracy"
+    )
+    _add_index_data_args(ib)
+    ib.add_argument("--sizes", default="500,1000,2000", help="subset sizes indexed and timed")
+    ib.add_argument(
+        "--threshold-sizes",
+        default="4000,8000",
+        help="sizes of random embeddings whose thresholds are timed too (default 4000,8000)",
+    )
+    ib.add_argument("--accuracy-images", type=int, default=300, help="0 skips the JL accuracy")
+    ib.add_argument(
+        "--dims", default="128,256,512,1024", help="JL dimensions compared for accuracy"
+    )
+    ib.add_argument("--runs", type=int, default=3, help="timed threshold runs (median; default 3)")
+    ib.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+
+
+def _add_video_parser(sub: argparse._SubParsersAction) -> None:
+    sv = sub.add_parser(
+        "stylize-video",
+        help="stylize a video or a folder of frames with one style photo, steady over time",
+    )
+    sv.add_argument("input", type=Path, help="video file or folder of frames (sorted by name)")
+    sv.add_argument(
+        "output", type=Path, help="video (.mp4, .mkv, .mov) or a new folder of PNG frames"
+    )
+    sv.add_argument("--style", type=Path, required=True, help="style photo")
+    sv.add_argument(
+        "--per-frame",
+        action="store_true",
+        help="stylize every frame on its own (the baseline) instead of with clip statistics",
+    )
+    sv.add_argument(
+        "--smoothing",
+        type=float,
+        default=0.9,
+        help="weight of earlier frames in each frame's FA statistics, in [0, 1); 0 = the "
+        "frame's own (default 0.9)",
+    )
+    sv.add_argument(
+        "--no-deflicker", action="store_true", help="keep exposure flicker of the input"
+    )
+    sv.add_argument(
+        "--fps", type=float, help="output frame rate (default: the input video's; 25 for frames)"
+    )
+    _add_model_args(sv)
 
 
 def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
@@ -231,15 +435,26 @@ def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
 def _stylizer(args: argparse.Namespace) -> Stylizer:
     from photostyle.api import Stylizer
 
+    backend = cast("Backend", getattr(args, "backend", "torch"))  # stylize and demo have it
+    onnx = getattr(args, "onnx", None)
+    if onnx is not None and backend != "onnxruntime":
+        raise ValueError("--onnx needs --backend onnxruntime")
     return Stylizer(
-        args.weights, device=args.device, encoder_weights=args.encoder_weights, fa=args.fa
+        args.weights,
+        device=args.device,
+        encoder_weights=args.encoder_weights,
+        fa=args.fa,
+        backend=backend,
+        onnx_path=onnx,
     )
 
 
 def _options(args: argparse.Namespace) -> StylizeOptions:
     from photostyle.api import StylizeOptions
 
-    return StylizeOptions(alpha=args.alpha, max_size=args.max_size, fa=args.fa)
+    return StylizeOptions(
+        alpha=args.alpha, max_size=args.max_size, fa=args.fa, upsample=args.upsample
+    )
 
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
@@ -257,6 +472,8 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     inputs = [args.content, args.style, args.content_mask, args.style_mask]
     if (args.content_mask is None) != (args.style_mask is None):
         raise ValueError("give both --content-mask and --style-mask, or neither")
+    if args.content_mask is not None and args.backend == "onnxruntime":
+        raise ValueError("--backend onnxruntime does not support masks; use --backend torch")
     for path in inputs:
         if path is not None and not path.is_file():
             raise ImageError(f"{path}: no such file")
@@ -282,6 +499,8 @@ def _stylize_folder(args: argparse.Namespace) -> int:
     from photostyle.io import image_to_tensor, save_image
 
     pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
+    if args.backend == "onnxruntime" and any(p.content_mask is not None for p in pairs):
+        raise ValueError("--backend onnxruntime does not support masks; pass --no-masks")
     inputs = [
         p
         for pair in pairs
@@ -331,16 +550,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import json
+    import dataclasses
     import logging
 
     from tqdm import tqdm
 
     from photostyle.data.sampler import SamplingConfig
-    from photostyle.train.config import TrainConfig
+    from photostyle.train.config import TrainConfig, config_yaml, read_config_file
+    from photostyle.train.distributed import distributed
     from photostyle.train.trainer import Trainer
 
-    base = json.loads(args.config.read_text()) if args.config else {}
+    base = read_config_file(args.config) if args.config else {}  # keys and types checked
     overrides = {
         "data": args.data,
         "out_dir": args.out_dir,
@@ -354,9 +574,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "beta": args.beta,
         "style_term": args.style_term,
         "max_images": args.max_images,
+        "index": args.index,
         "time_limit_s": args.time_limit,
         "device": args.device,
         "seed": args.seed,
+        "amp": args.amp,
+        "amp_dtype": args.amp_dtype,
+        "channels_last": args.channels_last,
+        "grad_clip": args.grad_clip,
+        "workers": args.workers,
+        "ckpt_every": args.ckpt_every,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     for flag, key in (
@@ -371,30 +598,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.reconstruction:
         base["reconstruction"] = True
         base["fa"] = args.fa or "none"  # an explicit other --fa is refused by TrainConfig
-    sampling = dict(base.get("sampling") or {})
+    sampling = base.get("sampling") or SamplingConfig()
     if args.t1 is not None:
-        sampling["t1"] = args.t1
+        sampling = dataclasses.replace(sampling, t1=args.t1)
     if args.t2 is not None:
-        sampling["t2"] = args.t2
-    base["sampling"] = SamplingConfig(**sampling)
-    if not base.get("data"):
-        raise ValueError("train needs --data DIR (or 'data' in --config)")
-    config = TrainConfig.from_dict(base)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    index_bar = tqdm(desc="perceptual index", unit="img", file=sys.stderr, leave=False)
-    bar = tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr)
+        sampling = dataclasses.replace(sampling, t2=args.t2)
+    base["sampling"] = sampling
+    config = TrainConfig.from_dict(base, strict=True)
+    if args.print_config:
+        print(config_yaml(config), end="")
+        return EXIT_OK
+    if not config.data and config.index is None:
+        raise ValueError("train needs --data DIR or --index DIR (or 'data' in --config)")
+    with distributed(config.device) as dist:  # joins the torchrun job, if any
+        quiet = not dist.is_main  # rank 0 alone reports progress
+        logging.basicConfig(
+            level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s"
+        )
+        index_bar = tqdm(
+            desc="perceptual index", unit="img", file=sys.stderr, leave=False, disable=quiet
+        )
+        bar = tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr, disable=quiet)
 
-    def progress(step: int, losses: dict[str, float]) -> None:
-        bar.n = step
-        bar.set_postfix(loss=f"{losses.get('total', float('nan')):.4g}", refresh=False)
-        bar.refresh()
+        def progress(step: int, losses: dict[str, float]) -> None:
+            bar.n = step
+            bar.set_postfix(loss=f"{losses.get('total', float('nan')):.4g}", refresh=False)
+            bar.refresh()
 
-    trainer = Trainer(config, progress=progress, on_index_batch=index_bar.update)
-    index_bar.close()
-    bar.n = trainer.step
-    result = trainer.train()
-    bar.close()
-    print(f"step {result.step}: checkpoint {result.checkpoint}, stylizer {result.stylizer}")
+        trainer = Trainer(config, progress=progress, on_index_batch=index_bar.update, dist=dist)
+        index_bar.close()
+        bar.n = trainer.step
+        result = trainer.train()
+        bar.close()
+    if not quiet:
+        print(f"step {result.step}: checkpoint {result.checkpoint}, stylizer {result.stylizer}")
     return EXIT_OK
 
 
@@ -450,6 +687,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         autoencoder=autoencoder if args.autoencoder is not None else None,
         gatys_encoder=gatys_encoder,
         gatys_steps=args.gatys_steps,
+        upsample=options.upsample,
     )
     outputs: dict[str, list[torch.Tensor]] = {}
 
@@ -507,6 +745,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         weights=None if args.weights is None else str(args.weights),
         encoder_weights=args.encoder_weights,
         fa=args.fa,
+        onnx=None if args.onnx is None else str(args.onnx),
+        max_size=args.max_size,
+        upsample=args.upsample,
     )
     total = len(config.sizes) * len(config.methods)
     with tqdm(total=total, desc="bench", unit="case", file=sys.stderr, delay=1.0) as bar:
@@ -521,6 +762,76 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(bench_json(rows, config), indent=2))
         print(f"timings: {args.json}")
+    return EXIT_OK
+
+
+def _cmd_speed(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from photostyle.api import Stylizer
+    from photostyle.eval.bench import demo_pair, environment, parse_sizes, resize_image
+    from photostyle.eval.speed import SpeedRow, check_knobs, run_speed, speed_table_markdown
+    from photostyle.utils import atomic_path
+
+    if args.json is not None and args.json.is_dir():
+        raise ValueError(f"{args.json}: is a directory")
+    if args.runs < 1:
+        raise ValueError(f"--runs must be at least 1, got {args.runs}")
+    sizes = parse_sizes(args.sizes)
+    knobs = [k.strip() for k in args.knobs.split(",") if k.strip()]
+    check_knobs(knobs)
+    stylizer = Stylizer(args.weights, device="cpu", encoder_weights=args.encoder_weights)
+    content, style = demo_pair()
+    rows: list[SpeedRow] = []
+    with tqdm(total=len(sizes) * len(knobs), desc="speed", file=sys.stderr, delay=1.0) as bar:
+
+        def progress(row: SpeedRow) -> None:
+            bar.set_postfix_str(f"{row.knob} {row.size}: {row.median_s:.3g} s")
+            bar.update()
+
+        for size in sizes:
+            c, s = resize_image(content, size)[None], resize_image(style, size)[None]
+            rows += run_speed(stylizer.model, c, s, knobs=knobs, runs=args.runs, progress=progress)
+    print(speed_table_markdown(rows), end="")
+    if args.json is not None:
+        report = {"environment": environment("cpu"), "rows": [asdict(r) for r in rows]}
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(report, indent=2))
+        print(f"timings: {args.json}")
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from photostyle.api import Stylizer
+
+    try:
+        from photostyle.deploy.onnx import (
+            check_exportable,
+            check_onnx_path,
+            check_opset,
+            export_onnx,
+        )
+    except ImportError as err:
+        raise ValueError(
+            f"export needs the deploy extra ({err}): pip install 'photostyle[deploy]'"
+        ) from err
+    check_onnx_path(args.out, protect=[p for p in (args.weights, args.encoder_weights) if p])
+    check_opset(args.opset)
+    if args.fa is not None:
+        check_exportable(args.fa)
+    stylizer = Stylizer(
+        args.weights, device="cpu", encoder_weights=args.encoder_weights, fa=args.fa
+    )
+    result = export_onnx(stylizer, args.out, opset=args.opset)
+    (ch, cw), _ = result.check_sizes
+    print(
+        f"wrote {result.path} (ONNX opset {result.info.opset}, FA {result.info.fa}; inputs "
+        "content (1,3,H,W), style (1,3,Hs,Ws), alpha; sides >= 16 px); onnxruntime vs PyTorch "
+        f"at {cw}x{ch}: max abs diff {result.max_abs_diff:.2g}"
+    )
     return EXIT_OK
 
 
@@ -651,6 +962,199 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"{what} must be positive integers, got {text!r}")
+    return values
+
+
+def _index_setup(args: argparse.Namespace, shard: tuple[int, int] = (0, 1)) -> tuple:
+    """Source, encoder (on its device), device, IndexConfig, SamplingConfig of index commands."""
+    from photostyle.data.embed_index import IndexConfig
+    from photostyle.data.sampler import SamplingConfig
+    from photostyle.data.sources import DataSource
+    from photostyle.models.encoder import VGG_CONFIGS
+    from photostyle.models.weights import build_encoder
+    from photostyle.utils import resolve_device
+
+    if args.arch not in VGG_CONFIGS:
+        raise ValueError(f"unknown --arch {args.arch!r}; choose from {sorted(VGG_CONFIGS)}")
+    unlabelled = getattr(args, "unlabelled", False)
+    if unlabelled and args.coco:
+        raise ValueError("--unlabelled and --coco exclude each other")
+    source = DataSource(
+        root=args.data,
+        kind="coco" if args.coco else "unlabelled" if unlabelled else "folder",
+        annotations=args.coco,
+        clusters=getattr(args, "clusters", 10),
+        skip_unannotated=getattr(args, "skip_unannotated", False),
+    )
+    config = IndexConfig(size=args.size, dim=args.dim, seed=args.seed)
+    sampling = SamplingConfig(t1=args.t1, t2=args.t2)
+    if args.batch_size < 1 or args.workers < 0:
+        raise ValueError("--batch-size must be >= 1 and --workers >= 0")
+    device = args.device
+    if device == "auto" and shard[1] > 1 and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():  # torchrun: one GPU per process
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    device = resolve_device(device)
+    encoder = build_encoder(args.encoder_weights, VGG_CONFIGS[args.arch]).to(device)
+    return source, encoder, device, config, sampling
+
+
+def _parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must be I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    import logging
+
+    from tqdm import tqdm
+
+    from photostyle.data.embed_index import build_embedding_index
+
+    shard = _parse_shard(args.shard)
+    if args.max_mb < 1 or args.clusters < 1:
+        raise ValueError("--max-mb and --clusters must be >= 1")
+    source, encoder, device, config, sampling = _index_setup(args, shard)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    bars: list[tqdm] = []
+
+    def on_stage(name: str, total: int) -> None:
+        for bar in bars:
+            bar.close()
+        bars[:] = [tqdm(total=total, desc=name, unit="img", file=sys.stderr)]
+
+    index = build_embedding_index(
+        args.out,
+        source,
+        encoder,
+        config,
+        sampling=sampling,
+        shard=shard,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=device,
+        max_bytes=args.max_mb * 2**20,
+        on_stage=on_stage,
+        on_advance=lambda n: bars[0].update(n) if bars else None,
+    )
+    for bar in bars:
+        bar.close()
+    if not index.complete:
+        pending = len(index.pending_rows())
+        print(f"shard {shard[0]}/{shard[1]} done; {pending} images pending in other shards")
+        return EXIT_OK
+    bad = len(index.manifest.get("unreadable", []))
+    classes = len(index.manifest["classes"])
+    print(
+        f"index {args.out}: {len(index)} images ({bad} unreadable, skipped), {classes} classes, "
+        f"k={config.dim}, {index.bytes_on_disk():,} bytes; thresholds t1={sampling.t1}, "
+        f"t2={sampling.t2} cached"
+    )
+    return EXIT_OK
+
+
+def _cmd_index_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from photostyle.data.index_bench import bench_json, bench_markdown, run_index_bench
+    from photostyle.utils import atomic_path
+
+    if args.json is not None and args.json.is_dir():
+        raise ValueError(f"{args.json}: is a directory")
+    sizes = _int_list(args.sizes, "--sizes")
+    threshold_sizes = (
+        _int_list(args.threshold_sizes, "--threshold-sizes") if args.threshold_sizes else []
+    )
+    dims = _int_list(args.dims, "--dims")
+    if args.runs < 1 or args.accuracy_images < 0:
+        raise ValueError("--runs must be >= 1 and --accuracy-images >= 0")
+    source, encoder, device, config, sampling = _index_setup(args)
+    with tqdm(desc="index-bench", file=sys.stderr, bar_format="{desc}") as bar:
+        bench = run_index_bench(
+            source,
+            encoder,
+            sizes=sizes,
+            threshold_sizes=threshold_sizes,
+            config=config,
+            sampling=sampling,
+            accuracy_images=args.accuracy_images,
+            accuracy_dims=dims,
+            runs=args.runs,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=device,
+            on_step=lambda step: bar.set_description_str(f"index-bench: {step}"),
+        )
+    print(bench_markdown(bench), end="")
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(bench_json(bench), indent=2))
+        print(f"results: {args.json}")
+    return EXIT_OK
+
+
+def _cmd_stylize_video(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from photostyle.io import load_image
+    from photostyle.video import ClipOptions, check_output, open_clip, stylize_video
+
+    options = ClipOptions(
+        alpha=args.alpha,
+        max_size=args.max_size,
+        per_frame=args.per_frame,
+        smoothing=args.smoothing,
+        deflicker=not args.no_deflicker,
+        upsample=args.upsample,
+    )
+    if args.fps is not None and not args.fps > 0:
+        raise ValueError(f"--fps must be positive, got {args.fps}")
+    style = load_image(args.style)
+    check_output(args.output, open_clip(args.input), (args.style,))  # before loading the model
+    stylizer = _stylizer(args)
+    with tqdm(desc="stylize-video", unit="frame", file=sys.stderr, delay=1.0) as bar:
+
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = stylize_video(
+            stylizer,
+            args.input,
+            args.output,
+            style,
+            options=options,
+            fps=args.fps,
+            protect=(args.style,),
+            progress=progress,
+        )
+    mode = "per-frame" if args.per_frame else "clip"
+    print(
+        f"wrote {result.frames} frames to {result.output} ({mode}); "
+        f"flicker {result.flicker:.4f} (output / input frame change)"
+    )
+    return EXIT_OK
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -673,6 +1177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": _cmd_bench,
         "fid": _cmd_fid,
         "ablate": _cmd_ablate,
+        "index": _cmd_index,
+        "index-bench": _cmd_index_bench,
+        "export": _cmd_export,
+        "speed": _cmd_speed,
+        "stylize-video": _cmd_stylize_video,
     }
     try:
         return commands[args.command](args)

@@ -11,7 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from photostyle.data.datasets import ImageList, TripletCrops, image_folder, random_crop
+from photostyle.data.datasets import (
+    ImageList,
+    TripletCrops,
+    image_folder,
+    random_crop,
+    unlabelled_folder,
+)
 from photostyle.data.sampler import SamplingConfig, TripletSampler
 
 # --- image_folder ------------------------------------------------------------------------------
@@ -208,3 +214,26 @@ def test_single_image_dataset(uniform_images: ImageList):
     sampler = TripletSampler(torch.zeros(1, 1), one.labels)
     content, style, similar = TripletCrops(one, sampler, crop=CROP, seed=0, length=1)[0]
     assert _level(content) == _level(style) == _level(similar) == 0
+
+
+# --- unlabelled_folder ---------------------------------------------------------------------------
+
+
+def test_unlabelled_folder_lists_every_image_without_a_class(
+    tmp_path: Path, write_png: Callable[..., Path]
+):
+    for name in ["b.png", "a/x.jpg", "a/deep/y.png", ".hidden/z.png", "a/._w.png"]:
+        write_png(tmp_path / name, 16, 16)
+    (tmp_path / "notes.txt").write_text("not an image")
+    images = unlabelled_folder(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in images.paths] == [
+        "a/deep/y.png",
+        "a/x.jpg",
+        "b.png",
+    ]
+    assert images.labels.tolist() == [-1, -1, -1] and images.classes == []
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        unlabelled_folder(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        unlabelled_folder(tmp_path / "b.png")

@@ -103,3 +103,21 @@ def test_cli_eval_bad_input(pairs_dir, tmp_path, capsys):
     assert main(["eval", "--pairs", str(tmp_path / "missing"), "--method", "identity"]) == 2
     assert "expected sub-folders" in capsys.readouterr().err
     assert main(["eval", "--pairs", str(pairs_dir), "--alpha", "2"]) == 2
+
+
+def test_photostyle_method_suffixes_set_upsampling_and_working_size():
+    from photostyle.eval.quality import photostyle_options
+
+    plain = photostyle_options("photostyle-wct", alpha=0.5, max_size=300, upsample="change")
+    assert (plain.fa, plain.alpha, plain.max_size, plain.upsample) == ("wct", 0.5, 300, "change")
+    both = photostyle_options("photostyle-mean_std+bicubic@256", max_size=1024)
+    assert (both.fa, both.max_size, both.upsample) == ("mean_std", 256, "bicubic")
+    assert photostyle_options("photostyle-mean_std@64").upsample == "guided"
+    for bad, match in [
+        ("photostyle-blur", "FA variant"),
+        ("photostyle-mean_std+nearest", "upsampling"),
+        ("photostyle-mean_std@big", "working size"),
+        ("photostyle-mean_std@8", "working size"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            photostyle_options(bad)

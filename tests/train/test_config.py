@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from photostyle.data.sampler import SamplingConfig
-from photostyle.train.config import TrainConfig
+from photostyle.train.config import TrainConfig, config_yaml, field_comments, read_config_file
 
 
 def test_defaults_follow_the_paper():
@@ -41,6 +41,9 @@ def test_defaults_follow_the_paper():
         ({"max_images": 0}, "max_images"),
         ({"reconstruction": True}, "needs fa='none'"),  # refused, never silently switched
         ({"reconstruction": True, "fa": "wct"}, "needs fa='none'"),
+        ({"amp_dtype": "float8"}, "amp_dtype must be"),
+        ({"amp": True, "fa": "quantile"}, "amp is not supported with fa='quantile'"),
+        ({"grad_clip": 0.0}, "grad_clip must be > 0"),
     ],
 )
 def test_invalid_settings_are_refused(kwargs: dict[str, Any], match: str):
@@ -109,3 +112,112 @@ def test_reconstruction_config_round_trips():
     assert not TrainConfig().reconstruction
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert TrainConfig(fa="none").fa == "none"  # a no-FA two-stage ablation stays possible
+
+
+# --- YAML files: every setting documented, strict keys and types ---------------------------------
+
+
+@pytest.mark.parametrize("cls", [TrainConfig, SamplingConfig])
+def test_every_setting_has_a_comment(cls: type):
+    comments = field_comments(cls)
+    assert set(comments) == set(cls.__dataclass_fields__)
+    assert all(len(text) > 10 for text in comments.values()), comments
+
+
+def test_default_yaml_shows_every_setting_with_its_comment_and_reads_back(tmp_path: Path):
+    text = config_yaml(TrainConfig())
+    lines = text.splitlines()
+    comments = field_comments(TrainConfig)
+    for name in TrainConfig.__dataclass_fields__:
+        (line,) = [x for x in lines if x.startswith(f"{name}:")]
+        assert line.endswith(f"# {comments[name]}"), line
+    sampling = field_comments(SamplingConfig)
+    for name in ("t1", "t2"):
+        (line,) = [x for x in lines if x.startswith(f"  {name}: ")]
+        assert line.endswith(f"# {sampling[name]}")
+    assert "lr: 0.0001 " in text and "encoder_weights: null " in text
+    assert "adam_betas: [0.5, 0.999] " in text
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    assert TrainConfig.from_file(path) == TrainConfig()
+
+
+def test_custom_config_round_trips_through_yaml(tmp_path: Path):
+    cfg = TrainConfig(
+        **{
+            **_custom().to_dict(),
+            "data": 'my photos: "beach" #1',  # YAML syntax inside a string
+            "out_dir": "yes",  # would be a boolean if written unquoted (YAML 1.1)
+            "lr": 2.5e-5,
+            "sampling": SamplingConfig(t1=0.3, t2=0.2),
+            "amp": True,
+            "channels_last": True,
+            "grad_clip": 1.0,
+        }
+    )
+    path = tmp_path / "run.yaml"
+    path.write_text(cfg.to_yaml())
+    assert TrainConfig.from_file(path) == cfg
+    yaml = pytest.importorskip("yaml")
+    plain = yaml.safe_load(path.read_text())  # a plain YAML reader sees the same values
+    assert plain["data"] == cfg.data and plain["out_dir"] == "yes" and plain["lr"] == 2.5e-5
+
+
+def test_yaml_reads_exponents_ints_as_floats_and_partial_sampling(tmp_path: Path):
+    path = tmp_path / "run.yaml"
+    path.write_text("lr: 1e-3\nbeta: 2\nadam_betas: [0.9, 0.99]\nsampling: {t2: 0.2}\n")
+    cfg = TrainConfig.from_file(path)
+    assert cfg.lr == 1e-3 and isinstance(cfg.lr, float)
+    assert cfg.beta == 2.0 and isinstance(cfg.beta, float)
+    assert cfg.adam_betas == (0.9, 0.99)
+    assert cfg.sampling == SamplingConfig(t1=0.5, t2=0.2)
+    assert read_config_file(path).keys() == {"lr", "beta", "adam_betas", "sampling"}
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing set\n")
+    assert TrainConfig.from_file(empty) == TrainConfig()
+
+
+def test_json_config_files_are_read_strictly(tmp_path: Path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"steps": 7, "sampling": {"t1": 0.2, "t2": 0.4}}))
+    assert TrainConfig.from_file(path) == TrainConfig(steps=7, sampling=SamplingConfig(0.2, 0.4))
+    path.write_text(json.dumps({"steps": 7.5}))
+    with pytest.raises(ValueError, match=r"run.json: config key 'steps' must be an integer"):
+        TrainConfig.from_file(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("stpes: 3", r"unknown config key 'stpes' \(did you mean 'steps'\?\)"),
+        ("zzz: 3", r"unknown config key 'zzz'$"),
+        ("steps: ten", r"config key 'steps' must be an integer, got 'ten'"),
+        ("steps: true", r"config key 'steps' must be an integer, got True"),
+        ("lr: fast", r"config key 'lr' must be a number, got 'fast'"),
+        ("amp: 1", r"config key 'amp' must be true or false, got 1"),
+        ("fa: adain", r"config key 'fa' must be one of 'paper', 'mean_std'"),
+        ("adam_betas: [0.5]", r"config key 'adam_betas' must be a list of 2 numbers"),
+        ("max_images: many", r"config key 'max_images' must be an integer or null"),
+        ("sampling: 3", r"config key 'sampling' must be a mapping"),
+        ("sampling: {t_1: 0.1}", r"unknown config key 'sampling.t_1' \(did you mean 'sampling.t1'"),
+        ("sampling: {t1: high}", r"config key 'sampling.t1' must be a number"),
+        ("sampling: {t1: 2.0}", r"t1 and t2 must be in \(0, 1\]"),
+        ("- steps: 3", r"a config file must be a mapping"),
+        ("steps: [1,", r"not valid YAML \(line \d+: "),
+    ],
+)
+def test_bad_config_files_are_refused_naming_the_key(tmp_path: Path, text: str, match: str):
+    path = tmp_path / "run.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match=match) as info:
+        TrainConfig.from_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+
+
+def test_strict_from_dict_refuses_what_the_lenient_one_ignores():
+    assert TrainConfig.from_dict({"steps": 3, "future": 1}).steps == 3  # old/new checkpoints
+    with pytest.raises(ValueError, match="unknown config key 'future'"):
+        TrainConfig.from_dict({"steps": 3, "future": 1}, strict=True)
+    with pytest.raises(ValueError, match="cannot read config"):
+        read_config_file("/nonexistent/run.yaml")

@@ -215,3 +215,43 @@ def test_residual_u_keeps_the_image_level_fa_content(tiny_encoder: VGGEncoder):
     # The style term still sees the real style, and V starts from U's output.
     assert float(losses["p_u2"]) > 0.0
     torch.testing.assert_close(images["v"], model.v.image_base(images["u"], it))
+
+
+# --- memory format and mixed precision -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("fa", ["mean_std", "wct"])
+def test_channels_last_gives_the_same_losses_and_gradients(tiny_encoder: VGGEncoder, fa: str):
+    batch = _triplet(9, size=24)
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = TwoStageModel(tiny_encoder, fa, residual=True)
+        inputs = batch
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+            inputs = tuple(t.contiguous(memory_format=torch.channels_last) for t in batch)
+            assert model.u.block1[-1].weight.is_contiguous(memory_format=torch.channels_last)
+        losses, _ = model(*inputs, LossSwitches())
+        losses["total"].backward()
+        results.append((losses, torch.cat([p.grad.flatten() for p in model.u.parameters()])))
+    (a, grad_a), (b, grad_b) = results
+    for key in a:
+        assert float(b[key].detach()) == pytest.approx(float(a[key].detach()), rel=1e-4), key
+    torch.testing.assert_close(grad_b, grad_a, rtol=1e-3, atol=1e-6)
+
+
+def test_loss_terms_stay_float32_under_bfloat16_autocast(tiny_encoder: VGGEncoder):
+    torch.manual_seed(0)
+    model = TwoStageModel(tiny_encoder, "mean_std", residual=True)  # the training recipe
+    batch = _triplet(10)
+    full, _ = model(*batch, LossSwitches())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half, _ = model(*batch, LossSwitches())
+    assert half["total"] != full["total"]  # the networks did run in bfloat16
+    for key in full:
+        assert half[key].dtype == torch.float32, key
+        expected = float(full[key].detach())
+        assert float(half[key].detach()) == pytest.approx(expected, rel=0.05, abs=1e-3), key
+    half["total"].backward()
+    assert all(p.grad.dtype == torch.float32 for p in model.u.parameters())

@@ -1,9 +1,5 @@
-"""Tests of the training loop: outputs, resume, refused checkpoints, export, the NaN guard.
-
-The Trainer runs its real encoder-loading path on a tiny VGG layout: the layout is registered in
-``VGG_CONFIGS`` (monkeypatched, so it disappears after each test) and its random weights are written
-to a safetensors file, which ``TrainConfig.encoder_weights`` points at.
-"""
+"""Tests of the training loop: outputs, resume after a kill, atomic checkpoints, export, the NaN
+guard, gradient clipping, mixed precision, channels_last. Fixtures: tests/train/conftest.py."""
 
 from __future__ import annotations
 
@@ -18,68 +14,17 @@ from PIL import Image
 
 from photostyle.api import Stylizer
 from photostyle.data.datasets import TripletCrops
-from photostyle.models.encoder import VGG_CONFIGS, VGGConfig, VGGEncoder
+from photostyle.models.encoder import VGG_CONFIGS, VGGConfig
 from photostyle.models.weights import (
     STYLIZER_FORMAT,
     WeightsError,
     load_checkpoint,
-    save_checkpoint,
 )
 from photostyle.train.config import TrainConfig
 from photostyle.train.trainer import TRAIN_FORMAT, Trainer
 from photostyle.utils import sha256_file
 
-BATCH = 2
-
-
-def _write_encoder_weights(path: Path, cfg: VGGConfig, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    encoder = VGGEncoder(cfg, "torch_rgb")
-    save_checkpoint(path, dict(encoder.convs.state_dict()), {"input_convention": "torch_rgb"})
-    return path
-
-
-@pytest.fixture
-def tiny_weights(tmp_path: Path, tiny_cfg: VGGConfig, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Registers the tiny layout as arch "tiny" and writes seeded random weights for it."""
-    monkeypatch.setitem(VGG_CONFIGS, "tiny", tiny_cfg)
-    return _write_encoder_weights(tmp_path / "tiny_vgg.safetensors", tiny_cfg)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, write_png: Callable[..., Path]) -> Path:
-    """An ImageFolder tree: 2 classes x 3 random 40 px photos."""
-    root = tmp_path / "photos"
-    for c, name in enumerate(("beach", "city")):
-        for i in range(3):
-            write_png(root / name / f"{i}.png", 40, 40, seed=10 * c + i)
-    return root
-
-
-@pytest.fixture
-def make_config(data_dir: Path, tiny_weights: Path, tmp_path: Path) -> Callable[..., TrainConfig]:
-    """A tiny, deterministic run configuration; keyword arguments override fields."""
-
-    def make(out: str = "run", **overrides: Any) -> TrainConfig:
-        fields: dict[str, Any] = {
-            "data": str(data_dir),
-            "out_dir": str(tmp_path / out),
-            "arch": "tiny",
-            "encoder_weights": str(tiny_weights),
-            "crop": 16,
-            "batch_size": BATCH,
-            "steps": 4,
-            "lr": 1e-3,
-            "index_size": 16,
-            "device": "cpu",
-            "workers": 0,
-            "log_every": 1,
-            "image_every": 2,
-            "ckpt_every": 2,
-        }
-        return TrainConfig(**{**fields, **overrides})
-
-    return make
+BATCH = 2  # make_config's batch size
 
 
 def _trainable(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -112,8 +57,24 @@ def test_trains_and_writes_every_output(make_config: Callable[..., TrainConfig])
     with Image.open(out / "loss_curves.png") as png:
         assert png.format == "PNG" and png.size[0] > 100
 
+    assert "grad_norm" in lines[-1] and lines[-1]["grad_norm"] > 0
+    assert TrainConfig.from_file(out / "config.yaml") == cfg  # the resolved config, as YAML
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tb"), size_guidance={"images": 0}).Reload()
+    tags = events.Tags()
+    assert {f"loss/{k}" for k in result.losses} | {"train/grad_norm"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("loss/total")] == [1, 2, 3, 4]
+    assert tags["images"] == ["samples/content|style|similar|u|v"]  # image_every=2: steps 2, 4
+    shots = events.Images("samples/content|style|similar|u|v")
+    assert [e.step for e in shots] == [2, 4]
+    # One row per sample (at most 4; the batch holds 2), the five images side by side.
+    assert (shots[0].height, shots[0].width) == (BATCH * 16, 5 * 16)
+
     tensors, meta = load_checkpoint(result.checkpoint)
     assert meta["format"] == TRAIN_FORMAT and meta["step"] == "4"
+    assert meta["samples"] == str(4 * BATCH) and meta["world_size"] == "1"
     assert json.loads(meta["train_config"]) == json.loads(json.dumps(cfg.to_dict()))
     assert [h["step"] for h in json.loads(meta["history"])] == [1, 2, 3, 4]
     assert not any(k.startswith("model.encoder.") for k in tensors)
@@ -147,11 +108,166 @@ def test_resume_continues_like_one_uninterrupted_run(make_config: Callable[..., 
     assert Trainer(make_config("split", steps=4)).train().step == 4
 
 
+class _Killed(Exception):
+    """Stands in for the process being killed."""
+
+
+def _recording_stream(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Makes the Trainer's TripletCrops record every sample number it is asked for."""
+    seen: list[int] = []
+
+    class Recording(TripletCrops):
+        def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            seen.append(n)
+            return super().__getitem__(n)
+
+    monkeypatch.setattr("photostyle.train.trainer.TripletCrops", Recording)
+    return seen
+
+
+def test_killed_run_resumes_like_an_uninterrupted_one(
+    make_config: Callable[..., TrainConfig], monkeypatch: pytest.MonkeyPatch
+):
+    seen = _recording_stream(monkeypatch)
+    straight = Trainer(make_config("straight", steps=6, ckpt_every=2))
+    straight.train()
+    assert seen == list(range(6 * BATCH))
+
+    def kill_at_step_3(step: int, losses: dict[str, float]) -> None:
+        if step == 3:  # after the step-2 checkpoint; step 3 is lost with the process
+            raise _Killed
+
+    seen.clear()
+    with pytest.raises(_Killed):
+        Trainer(make_config("killed", steps=6, ckpt_every=2), progress=kill_at_step_3).train()
+    assert seen == list(range(3 * BATCH))
+
+    seen.clear()
+    resumed = Trainer(make_config("killed", steps=6, ckpt_every=2))  # the same command again
+    assert resumed.step == 2 and resumed.samples == 2 * BATCH
+    assert resumed.train().step == 6
+    assert seen == list(range(2 * BATCH, 6 * BATCH))  # the stream continues at sample 4
+
+    expected, got = _trainable(straight), _trainable(resumed)
+    for k in expected:
+        torch.testing.assert_close(got[k], expected[k], rtol=1e-5, atol=1e-6)
+    a, b = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert a.keys() == b.keys()
+    for pid in a:
+        assert int(a[pid]["step"]) == int(b[pid]["step"]) == 6
+        torch.testing.assert_close(b[pid]["exp_avg_sq"], a[pid]["exp_avg_sq"], rtol=1e-5, atol=0)
+    assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]
+    for h_straight, h_resumed in zip(straight.history, resumed.history, strict=True):
+        assert h_resumed["total"] == pytest.approx(h_straight["total"], rel=1e-5)
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(
+    make_config: Callable[..., TrainConfig], monkeypatch: pytest.MonkeyPatch
+):
+    trainer = Trainer(make_config(steps=2))
+    trainer.train()
+    out = Path(trainer.config.out_dir)
+    before = {p.name: p.read_bytes() for p in out.glob("*.safetensors")}
+
+    def dies_while_writing(tensors: dict, path: str, metadata: dict) -> None:
+        Path(path).write_bytes(b"half a checkpoint")
+        raise _Killed
+
+    trainer.step = 99
+    with monkeypatch.context() as m, pytest.raises(_Killed):
+        m.setattr("photostyle.models.weights.save_file", dies_while_writing)
+        trainer.save()
+    assert {p.name: p.read_bytes() for p in out.glob("*.safetensors")} == before
+    assert not list(out.glob(".*"))  # no temporary files left behind
+    assert Trainer(make_config(steps=2)).step == 2
+
+
+def test_gradients_are_clipped_to_grad_clip(make_config: Callable[..., TrainConfig]):
+    cfg = make_config(steps=1, grad_clip=1e-3)
+    trainer = Trainer(cfg)
+    trainer.train()
+    grads = [p.grad for p in trainer.params if p.grad is not None]
+    assert grads  # the last step's gradients are still there
+    clipped = float(torch.nn.utils.get_total_norm(grads))
+    logged = json.loads((Path(cfg.out_dir) / "metrics.jsonl").read_text())["grad_norm"]
+    assert logged > 1e-2  # the raw norm: far above the limit, so clipping was active
+    assert clipped == pytest.approx(1e-3, rel=1e-4)
+
+    unclipped = Trainer(make_config("free", steps=1))
+    unclipped.train()
+    free = [p.grad for p in unclipped.params if p.grad is not None]
+    assert float(torch.nn.utils.get_total_norm(free)) == pytest.approx(logged, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"use_scp": False},
+        {"use_restyle": False},
+        {"reconstruction": True, "fa": "none"},
+        {"use_perceptual": False},
+        {"use_restyle": False, "use_perceptual": False},
+    ],
+)
+def test_exactly_the_parameters_the_loss_reaches_require_grad(
+    make_config: Callable[..., TrainConfig], overrides: dict[str, Any]
+):
+    # DDP waits for a gradient of every parameter that requires one: the parts the loss never
+    # reaches are frozen, and nothing the loss reaches may be.
+    trainer = Trainer(make_config(steps=1, **overrides))
+    trainer.train()
+    reached = {name for name, p in trainer.model.named_parameters() if p.grad is not None}
+    trainable = {name for name, p in trainer.model.named_parameters() if p.requires_grad}
+    if trainer.config.use_perceptual:
+        assert reached == trainable
+    else:  # SCP alone: the layers after the last unpooling (Q^1) get no gradient, so the
+        # Trainer has DDP look for unused parameters instead
+        unreached = trainable - reached
+        assert reached < trainable and all(".block1." in name for name in unreached)
+    assert any(name.startswith("u.") for name in reached)
+
+
+def _first_step_losses(trainer: Trainer) -> dict[str, float]:
+    seen: list[dict[str, float]] = []
+    trainer.progress = lambda step, losses: seen.append(losses)
+    trainer.train()
+    return seen[0]
+
+
+def test_channels_last_trains_like_contiguous(make_config: Callable[..., TrainConfig]):
+    nchw = Trainer(make_config("nchw", steps=2))
+    nhwc = Trainer(make_config("nhwc", steps=2, channels_last=True))
+    conv = nhwc.model.u.block1[-1].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    a, b = _first_step_losses(nchw), _first_step_losses(nhwc)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-4)
+    expected, got = _trainable(nchw), _trainable(nhwc)
+    for k in expected:
+        torch.testing.assert_close(got[k], expected[k], rtol=1e-3, atol=1e-5)
+
+
+def test_bfloat16_autocast_on_cpu_runs_only_when_asked(make_config: Callable[..., TrainConfig]):
+    full = _first_step_losses(Trainer(make_config("fp32", steps=1)))
+    same = _first_step_losses(Trainer(make_config("auto", steps=1, amp_dtype="float16")))
+    assert same == full  # amp off: the dtype setting changes nothing
+    half = _first_step_losses(Trainer(make_config("bf16", steps=1, amp=True)))
+    assert half.keys() == full.keys()
+    assert half != full  # the networks did run in bfloat16 ...
+    for k in full:  # ... close to float32 (bfloat16 keeps ~3 significant digits)
+        assert half[k] == pytest.approx(full[k], rel=0.05)
+    with pytest.raises(ValueError, match="'float16' is not supported on cpu"):
+        Trainer(make_config("fp16", amp=True, amp_dtype="float16"))
+
+
 def test_checkpoint_of_another_fa_or_arch_is_refused(
     make_config: Callable[..., TrainConfig],
     tmp_path: Path,
     tiny_cfg: VGGConfig,
     monkeypatch: pytest.MonkeyPatch,
+    write_encoder_weights: Callable[..., Path],
 ):
     Trainer(make_config()).save()  # step-0 checkpoint of a tiny/mean_std run
     with pytest.raises(WeightsError, match="checkpoint is tiny/mean_std"):
@@ -159,7 +275,7 @@ def test_checkpoint_of_another_fa_or_arch_is_refused(
 
     other = VGGConfig("tiny2", (4, 8, 16, 16), tiny_cfg.depths, tiny_cfg.full_depths)
     monkeypatch.setitem(VGG_CONFIGS, "tiny2", other)
-    weights = _write_encoder_weights(tmp_path / "tiny2.safetensors", other)
+    weights = write_encoder_weights(tmp_path / "tiny2.safetensors", other)
     with pytest.raises(WeightsError, match="config asks for tiny2/mean_std"):
         Trainer(make_config(arch="tiny2", encoder_weights=str(weights)))
 
@@ -291,3 +407,64 @@ def test_cli_train_reconstruction_forces_fa_none(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs fa='none'" in err
+
+
+# --- photostyle train: YAML configs ---------------------------------------------------------------
+
+
+def test_cli_print_config_shows_defaults_then_file_then_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from photostyle.cli import main
+
+    assert main(["train", "--print-config"]) == 0
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text(capsys.readouterr().out)
+    assert TrainConfig.from_file(defaults) == TrainConfig()
+
+    run = tmp_path / "run.yaml"
+    run.write_text("steps: 5\nlr: 1e-3\namp: true\nsampling: {t2: 0.3}\n")
+    argv = ["train", "--config", str(run), "--steps", "7", "--no-amp", "--t1", "0.2"]
+    assert main([*argv, "--grad-clip", "0.5", "--print-config"]) == 0
+    resolved = tmp_path / "resolved.yaml"
+    resolved.write_text(capsys.readouterr().out)
+    cfg = TrainConfig.from_file(resolved)
+    assert (cfg.steps, cfg.lr, cfg.amp, cfg.grad_clip) == (7, 1e-3, False, 0.5)
+    assert (cfg.sampling.t1, cfg.sampling.t2) == (0.2, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("batch_sise: 2\n", "unknown config key 'batch_sise' (did you mean 'batch_size'?)"),
+        ("crop: big\n", "config key 'crop' must be an integer, got 'big'"),
+    ],
+)
+def test_cli_bad_config_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+):
+    from photostyle.cli import main
+
+    run = tmp_path / "run.yaml"
+    run.write_text(text)
+    assert main(["train", "--config", str(run), "--data", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"photostyle: error: {run}: {message}\n" and not captured.out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_trains_from_yaml_and_saves_the_resolved_config(
+    make_config: Callable[..., TrainConfig], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from photostyle.cli import main
+
+    cfg = make_config("yaml_run", steps=3)
+    run = tmp_path / "run.yaml"
+    run.write_text(cfg.to_yaml())
+    assert main(["train", "--config", str(run), "--steps", "1"]) == 0
+    out = Path(cfg.out_dir)
+    saved = TrainConfig.from_file(out / "config.yaml")
+    assert saved == TrainConfig(**{**cfg.to_dict(), "steps": 1, "sampling": cfg.sampling})
+    _, meta = load_checkpoint(out / "checkpoint.safetensors")
+    assert TrainConfig.from_dict(json.loads(meta["train_config"])) == saved
+    assert capsys.readouterr().out.startswith("step 1: checkpoint ")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from photostyle.data.sampler import TripletSampler
+from photostyle.data.sampler import Sampler
 from photostyle.io import ImageError, load_image
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,30 @@ def image_folder(root: str | Path) -> ImageList:
     return ImageList(paths, torch.tensor(labels, dtype=torch.long), classes)
 
 
+def unlabelled_folder(root: str | Path) -> ImageList:
+    """List every image under ``root`` (any depth, sorted), with no class: labels are -1.
+
+    Classes come later, from k-means on the perceptual embeddings
+    (:mod:`photostyle.data.embed_index`). Hidden files and folders are ignored.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a directory or holds no images.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a directory")
+    paths = [
+        p
+        for p in sorted(root.rglob("*"))
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    ]
+    if not paths:
+        raise FileNotFoundError(f"{root}: no images found")
+    return ImageList(paths, torch.full((len(paths),), -1, dtype=torch.long), [])
+
+
 def random_crop(img: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Random-scale square crop with random horizontal flip.
 
@@ -89,14 +113,16 @@ class TripletCrops(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
 
     Args:
         images: the image list the sampler was built on.
-        sampler: draws index triplets (Eqs. (10)-(11)).
+        sampler: draws index triplets (Eqs. (10)-(11)): a brute-force
+            :class:`~photostyle.data.sampler.TripletSampler` or an
+            :class:`~photostyle.data.index_sampler.IndexSampler`.
         crop: side of the square training crops.
         seed: base seed of the stream.
         length: number of items (e.g. steps * batch size).
     """
 
     def __init__(
-        self, images: ImageList, sampler: TripletSampler, crop: int, seed: int, length: int
+        self, images: ImageList, sampler: Sampler, crop: int, seed: int, length: int
     ) -> None:
         self.images = images
         self.sampler = sampler

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -31,6 +32,14 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if not (0.0 < self.t1 <= 1.0 and 0.0 < self.t2 <= 1.0):
             raise ValueError(f"t1 and t2 must be in (0, 1], got {self.t1}, {self.t2}")
+
+
+class Sampler(Protocol):
+    """What the training data needs from a sampler: ``draw`` (row triplets) and ``len``."""
+
+    def __len__(self) -> int: ...
+
+    def draw(self, generator: torch.Generator) -> tuple[int, int, int]: ...
 
 
 def kth_smallest_threshold(values: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -75,7 +84,8 @@ class TripletSampler:
     """Draw (I_c, I_s, I_t) index triplets following Eqs. (10)-(11).
 
     Args:
-        distances: (M, M) perceptual distances A (Eq. (9)); symmetric, any float dtype.
+        distances: (M, M) perceptual distances A (Eq. (9)); symmetric, any float dtype (kept
+            in float64 if given so, else float32).
         labels: (M,) int64 class labels.
         config: sampling thresholds.
     """
@@ -83,7 +93,8 @@ class TripletSampler:
     def __init__(
         self, distances: torch.Tensor, labels: torch.Tensor, config: SamplingConfig | None = None
     ) -> None:
-        self.distances = distances.float()
+        # float64 stays float64 (exact integer distances of the embedding index); others -> float32
+        self.distances = distances if distances.dtype == torch.float64 else distances.float()
         self.labels = labels.long()
         self.config = config or SamplingConfig()
         self.t1, self.t2 = thresholds(self.distances, self.labels, self.config)

@@ -11,6 +11,10 @@ classical baselines of :mod:`photostyle.eval.baselines`, and reports per (method
   CPU, the CUDA caching allocator's peak statistics on a GPU);
 - the ratio of its median to photostyle's median at the same size in the same run.
 
+``photostyle-onnxruntime`` (on request, not in the default methods) is the same stylizer with its
+network run by onnxruntime (:mod:`photostyle.deploy.onnx`, CPU, as many intra-op threads as
+torch); its rows also give the largest absolute difference from photostyle's output.
+
 Sizes are written ``WxH`` as in the paper and held as ``(H, W)`` tuples in code.
 """
 
@@ -41,10 +45,13 @@ from photostyle.api import StylizeOptions, Stylizer
 from photostyle.eval.baselines import BASELINES
 from photostyle.io import MAX_PIXELS, MIN_SIDE, load_image
 from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod
 from photostyle.utils import resolve_device
 
 PHOTOSTYLE = "photostyle"
+PHOTOSTYLE_ONNX = "photostyle-onnxruntime"
 BENCH_METHODS: tuple[str, ...] = (PHOTOSTYLE, *BASELINES)
+EXTRA_METHODS: tuple[str, ...] = (PHOTOSTYLE_ONNX,)  # accepted, but not run by default
 PAPER_SIZES: tuple[tuple[int, int], ...] = ((256, 512), (384, 768), (512, 1024))  # (H, W)
 MIB = float(1 << 20)
 
@@ -103,6 +110,9 @@ class BenchConfig:
     encoder_weights: str | None = None  # VGG weights the stylizer was trained with; None = bundled
     fa: FAVariant | None = None  # photostyle's FA variant; None = the checkpoint's
     sample_interval: float = 0.002  # seconds between two RSS samples of the CPU memory sampler
+    max_size: int | None = None  # photostyle's working size cap; None = network at full size
+    upsample: UpsampleMethod = "guided"  # how a capped working size reaches the full size
+    onnx: str | None = None  # ONNX file of photostyle-onnxruntime; None = export into the cache
 
     def __post_init__(self) -> None:
         if not self.sizes:
@@ -118,8 +128,9 @@ class BenchConfig:
         if not self.methods:
             raise ValueError("give at least one method")
         for method in self.methods:
-            if method not in BENCH_METHODS:
-                raise ValueError(f"unknown method {method!r}; choose from {list(BENCH_METHODS)}")
+            if method not in BENCH_METHODS + EXTRA_METHODS:
+                choices = list(BENCH_METHODS + EXTRA_METHODS)
+                raise ValueError(f"unknown method {method!r}; choose from {choices}")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError("each method may be given only once")
         if self.runs < 1:
@@ -128,6 +139,10 @@ class BenchConfig:
             raise ValueError(f"warmup must be at least 0, got {self.warmup}")
         if self.fa is not None and self.fa not in FA_VARIANTS:
             raise ValueError(f"unknown FA variant {self.fa!r}; choose from {FA_VARIANTS}")
+        if self.max_size is not None and self.max_size < MIN_SIDE:
+            raise ValueError(f"max_size must be at least {MIN_SIDE}, got {self.max_size}")
+        if self.upsample not in UPSAMPLE_METHODS:
+            raise ValueError(f"unknown upsampling {self.upsample!r}; choose {UPSAMPLE_METHODS}")
         if not self.sample_interval > 0:
             raise ValueError(f"sample_interval must be positive, got {self.sample_interval}")
 
@@ -404,6 +419,7 @@ class BenchRow:
     peak_mib: float  # peak memory of a call above the baseline, MiB (CUDA allocated or CPU RSS)
     memory: str  # what peak_mib measures: "cuda_allocated", "rss_statm" or "rss_maxrss"
     ratio: float | None = None  # median_s / photostyle's at this size; None = none
+    max_abs_diff: float | None = None  # photostyle-onnxruntime: max |output - photostyle's|
 
 
 def add_ratios(rows: Sequence[BenchRow]) -> list[BenchRow]:
@@ -450,8 +466,11 @@ def run_bench(
     """Time every method at every size on the demo pair resized to that size (paper Table I).
 
     photostyle is a :class:`~photostyle.api.Stylizer` on ``config.device`` called with
-    ``StylizeOptions(max_size=max(H, W))``, so the network works at the benchmarked size; a call
-    takes CPU tensors and returns a CPU tensor, as in the API (host-device copies included). The
+    ``StylizeOptions(max_size=max(H, W))``, so the network works at the benchmarked size (with
+    ``config.max_size``, at most that, and ``config.upsample`` brings the result up); a call
+    takes CPU tensors and returns a CPU tensor, as in the API (host-device copies included).
+    photostyle-onnxruntime is a second Stylizer on the CPU with the onnxruntime backend; with
+    photostyle also run, one more untimed call of each gives the row's ``max_abs_diff``. The
     baselines run on the CPU. Peak memory is measured during the timed calls (see
     :func:`time_call`). Everything runs under ``torch.inference_mode()``.
 
@@ -475,16 +494,36 @@ def run_bench(
             config.weights, device=device, encoder_weights=config.encoder_weights, fa=config.fa
         )
         device = stylizer.device
+    onnx_stylizer = None
+    if PHOTOSTYLE_ONNX in config.methods:
+        onnx_stylizer = Stylizer(
+            config.weights,
+            device="cpu",
+            encoder_weights=config.encoder_weights,
+            fa=config.fa,
+            backend="onnxruntime",
+            onnx_path=config.onnx,
+        )
     cpu = torch.device("cpu")
     rows = []
     with torch.inference_mode():
         for size in config.sizes:
             c, s = resize_image(content, size), resize_image(style, size)
+            options = StylizeOptions(
+                max_size=min(max(size), config.max_size or max(size)), upsample=config.upsample
+            )
             for method in config.methods:
+                diff = None
                 if method == PHOTOSTYLE:
                     assert stylizer is not None
-                    fn = _stylize_call(stylizer, c, s, StylizeOptions(max_size=max(size)))
+                    fn = _stylize_call(stylizer, c, s, options)
                     where = device
+                elif method == PHOTOSTYLE_ONNX:
+                    assert onnx_stylizer is not None
+                    fn = _stylize_call(onnx_stylizer, c, s, options)
+                    where = cpu
+                    if stylizer is not None:
+                        diff = float((fn() - stylizer.stylize(c, s, options=options)).abs().max())
                 else:
                     fn = _baseline_call(method, c, s)
                     where = cpu
@@ -509,6 +548,7 @@ def run_bench(
                     max_s=timing.max,
                     peak_mib=(timing.peak_bytes or 0) / MIB,
                     memory=timing.memory or "",
+                    max_abs_diff=diff,
                 )
                 rows.append(row)
                 if progress is not None:
@@ -534,17 +574,22 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def bench_table_markdown(rows: Sequence[BenchRow]) -> str:
-    """The rows as a markdown table (seconds per call, lower is faster)."""
+    """The rows as a markdown table (seconds per call, lower is faster).
+
+    A last column "max abs diff" (from photostyle's output) appears when a row has one.
+    """
+    diffs = any(r.max_abs_diff is not None for r in rows)
     lines = [
         "| method | size (WxH) | device | median s | spread s (IQR) | min s | max s "
-        "| peak MiB | x photostyle |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| peak MiB | x photostyle |" + (" max abs diff |" if diffs else ""),
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" * diffs),
     ]
     for r in rows:
-        lines.append(
+        line = (
             f"| {r.method} | {r.size} | {r.device} | {r.median_s:.4g} | {r.spread_s:.2g} "
             f"| {r.min_s:.4g} | {r.max_s:.4g} | {r.peak_mib:.1f} | {_fmt(r.ratio, '.2f')} |"
         )
+        lines.append(line + (f" {_fmt(r.max_abs_diff, '.2g')} |" if diffs else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -128,3 +129,36 @@ def score_pair(
     baseline = float(gram_distance(taps_c, taps_s)[0])
     ratio = gram / baseline if baseline > 0 else float("nan")
     return PairScores(ssim=ssim(output, content), gram=gram, gram_ratio=ratio)
+
+
+def frame_change(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean absolute difference of two frames of equal shape, e.g. (3, H, W), in [0, 1] units."""
+    if a.shape != b.shape:
+        raise ValueError(f"frames differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
+    return float((a.detach().double() - b.detach().double()).abs().mean())
+
+
+def flicker_ratio(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor]) -> float:
+    """Temporal flicker of a processed clip relative to its input.
+
+    The mean absolute change between consecutive output frames divided by that of the input
+    frames: 1.0 = the output changes as much as the input moves, below 1 = steadier than the
+    input, above 1 = flickers more. NaN when the input does not change.
+
+    Args:
+        outputs: the processed frames, each (3, H, W) (or any shape, all equal).
+        inputs: the input frames, as many as ``outputs``, each of the input's shape.
+
+    Returns:
+        The ratio (>= 0) or NaN.
+
+    Raises:
+        ValueError: fewer than two frames, or the two clips differ in length.
+    """
+    if len(outputs) != len(inputs):
+        raise ValueError(f"got {len(outputs)} output frames for {len(inputs)} input frames")
+    if len(inputs) < 2:
+        raise ValueError("flicker needs at least two frames")
+    change_out = sum(frame_change(b, a) for a, b in pairwise(outputs))
+    change_in = sum(frame_change(b, a) for a, b in pairwise(inputs))
+    return change_out / change_in if change_in > 0 else float("nan")

@@ -28,8 +28,9 @@ from photostyle.eval.neural_baselines import (
 )
 from photostyle.io import load_image, load_mask
 from photostyle.models.encoder import VGG16, VGGEncoder
-from photostyle.models.layers import FAVariant
+from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.weights import build_encoder
+from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod
 
 Method = Callable[
     [torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor
@@ -174,6 +175,37 @@ def stylizer_method(stylizer: Stylizer, options: StylizeOptions | None = None) -
 PHOTOSTYLE_PREFIX = "photostyle-"
 
 
+def photostyle_options(
+    name: str, *, alpha: float = 1.0, max_size: int = 1024, upsample: UpsampleMethod = "guided"
+) -> StylizeOptions:
+    """Options of a method named ``photostyle-<fa>[+<upsampling>][@<working size>]``.
+
+    ``photostyle-mean_std+bicubic@256`` runs the network at 256 px and upsamples its output
+    bicubically; without suffixes the arguments apply. This lets one ``photostyle eval`` compare
+    upsampling methods and working sizes side by side.
+
+    Raises:
+        ValueError: unknown FA variant or upsampling, or a bad size.
+    """
+    spec = name[len(PHOTOSTYLE_PREFIX) :]
+    spec, _, size = spec.partition("@")
+    fa, _, up = spec.partition("+")
+    if fa not in FA_VARIANTS:
+        raise ValueError(f"{name}: unknown FA variant {fa!r}; choose from {FA_VARIANTS}")
+    if up and up not in UPSAMPLE_METHODS:
+        raise ValueError(f"{name}: unknown upsampling {up!r}; choose from {UPSAMPLE_METHODS}")
+    if size:
+        if not size.isdigit() or int(size) < 16:
+            raise ValueError(f"{name}: working size must be an integer >= 16, got {size!r}")
+        max_size = int(size)
+    return StylizeOptions(
+        alpha=alpha,
+        max_size=max_size,
+        fa=cast(FAVariant, fa),
+        upsample=cast(UpsampleMethod, up) if up else upsample,
+    )
+
+
 NEURAL_METHODS = ("adain", "wct", "gatys")  # photostyle.eval.neural_baselines
 
 
@@ -230,8 +262,10 @@ def make_methods(
     autoencoder: Callable[[], Stylizer] | None = None,
     gatys_encoder: Callable[[], VGGEncoder] | None = None,
     gatys_steps: int = 200,
+    upsample: UpsampleMethod = "guided",
 ) -> dict[str, Method]:
-    """Methods by name: ``photostyle-<fa variant>``, a classical baseline (``identity``,
+    """Methods by name: ``photostyle-<fa variant>`` (see :func:`photostyle_options` for the
+    ``+<upsampling>`` and ``@<working size>`` suffixes), a classical baseline (``identity``,
     ``reinhard``, ``histogram``) or a neural baseline (``adain``, ``wct``, ``gatys``).
 
     Args:
@@ -244,6 +278,7 @@ def make_methods(
             ``reconstruction=True``); called once, only if adain or wct is asked.
         gatys_encoder: returns the VGG encoder of gatys; None = the bundled ImageNet VGG16.
         gatys_steps: optimisation steps of gatys.
+        upsample: how photostyle methods without a ``+`` suffix reach full size.
 
     Raises:
         ValueError: an unknown name, adain/wct without an autoencoder (or with a stylizer that is
@@ -273,8 +308,7 @@ def make_methods(
             size = min(max_size, GATYS_MAX_SIZE)
             methods[name] = gatys_method(encoder, steps=gatys_steps, max_size=size)
         elif name.startswith(PHOTOSTYLE_PREFIX):
-            fa = name[len(PHOTOSTYLE_PREFIX) :]
-            options = StylizeOptions(alpha=alpha, max_size=max_size, fa=cast(FAVariant, fa))
+            options = photostyle_options(name, alpha=alpha, max_size=max_size, upsample=upsample)
             model = model or stylizer()
             methods[name] = stylizer_method(model, options)
         else:

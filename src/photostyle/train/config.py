@@ -1,22 +1,38 @@
-"""Typed training configuration (paper Sec. III-E/F and IV)."""
+"""Typed training configuration (paper Sec. III-E/F and IV), read from YAML or JSON files.
+
+Every field of :class:`TrainConfig` carries a trailing comment; :func:`config_yaml` turns those
+comments into a fully commented YAML file (``photostyle train --print-config``), so the dataclass
+is the single place where a setting is defined and documented.
+"""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
+import inspect
+import io
 import json
+import math
+import re
+import tokenize
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from photostyle.data.sampler import SamplingConfig
 from photostyle.models.encoder import VGG_CONFIGS
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.train.pipeline import StyleTerm
 
+AmpDtype = Literal["bfloat16", "float16"]
+
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on; saved in every checkpoint.
+    """Everything a training run depends on; saved in every checkpoint and as RUN/config.yaml.
 
     ``reconstruction=True`` trains the reconstruction decoder of the AdaIN/WCT baselines
     (:mod:`photostyle.eval.neural_baselines`): stylizer U alone, with FA ``"none"``, on content
@@ -28,10 +44,10 @@ class TrainConfig:
     data: str = ""  # ImageFolder root (class = sub-folder)
     out_dir: str = "runs/photostyle"  # checkpoints, TensorBoard logs, plots, exported stylizer
     arch: str = "vgg16"  # encoder: "vgg16" or "vgg19"
-    encoder_weights: str | None = None  # VGG weights file/URL; None = bundled ImageNet VGG16
-    fa: FAVariant = "mean_std"  # FA variant used while training
+    encoder_weights: str | None = None  # VGG weights file/URL; null = bundled ImageNet VGG16
+    fa: FAVariant = "mean_std"  # FA variant: "mean_std", "wct", "quantile", "paper" or "none"
     crop: int = 128  # side of the square training crops
-    batch_size: int = 4  # triplets per step
+    batch_size: int = 4  # triplets per step and process (torchrun: x world size per step)
     steps: int = 1000  # total optimisation steps
     lr: float = 1e-4  # Adam learning rate (paper: 1e-4)
     adam_betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2) (paper: 0.5, 0.999)
@@ -43,15 +59,20 @@ class TrainConfig:
     use_restyle: bool = True  # ablation switch: re-stylization stage V (Fig. 1)
     use_perceptual: bool = True  # ablation switch: perceptual losses L_p (Eqs. (3)-(7))
     reconstruction: bool = False  # train a plain autoencoder: U only, FA "none", Eq. (3) + SCP
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # T1/T2 fractions
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # Eqs. (10)-(11) thresholds
     index_size: int = 32  # image side for the perceptual distances of Eq. (9)
+    index: str | None = None  # prebuilt index dir (photostyle index): its images; null = build one
     max_images: int | None = None  # use only the first N images per class (quick runs)
     seed: int = 0  # seeds weights init and the triplet stream
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    workers: int = 1  # DataLoader worker processes
-    log_every: int = 10  # steps between scalar logs
-    image_every: int = 200  # steps between sample images in TensorBoard
-    ckpt_every: int = 50  # steps between checkpoints (atomic, resumable)
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1"; torchrun: "cuda" = cuda:LOCAL_RANK
+    amp: bool = False  # mixed precision (autocast) for the networks; the losses stay float32
+    amp_dtype: AmpDtype = "bfloat16"  # autocast type; "float16" (CUDA only) adds a GradScaler
+    channels_last: bool = False  # NHWC memory format for weights and images (faster CUDA convs)
+    grad_clip: float | None = None  # clip the gradients' total L2 norm to this; null = no clipping
+    workers: int = 1  # DataLoader worker processes (per training process)
+    log_every: int = 10  # steps between scalar logs (losses, gradient norm)
+    image_every: int = 200  # steps between sample images (content|style|similar|U|V) in TensorBoard
+    ckpt_every: int = 50  # steps between checkpoints (atomic, resumable) and loss-curve plots
     time_limit_s: float | None = None  # stop (after checkpointing) once this much time has passed
 
     def __post_init__(self) -> None:
@@ -75,19 +96,278 @@ class TrainConfig:
             raise ValueError("log_every, image_every, ckpt_every must be >= 1 and workers >= 0")
         if self.index_size < 16 or (self.max_images is not None and self.max_images < 1):
             raise ValueError("index_size must be >= 16 and max_images >= 1")
+        if self.amp_dtype not in get_args(AmpDtype):
+            raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
+        if self.amp and self.fa == "quantile":
+            # Its per-channel ranks (up to H*W) would be rounded in 16-bit floats.
+            raise ValueError("amp is not supported with fa='quantile' (its ranks need float32)")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 (or null), got {self.grad_clip}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        if isinstance(d.get("sampling"), dict):
-            d["sampling"] = SamplingConfig(**d["sampling"])
-        if "adam_betas" in d:
-            d["adam_betas"] = tuple(d["adam_betas"])
-        return cls(**d)
+    def from_dict(cls, d: Mapping[str, Any], *, strict: bool = False) -> TrainConfig:
+        """Build a config from a (JSON/YAML-decoded) mapping.
+
+        Args:
+            d: field values; ``sampling`` may be a mapping, ``adam_betas`` a list.
+            strict: refuse unknown keys and values of the wrong type (user files). Without it,
+                unknown keys are ignored (checkpoints written by other versions).
+
+        Raises:
+            ValueError: a bad key, type or value; the message names the key.
+        """
+        if strict:
+            return cls(**check_fields(cls, d))
+        kwargs = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if isinstance(kwargs.get("sampling"), Mapping):
+            kwargs["sampling"] = SamplingConfig(**kwargs["sampling"])
+        if "adam_betas" in kwargs:
+            kwargs["adam_betas"] = tuple(kwargs["adam_betas"])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        """Read a YAML (``.yaml``/``.yml``) or JSON (``.json``) config; missing keys take defaults.
+
+        Raises:
+            ValueError: unreadable file, unknown key, wrong type or invalid value (one line that
+                names the file and the key).
+        """
+        values = read_config_file(path)
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from err
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_file(path)
+
+    def to_yaml(self) -> str:
+        """This config as a YAML document with a comment on every key."""
+        return config_yaml(self)
+
+
+# --- strict, typed reading of config files -------------------------------------------------------
+
+
+def _describe(tp: Any) -> str:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in args)
+    if origin is tuple:
+        return f"a list of {len(args)} numbers"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+class _Mismatch(Exception):
+    """A value does not have the annotated type (turned into a ValueError naming the key)."""
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` checked against annotation ``tp`` (ints accepted as floats, lists as tuples)."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, key)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+        raise _Mismatch
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise _Mismatch
+        return tp(**check_fields(tp, value, prefix=f"{key}."))
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise _Mismatch
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"unsupported config annotation {tp!r}")
+    raise _Mismatch
+
+
+def check_fields(cls: type, values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Keyword arguments for dataclass ``cls`` from ``values``: known keys, annotated types.
+
+    Nested dataclass fields (``sampling``) are built from mappings; ints are accepted where floats
+    are expected and lists where tuples are.
+
+    Raises:
+        ValueError: an unknown key (with the closest known one) or a value of the wrong type.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown config key {prefix + str(key)!r}{hint}")
+        try:
+            out[key] = _coerce(value, hints[key], prefix + key)
+        except _Mismatch:
+            raise ValueError(
+                f"config key {prefix + key!r} must be {_describe(hints[key])}, got {value!r}"
+            ) from None
+    return out
+
+
+def _yaml_loader() -> Any:
+    """PyYAML's safe loader, also reading ``1e-4`` (no dot) as a float, as YAML 1.2 does."""
+    try:
+        import yaml
+    except ImportError as err:
+        raise ValueError("YAML configs need PyYAML: pip install 'photostyle[config]'") from err
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    float_re = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", float_re, list("-+0123456789"))
+    return yaml, Loader
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Keyword arguments of :class:`TrainConfig` from a YAML or JSON file, keys and types checked.
+
+    Only the keys in the file are returned (the caller merges command-line overrides and
+    defaults); cross-field rules are checked when the config is built.
+
+    Raises:
+        ValueError: unreadable or malformed file, unknown key or wrong type (one line naming
+            ``path`` and the key).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read config ({err})") from err
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+    else:
+        yaml, loader = _yaml_loader()
+        try:
+            data = yaml.load(text, Loader=loader)  # a SafeLoader subclass
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            line = f"line {where.line + 1}: " if where is not None else ""
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise ValueError(f"{path}: not valid YAML ({line}{problem})") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must be a mapping of TrainConfig keys")
+    try:
+        return check_fields(TrainConfig, data)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+# --- commented YAML from the dataclass's own comments --------------------------------------------
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """The trailing ``# comment`` of each field of dataclass ``cls``, read from its source."""
+    source = inspect.getsource(cls)
+    comments: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    body = ast.parse(source).body[0]
+    assert isinstance(body, ast.ClassDef)
+    out: dict[str, str] = {}
+    for node in body.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            end = node.end_lineno or node.lineno
+            lines = range(node.lineno, end + 1)
+            out[node.target.id] = " ".join(comments[i] for i in lines if i in comments)
+    return out
+
+
+def _yaml_value(value: Any) -> str:
+    """A YAML flow scalar/list that PyYAML and YAML 1.2 readers both read back as ``value``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        if "e" in text and "." not in text.split("e")[0]:
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}.0e{exponent}"  # YAML 1.1 needs the dot
+        return text
+    if isinstance(value, str):
+        return json.dumps(value)  # a double-quoted YAML scalar
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to YAML")
+
+
+def _yaml_lines(obj: Any, indent: str = "", min_width: int = 0) -> list[str]:
+    """``key: value  # comment`` lines of dataclass ``obj``; nested dataclasses indented below."""
+    comments = field_comments(type(obj))
+    fields = dataclasses.fields(obj)
+    heads = {}
+    for f in fields:
+        value = getattr(obj, f.name)
+        scalar = "" if dataclasses.is_dataclass(value) else " " + _yaml_value(value)
+        heads[f.name] = f"{indent}{f.name}:{scalar}"
+    width = max(min_width, *(len(h) + 2 for h in heads.values()))
+    lines = []
+    for f in fields:
+        comment = comments.get(f.name, "")
+        lines.append(f"{heads[f.name].ljust(width)}# {comment}" if comment else heads[f.name])
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            lines.extend(_yaml_lines(value, indent + "  ", width))
+    return lines
+
+
+def config_yaml(config: TrainConfig) -> str:
+    """``config`` as YAML, one commented line per setting (``photostyle train --print-config``)."""
+    header = [
+        "# photostyle training configuration: photostyle train --config FILE.yaml",
+        "# Every key is optional (a missing key takes its default); command-line flags override",
+        "# the file. The resolved config of a run is saved as RUN/config.yaml and in every",
+        "# checkpoint.",
+        "",
+    ]
+    return "\n".join(header + _yaml_lines(config)) + "\n"

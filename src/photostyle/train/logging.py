@@ -45,48 +45,75 @@ class RunLogger:
         if self.writer is not None:
             self.writer.close()
 
-    def scalars(self, step: int, values: dict[str, float]) -> None:
+    def scalars(
+        self, step: int, losses: dict[str, float], extra: dict[str, float] | None = None
+    ) -> None:
+        """One metrics line; TensorBoard ``loss/<term>`` for each loss, ``train/<name>`` for extras.
+
+        Args:
+            step: the optimisation step.
+            losses: Eq. (8) terms and ``total``.
+            extra: other per-step values (e.g. ``grad_norm``).
+        """
         if not self.enabled:
             return
+        extra = extra or {}
         with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+            f.write(json.dumps({"step": step, **losses, **extra}) + "\n")
         if self.writer is not None:
-            for name, value in values.items():
+            for name, value in losses.items():
                 self.writer.add_scalar(f"loss/{name}", value, step)
+            for name, value in extra.items():
+                self.writer.add_scalar(f"train/{name}", value, step)
 
     def text(self, tag: str, value: str) -> None:
         if self.writer is not None:
             self.writer.add_text(tag, f"```\n{value}\n```")
 
-    def images(self, step: int, batches: dict[str, torch.Tensor]) -> None:
-        """One row per sample: the given images side by side. Shape: each (B, 3, H, W)."""
+    def images(self, step: int, batches: dict[str, torch.Tensor], max_rows: int = 4) -> None:
+        """One grid image: a row per sample (at most ``max_rows``), the batches side by side.
+
+        The tag names the columns, e.g. ``samples/content|style|similar|u|v``.
+
+        Shape: each batch (B, 3, H, W) -> one (3, min(B, max_rows) * H, len(batches) * W) image.
+        """
         if self.writer is None:
             return
-        rows = torch.cat([b[:4].detach().clamp(0, 1).cpu() for b in batches.values()], dim=-1)
-        self.writer.add_images("samples/" + "|".join(batches), rows, step)
+        cols = [b[:max_rows].detach().float().clamp(0, 1).cpu() for b in batches.values()]
+        grid = torch.cat(list(torch.cat(cols, dim=-1)), dim=-2)  # rows stacked vertically
+        self.writer.add_image("samples/" + "|".join(batches), grid, step)
 
     def plot_history(self, history: list[dict[str, float]], path: Path) -> None:
-        """Loss curves (log scale), one line per term, as a PNG."""
-        if not self.enabled or not history:
-            return
-        try:
-            import matplotlib
+        """Loss curves (log scale), one line per term, as a PNG (nothing when disabled)."""
+        if self.enabled:
+            plot_loss_curves(history, path)
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        steps = [h["step"] for h in history]
-        for key in history[-1]:
-            if key != "step":
-                ax.plot(steps, [h.get(key, float("nan")) for h in history], label=key)
-        ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss (mean squared feature error)")
-        ax.legend(ncol=4, fontsize=8)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
+
+def plot_loss_curves(history: list[dict[str, float]], path: str | Path) -> None:
+    """Write the loss curves of ``history`` (log scale, one line per term) as a PNG, atomically.
+
+    Does nothing for an empty history or without matplotlib (an optional extra).
+    """
+    if not history:
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    steps = [h["step"] for h in history]
+    for key in history[-1]:
+        if key != "step":
+            ax.plot(steps, [h.get(key, float("nan")) for h in history], label=key)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean squared feature error)")
+    ax.legend(ncol=4, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)

@@ -75,14 +75,26 @@ class TwoStageModel(nn.Module):
             (detached); ``images`` holds the stylized ``u`` and re-stylized ``v`` outputs.
         """
         rel = switches.relative
+        # Under mixed precision (autocast) the networks run in 16 bits; every loss term is computed
+        # in float32 from float32 copies of its inputs.
+        device_type = ic.device.type
+
+        def f32(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [t.float() for t in ts]
 
         def content_term(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-            return perceptual_loss(a, b, relative=rel)
+            with torch.autocast(device_type, enabled=False):
+                return perceptual_loss(f32(a), f32(b), relative=rel)
 
         def style_term(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-            if switches.style_term == "feature":
-                return perceptual_loss(a, b, relative=rel)
-            return statistics_loss(a, b, relative=rel)
+            with torch.autocast(device_type, enabled=False):
+                if switches.style_term == "feature":
+                    return perceptual_loss(f32(a), f32(b), relative=rel)
+                return statistics_loss(f32(a), f32(b), relative=rel)
+
+        def scp_term(head: SCPHead, q: list[torch.Tensor], p: list[torch.Tensor]) -> torch.Tensor:
+            with torch.autocast(device_type, enabled=False):
+                return head(f32(q), f32(p), relative=rel)  # Eq. (2), sum_i
 
         recon = switches.reconstruction
         with torch.no_grad():
@@ -100,7 +112,7 @@ class TwoStageModel(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         images = {"u": out_u.image}
         if switches.scp:
-            terms["scp_u"] = self.scp_u(out_u.q, enc_c.pooled, relative=rel)  # Eq. (2), sum_i
+            terms["scp_u"] = scp_term(self.scp_u, out_u.q, enc_c.pooled)  # Eq. (2), sum_i
         if switches.perceptual:
             terms["p_u1"] = content_term(target_c.taps, enc_u.taps)  # Eq. (3)
             if not recon:
@@ -112,7 +124,7 @@ class TwoStageModel(nn.Module):
             enc_v = self.encoder(out_v.image)
             images["v"] = out_v.image
             if switches.scp:
-                terms["scp_v"] = self.scp_v(out_v.q, enc_u.pooled, relative=rel)  # Eq. (2)
+                terms["scp_v"] = scp_term(self.scp_v, out_v.q, enc_u.pooled)  # Eq. (2)
             if switches.perceptual:
                 terms["p_v1"] = content_term(enc_u.taps, enc_v.taps)  # Eq. (5)
                 terms["p_v2"] = style_term(enc_t.taps, enc_v.taps)  # Eq. (6)

@@ -1,13 +1,21 @@
-"""Training loop: sampling, Eq. (8) optimisation, checkpoints that resume, logs and plots."""
+"""Training loop: sampling, Eq. (8) optimisation, checkpoints that resume, logs and plots.
+
+One process, or several under ``torchrun`` (:mod:`photostyle.train.distributed`): every rank runs
+this loop on its own shard of the triplet stream, DDP averages the gradients, and rank 0 alone
+writes checkpoints, logs and plots.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +23,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from photostyle.data.datasets import ImageList, TripletCrops, image_folder, random_crop
+from photostyle.data.embed_index import (
+    EmbeddingIndex,
+    IndexConfig,
+    IndexMismatchError,
+    build_embedding_index,
+)
 from photostyle.data.index import PerceptualIndex, pairwise_sq_distances, perceptual_features
-from photostyle.data.sampler import TripletSampler
+from photostyle.data.sampler import Sampler, TripletSampler
+from photostyle.data.sources import DataSource
 from photostyle.io import ImageError, load_image
 from photostyle.models.encoder import VGG_CONFIGS, VGGEncoder
 from photostyle.models.stylizer import ModelConfig
@@ -28,9 +43,11 @@ from photostyle.models.weights import (
     load_checkpoint,
     save_checkpoint,
 )
-from photostyle.train.config import TrainConfig
+from photostyle.train.config import TrainConfig, config_yaml
+from photostyle.train.distributed import DistContext, StreamShard
+from photostyle.train.logging import RunLogger, plot_loss_curves
 from photostyle.train.pipeline import LossSwitches, TwoStageModel
-from photostyle.utils import atomic_path, resolve_device, sha256_file
+from photostyle.utils import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +94,20 @@ def _subset(images: ImageList, per_class: int | None) -> ImageList:
     for c in range(len(images.classes)):
         keep.extend((images.labels == c).nonzero().flatten()[:per_class].tolist())
     return ImageList([images.paths[i] for i in keep], images.labels[keep], images.classes)
+
+
+# Above this many images the trainer builds the scalable embedding index (RUN/index/) instead of
+# the exact M x M one (whose float16 features take 240 kB per image at index_size 32).
+EXACT_INDEX_MAX_IMAGES = 10_000
+
+
+def training_images(config: TrainConfig) -> ImageList:
+    """The ImageFolder at ``config.data``, or the images of the prebuilt ``config.index``."""
+    if config.index is None:
+        return _subset(image_folder(config.data), config.max_images)
+    if config.max_images is not None:
+        raise ValueError("max_images cannot be combined with a prebuilt index")
+    return EmbeddingIndex.open(config.index).image_list()
 
 
 class ContentCrops(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
@@ -136,16 +167,41 @@ def _load_optimizer(
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast type of a run, or None without mixed precision.
+
+    Raises:
+        ValueError: the device cannot run ``config.amp_dtype`` (float16 needs CUDA).
+    """
+    if not config.amp:
+        return None
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[config.amp_dtype]
+    if device.type == "cuda":
+        if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise ValueError("this GPU has no bfloat16 support; use amp_dtype 'float16'")
+        return dtype
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        return dtype
+    raise ValueError(f"amp_dtype {config.amp_dtype!r} is not supported on {device.type}")
+
+
 class Trainer:
     """Trains U and V (paper Fig. 1) on an ImageFolder dataset.
 
     With ``config.reconstruction`` it trains U alone as a plain autoencoder (FA ``"none"``, Eq. (3)
     + SCP on content crops): no perceptual index is built and V and its SCP head are not optimised.
 
+    Under ``torchrun`` pass the context of :func:`~photostyle.train.distributed.distributed`: every
+    rank builds the same model from the same seed, trains it on its shard of the stream, and rank 0
+    alone writes files (it builds the perceptual index first; the others then read it).
+
     Args:
         config: the run's settings.
-        progress: called after every step with (step, logged losses) — e.g. to drive tqdm.
+        progress: called on rank 0 after every step with (step, losses averaged over ranks),
+            e.g. to drive tqdm.
         on_index_batch: called while the perceptual index is being built (images done).
+        dist: this process's place in a multi-process job; default: the initialised process group
+            if any, else a single process.
     """
 
     def __init__(
@@ -154,18 +210,34 @@ class Trainer:
         *,
         progress: Progress | None = None,
         on_index_batch: Callable[[int], None] | None = None,
+        dist: DistContext | None = None,
     ) -> None:
         self.config = config
         self.progress = progress
+        self.dist = dist if dist is not None else DistContext.current()
         self.out = Path(config.out_dir)
-        self.device = resolve_device(config.device)
-        torch.manual_seed(config.seed)
+        self.device = self.dist.device(config.device)
+        self.amp_dtype = amp_dtype(config, self.device)
+        self.memory_format = (
+            torch.channels_last if config.channels_last else torch.contiguous_format
+        )
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
         vgg = VGG_CONFIGS[config.arch]
         self.encoder = build_encoder(config.encoder_weights, vgg).to(self.device)
         self.model = TwoStageModel(self.encoder, config.fa, residual=self.residual).to(self.device)
+        # 4-D weights in NHWC; Module.to's memory_format keyword is missing from torch's stubs.
+        self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         trained = ("u.", "scp_u.") if config.reconstruction else ("u.", "v.", "scp_u.", "scp_v.")
         params = [p for n, p in self.model.named_parameters() if n.startswith(trained)]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas)
+        self.params = params
+        used = self._used_parts()
+        for name, p in self.model.named_parameters():  # DDP must not wait for unused parts
+            p.requires_grad_(name.startswith(used))
+        # float16 gradients need loss scaling; bfloat16 and float32 do not (scaler disabled).
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
         self.switches = LossSwitches(
             scp=config.use_scp,
             restyle=config.use_restyle,
@@ -175,16 +247,33 @@ class Trainer:
             relative=config.relative_losses,
             reconstruction=config.reconstruction,
         )
-        self.images = _subset(image_folder(config.data), config.max_images)
-        self.index: PerceptualIndex | None = None  # not needed to reconstruct content crops
-        self.sampler: TripletSampler | None = None
+        self.images = training_images(config)
+        self.index: PerceptualIndex | EmbeddingIndex | None = None  # none to reconstruct crops
+        self.sampler: Sampler | None = None
+        if not self.dist.is_main:
+            self.dist.barrier()  # rank 0 builds and caches the perceptual index first
         if not config.reconstruction:
-            self.index = self._load_or_build_index(on_index_batch)
-            self.sampler = TripletSampler(self.index.distances, self.index.labels, config.sampling)
+            self.index, self.sampler = self._load_or_build_index(on_index_batch)
+        if self.dist.is_main:
+            self.dist.barrier()
         self.step = 0
+        self.samples = 0  # samples of the numbered stream consumed by all ranks together
         self.history: list[dict[str, float]] = []
         if self.checkpoint_path.exists():
             self._resume()
+        # DDP with several ranks. Without perceptual losses only the SCP terms (on Q^1..Q^3) reach
+        # the decoders, and the layers after the last unpooling get no gradient.
+        self.net = self.dist.wrap(self.model, self.device, find_unused=not config.use_perceptual)
+
+    def _used_parts(self) -> tuple[str, ...]:
+        """Name prefixes of the parameters the loss reaches (see ``TwoStageModel.forward``)."""
+        cfg = self.config
+        used = ["u."]
+        if cfg.use_scp:
+            used.append("scp_u.")
+        if cfg.use_restyle and not cfg.reconstruction:
+            used += ["v.", "scp_v."] if cfg.use_scp else ["v."]
+        return tuple(used)
 
     @property
     def residual(self) -> bool:
@@ -199,19 +288,49 @@ class Trainer:
     def stylizer_path(self) -> Path:
         return self.out / "stylizer.safetensors"
 
-    def _load_or_build_index(self, on_batch: Callable[[int], None] | None) -> PerceptualIndex:
+    def _load_or_build_index(
+        self, on_batch: Callable[[int], None] | None
+    ) -> tuple[PerceptualIndex | EmbeddingIndex, Sampler]:
+        """The perceptual index and its Eqs. (10)-(11) sampler.
+
+        ``config.index`` (from ``photostyle index``) is used as it is; otherwise an index of the
+        training images is cached in the run directory: the exact M x M one up to
+        ``EXACT_INDEX_MAX_IMAGES`` images, the embedding index (resumable) above.
+        """
+        sampling = self.config.sampling
+        if self.config.index is not None:
+            prebuilt = EmbeddingIndex.open(self.config.index)
+            return prebuilt, prebuilt.sampler(sampling, device=self.device, on_advance=on_batch)
+        if len(self.images) > EXACT_INDEX_MAX_IMAGES:
+            build = partial(
+                build_embedding_index,
+                self.out / "index",
+                DataSource(self.config.data),
+                self.encoder,
+                IndexConfig(size=self.config.index_size),
+                images=self.images,
+                device=self.device,
+                on_advance=on_batch,
+            )
+            try:
+                built = build()
+            except IndexMismatchError:
+                logger.info("index at %s is for other images; rebuilding", self.out / "index")
+                shutil.rmtree(self.out / "index")
+                built = build()
+            return built, built.sampler(sampling, device=self.device, on_advance=on_batch)
         path = self.out / "index.safetensors"
         paths = [str(p) for p in self.images.paths]
         if path.exists():
             index = PerceptualIndex.load(path)
             if index.paths == paths and index.size == self.config.index_size:
-                return index
+                return index, TripletSampler(index.distances, index.labels, sampling)
             logger.info("index at %s is for other images; rebuilding", path)
         index = build_index(
             self.images, self.encoder, self.config.index_size, self.device, on_batch
         )
         index.save(path)
-        return index
+        return index, TripletSampler(index.distances, index.labels, sampling)
 
     def model_config(self) -> ModelConfig:
         """The architecture of the exported stylizer."""
@@ -246,11 +365,21 @@ class Trainer:
             raise WeightsError(f"{self.checkpoint_path}: weights do not fit this architecture")
         _load_optimizer(self.optimizer, tensors, json.loads(meta["optimizer"]))
         self.step = int(meta["step"])
+        # Checkpoints without "samples" were written by one process: batch_size samples a step.
+        self.samples = int(meta.get("samples", self.step * saved.batch_size))
+        scaler_state = json.loads(meta.get("grad_scaler", "{}"))
+        if scaler_state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(scaler_state)
         self.history = json.loads(meta.get("history", "[]"))
         logger.info("resumed from %s at step %d", self.checkpoint_path, self.step)
 
     def save(self) -> None:
-        """Write the resumable state and the exported stylizer, both atomically."""
+        """Write the resumable state, the exported stylizer and the loss curves, atomically.
+
+        Only rank 0 writes; on the other ranks this does nothing.
+        """
+        if not self.dist.is_main:
+            return
         trainable = {
             f"model.{k}": v
             for k, v in self.model.state_dict().items()
@@ -266,9 +395,13 @@ class Trainer:
                 "train_config": self.config.to_dict(),
                 "optimizer": opt_meta,
                 "history": self.history,
+                "samples": str(self.samples),
+                "world_size": str(self.dist.world_size),
+                "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             },
         )
         export_stylizer(self.stylizer_path, self.model, self.model_config(), self.config, self.step)
+        plot_loss_curves(self.history, self.out / "loss_curves.png")
 
     def _save_before_failing(self) -> None:
         """Checkpoint the progress since the last save, unless the weights themselves diverged.
@@ -282,61 +415,122 @@ class Trainer:
             logger.error("weights are not finite; keeping the checkpoint of an earlier step")
 
     def _loader(self) -> DataLoader:
-        b = self.config.batch_size
-        total = self.config.steps * b
+        """This rank's batches for the remaining steps: the stream continues at ``self.samples``."""
+        cfg = self.config
+        shard = StreamShard(
+            self.samples,
+            max(cfg.steps - self.step, 0),
+            cfg.batch_size,
+            self.dist.rank,
+            self.dist.world_size,
+        )
         dataset: Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
         if self.sampler is None:
-            dataset = ContentCrops(self.images, self.config.crop, self.config.seed, length=total)
+            dataset = ContentCrops(self.images, cfg.crop, cfg.seed, length=shard.end)
         else:
-            dataset = TripletCrops(
-                self.images, self.sampler, self.config.crop, self.config.seed, length=total
-            )
-        indices = list(range(self.step * b, total))  # resume: continue the same triplet stream
+            dataset = TripletCrops(self.images, self.sampler, cfg.crop, cfg.seed, length=shard.end)
         return DataLoader(
-            torch.utils.data.Subset(dataset, indices),
-            batch_size=b,
-            num_workers=self.config.workers,
+            dataset,
+            batch_size=cfg.batch_size,
+            sampler=shard,
+            num_workers=cfg.workers,
             persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
         )
 
-    def train(self) -> TrainResult:
-        """Run until ``config.steps`` (or the time limit); checkpoint along the way."""
-        from photostyle.train.logging import RunLogger
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _reduce(self, losses: dict[str, torch.Tensor], stop: bool) -> tuple[dict[str, float], bool]:
+        """Loss terms averaged over ranks, and whether any rank asks to stop (one collective)."""
+        flag = torch.tensor(float(stop), device=self.device)
+        vector = torch.stack([*(v.detach().float() for v in losses.values()), flag])
+        *values, any_stop = self.dist.mean(vector).tolist()
+        return dict(zip(losses, values, strict=True)), any_stop > 0
+
+    def _fail(self, what: str, value: float, terms: dict[str, float] | None = None) -> None:
+        """Stop with a one-line message; the progress so far is checkpointed if still finite."""
+        self._save_before_failing()
+        bad = [k for k, v in (terms or {}).items() if k != "total" and not math.isfinite(v)]
+        detail = f" (non-finite terms: {', '.join(bad)})" if bad else ""
+        raise FloatingPointError(
+            f"{what} became {value} at step {self.step}{detail}; training stopped, "
+            f"{self.checkpoint_path} holds the last finite state: lower lr, set grad_clip, "
+            "or turn amp off"
+        )
+
+    def _optimizer_step(self, measure: bool) -> float | None:
+        """Apply the gradients, clipped to ``grad_clip``; returns their norm before clipping."""
+        clip = self.config.grad_clip
+        norm: float | None = None
+        if clip is not None or measure:
+            self.scaler.unscale_(self.optimizer)  # a no-op without float16 loss scaling
+            with_grad = [p for p in self.params if p.grad is not None]
+            if clip is not None:
+                norm = float(torch.nn.utils.clip_grad_norm_(with_grad, clip))
+            else:
+                grads = [p.grad for p in with_grad if p.grad is not None]
+                norm = float(torch.nn.utils.get_total_norm(grads))
+            # With loss scaling an inf norm is expected now and then: the scaler skips that step.
+            if not math.isfinite(norm) and not self.scaler.is_enabled():
+                self._fail("gradient norm", norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return norm
+
+    def train(self) -> TrainResult:
+        """Run until ``config.steps`` (or the time limit); checkpoint along the way.
+
+        Raises:
+            FloatingPointError: the loss or the gradient norm became NaN or infinite; the progress
+                up to the previous step is checkpointed first (unless the weights are not finite).
+        """
         cfg = self.config
         start = time.monotonic()
         last: dict[str, float] = {}
+        world = self.dist.world_size
         self.model.train()
-        with RunLogger(self.out, enabled=True) as log:
-            log.text("config", json.dumps(cfg.to_dict(), indent=2))
-            for ic, is_, it in self._loader():
-                ic, is_, it = (t.to(self.device) for t in (ic, is_, it))
-                losses, images = self.model(ic, is_, it, self.switches)
-                values = {k: float(v.detach()) for k, v in losses.items()}  # "total" has grad
-                if not math.isfinite(values["total"]):
-                    self._save_before_failing()
-                    raise FloatingPointError(f"loss became {values['total']} at step {self.step}")
-                self.optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                self.optimizer.step()
-                self.step += 1
-                last = values
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    self.history.append({"step": self.step, **last})
-                    log.scalars(self.step, last)
-                if self.step % cfg.image_every == 0:
-                    log.images(self.step, {"content": ic, "style": is_, "similar": it, **images})
-                if self.progress is not None:
-                    self.progress(self.step, last)
-                timed_out = (
+        if self.dist.is_main:
+            with atomic_path(self.out / "config.yaml") as tmp:
+                tmp.write_text(config_yaml(cfg))
+        with RunLogger(self.out, enabled=self.dist.is_main) as log:
+            log.text("config", config_yaml(cfg))
+            for batch in self._loader():
+                ic, is_, it = (
+                    t.to(self.device, memory_format=self.memory_format, non_blocking=True)
+                    for t in batch
+                )  # (B, 3, crop, crop) each
+                with self._autocast():
+                    losses, images = self.net(ic, is_, it, self.switches)
+                out_of_time = (
                     cfg.time_limit_s is not None and time.monotonic() - start > cfg.time_limit_s
                 )
-                if self.step % cfg.ckpt_every == 0 or timed_out:
+                values, stop = self._reduce(losses, out_of_time)  # the same on every rank
+                if not math.isfinite(values["total"]):
+                    self._fail("loss", values["total"], values)
+                log_now = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(losses["total"]).backward()
+                grad_norm = self._optimizer_step(measure=log_now)
+                self.step += 1
+                self.samples += cfg.batch_size * world
+                last = values
+                if log_now:
+                    self.history.append({"step": self.step, **last})
+                    extra = {} if grad_norm is None else {"grad_norm": grad_norm}
+                    log.scalars(self.step, last, extra)
+                if self.step % cfg.image_every == 0:
+                    log.images(self.step, {"content": ic, "style": is_, "similar": it, **images})
+                if self.progress is not None and self.dist.is_main:
+                    self.progress(self.step, last)
+                if self.step % cfg.ckpt_every == 0 or stop:
                     self.save()
-                if timed_out:
+                if stop:
                     break
             self.save()
-            log.plot_history(self.history, self.out / "loss_curves.png")
+        self.dist.barrier()  # the other ranks return once rank 0's files are written
         return TrainResult(self.step, self.checkpoint_path, self.stylizer_path, last)
 
 

@@ -1,0 +1,42 @@
+"""Fixtures of the deployment tests: tiny stylizers (plain and residual) and their ONNX exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from photostyle.api import Stylizer
+from photostyle.deploy.onnx import export_onnx
+from photostyle.models.weights import load_checkpoint, save_checkpoint
+
+
+@pytest.fixture(scope="session")
+def residual_weights(
+    tiny_stylizer_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny checkpoint with ``residual=True`` in its config (same tensors)."""
+    weights, _ = tiny_stylizer_files
+    tensors, meta = load_checkpoint(weights)
+    config = {**json.loads(meta["model_config"]), "residual": True}
+    path = tmp_path_factory.mktemp("residual") / "stylizer_residual.safetensors"
+    save_checkpoint(path, tensors, {**meta, "model_config": config})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(
+    tiny_stylizer_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny (plain) stylizer exported with its default FA (mean_std)."""
+    weights, encoder = tiny_stylizer_files
+    stylizer = Stylizer(weights, encoder_weights=encoder, device="cpu")
+    return export_onnx(stylizer, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path
+
+
+@pytest.fixture(scope="session")
+def shipped_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped model exported with its default FA (mean_std)."""
+    path = tmp_path_factory.mktemp("onnx_shipped") / "shipped.onnx"
+    return export_onnx(Stylizer(device="cpu"), path).path

@@ -1,0 +1,107 @@
+"""Tests of photostyle.eval.speed on a tiny random stylizer (timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from photostyle.cli import main
+from photostyle.eval.speed import count_flops, run_speed, speed_table_markdown
+from photostyle.models.stylizer import ModelConfig, PhotoStylizer
+
+
+@pytest.fixture
+def model() -> PhotoStylizer:
+    torch.manual_seed(0)
+    config = ModelConfig(arch="custom", widths=(4, 8, 8, 16), depths=(1, 1, 2, 1), residual=True)
+    return PhotoStylizer(config).eval()
+
+
+def _conv_flops(model: nn.Module, content: torch.Tensor, style: torch.Tensor) -> int:
+    """2 * k * k * Cin * Cout * Hout * Wout per convolution, counted by hooks."""
+    total = 0
+
+    def hook(conv: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(conv, nn.Conv2d)
+        k = conv.kernel_size[0] * conv.kernel_size[1]
+        total += 2 * k * conv.in_channels * conv.out_channels * out.shape[-2] * out.shape[-1]
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(content, style)
+    for h in handles:
+        h.remove()
+    return total
+
+
+def test_flop_count_matches_the_convolutions(model: PhotoStylizer) -> None:
+    content, style = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 24, 24)
+    flops = count_flops(model, content, style)
+    assert flops == _conv_flops(model, content, style)
+    # FLOPs grow with the pixels: twice the content width, about twice the content's share
+    wider = count_flops(model, torch.rand(1, 3, 32, 96), style)
+    assert wider > 1.5 * flops
+
+
+def test_knobs_keep_the_picture_and_report_ratios(model: PhotoStylizer) -> None:
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    knobs = ["float32", "inference_mode", "channels_last", "bfloat16", "threads=1", "batch=2"]
+    seen = []
+    rows = run_speed(
+        model, content, style, knobs=knobs, runs=1, warmup=0, peak_n=64, progress=seen.append
+    )
+    assert [r.knob for r in rows] == knobs and seen == rows
+    by = {r.knob: r for r in rows}
+    assert by["float32"].ratio == 1.0 and by["float32"].max_abs_diff == 0.0
+    for exact in ("inference_mode", "threads=1", "batch=2"):
+        assert by[exact].max_abs_diff == 0.0
+    assert by["channels_last"].max_abs_diff < 1e-5
+    assert 0.0 < by["bfloat16"].max_abs_diff < 0.1  # bf16 has 8 bits of mantissa
+    assert all(r.gflop == rows[0].gflop and r.peak_fraction > 0 for r in rows)
+    assert all(r.size == "32x32" for r in rows)
+    table = speed_table_markdown(rows)
+    assert table.count("\n") == len(rows) + 2 and "bfloat16" in table
+
+
+def test_baseline_runs_first_and_model_is_untouched(model: PhotoStylizer) -> None:
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    content, style = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    rows = run_speed(model, content, style, knobs=["bfloat16"], runs=1, warmup=0, peak_n=32)
+    assert [r.knob for r in rows] == ["float32", "bfloat16"]
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_bad_arguments(model: PhotoStylizer) -> None:
+    c = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="unknown knob"):
+        run_speed(model, c, c, knobs=["turbo"], runs=1, peak_n=32)
+    with pytest.raises(ValueError, match="content"):
+        run_speed(model, c[0], c, runs=1, peak_n=32)
+    with pytest.raises(ValueError, match="batch"):
+        run_speed(model, c, c, knobs=["batch=0"], runs=1, peak_n=32)
+    with pytest.raises(ValueError, match="threads"):
+        run_speed(model, c, c, knobs=["threads=x"], runs=1, peak_n=32)
+
+
+def test_cli_speed(
+    tiny_stylizer_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights, encoder = tiny_stylizer_files
+    report = tmp_path / "speed.json"
+    argv = ["speed", "--sizes", "32x16", "--knobs", "float32,channels_last", "--runs", "1"]
+    argv += ["--weights", str(weights), "--encoder-weights", str(encoder), "--json", str(report)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| channels_last | 32x16 |" in out
+    rows = json.loads(report.read_text())["rows"]
+    assert [r["knob"] for r in rows] == ["float32", "channels_last"]
+    assert main([*argv[:4], "turbo", "--weights", str(weights)]) == 2
+    assert "unknown knob" in capsys.readouterr().err
+    assert main(["speed", "--runs", "0"]) == 2
