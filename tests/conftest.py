@@ -61,6 +61,45 @@ def write_png() -> Callable[..., Path]:
     return write
 
 
+@pytest.fixture
+def write_encoder_weights() -> Callable[..., Path]:
+    """Factory writing seeded random encoder weights of a VGG layout; returns the path."""
+
+    def write(path: Path, cfg: VGGConfig, seed: int = 0) -> Path:
+        from photostyle.models.weights import save_checkpoint
+
+        torch.manual_seed(seed)
+        encoder = VGGEncoder(cfg, "torch_rgb")
+        save_checkpoint(path, dict(encoder.convs.state_dict()), {"input_convention": "torch_rgb"})
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tiny_weights(
+    tmp_path: Path,
+    tiny_cfg: VGGConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    write_encoder_weights: Callable[..., Path],
+) -> Path:
+    """Registers the tiny layout as arch "tiny" (for this test) and writes seeded weights for it."""
+    from photostyle.models.encoder import VGG_CONFIGS
+
+    monkeypatch.setitem(VGG_CONFIGS, "tiny", tiny_cfg)
+    return write_encoder_weights(tmp_path / "tiny_vgg.safetensors", tiny_cfg)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, write_png: Callable[..., Path]) -> Path:
+    """An ImageFolder tree: 2 classes x 3 random 40 px photos."""
+    root = tmp_path / "photos"
+    for c, name in enumerate(("beach", "city")):
+        for i in range(3):
+            write_png(root / name / f"{i}.png", 40, 40, seed=10 * c + i)
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_stylizer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny stylizer checkpoint and its torchvision-format encoder weights (seeded, random).

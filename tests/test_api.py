@@ -421,3 +421,16 @@ def test_stylize_files_masks(stylizer: Stylizer, photos: tuple[Path, Path], tmp_
     with pytest.raises(ValueError, match="both"):
         stylizer.stylize_files(content, style, tmp_path / "m2.png", content_mask=cm)
     assert not (tmp_path / "m2.png").exists()
+
+
+def test_bfloat16_network_keeps_float32_io(tiny_stylizer_files: tuple[Path, Path]) -> None:
+    weights, encoder = tiny_stylizer_files
+    f32 = Stylizer(weights, encoder_weights=encoder, device="cpu")
+    bf16 = Stylizer(weights, encoder_weights=encoder, device="cpu", dtype=torch.bfloat16)
+    content, style = _rand(3, 40, 52, seed=7), _rand(3, 30, 30, seed=8)
+    options = StylizeOptions(max_size=20)
+    a = f32.stylize(content, style, options=options)
+    b = bf16.stylize(content, style, options=options)
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    diff = (a - b).abs()
+    assert 0 < float(diff.mean()) < 0.03  # bfloat16 rounding (8-bit mantissa), nothing worse

@@ -471,3 +471,10 @@ def test_cli_bad_input_exits_2(
     assert not (tmp_path / "o2.mp4").exists() and not (tmp_path / "o4.mp4").exists()
     assert cli.main(["stylize-video", str(good), str(tmp_path / "o6")]) == 2  # no --style
     assert "--style" in capsys.readouterr().err
+
+
+def test_frames_are_read_in_natural_order(tmp_path: Path) -> None:
+    for i in (10, 2, 1):
+        Image.fromarray(np.full((16, 16, 3), i * 20, np.uint8)).save(tmp_path / f"frame_{i}.png")
+    clip = open_clip(tmp_path)
+    assert [f.name for f in clip.files] == ["frame_1.png", "frame_2.png", "frame_10.png"]

@@ -215,23 +215,24 @@ class Stylizer:
         h, w = content.shape[-2:]
         ch, cw = working_size(h, w, opts.max_size)
         sh, sw = working_size(style.shape[-2], style.shape[-1], opts.max_size)
-        c_full = content[None].to(dev, dt)  # (1, 3, H, W)
+        # Resizing and upsampling stay in float32; only the network computes in ``dtype``.
+        c_full = content[None].to(dev, torch.float32)  # (1, 3, H, W)
         c = resize_image(c_full, (ch, cw))
-        s = resize_image(style[None].to(dev, dt), (sh, sw))
+        s = resize_image(style[None].to(dev, torch.float32), (sh, sw))
         labels_c = labels_s = None
         if content_mask is not None and style_mask is not None:
             labels_c = _resize_labels(content_mask, (ch, cw)).to(dev)
             labels_s = _resize_labels(style_mask, (sh, sw)).to(dev)
         out = self._network(
-            c,
-            s,
+            c.to(dt),
+            s.to(dt),
             alpha=opts.alpha,
             fa=opts.fa or self.config.fa,
             labels_c=labels_c,
             labels_s=labels_s,
-        )  # (1, 3, ch, cw)
+        ).float()  # (1, 3, ch, cw)
         out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
-        return out[0].clamp_(0, 1).float().cpu()  # out is a fresh buffer: clamp in place
+        return out[0].clamp_(0, 1).cpu()  # out is a fresh buffer: clamp in place
 
     def _network(
         self,

@@ -60,6 +60,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "(default guided)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the network's compute type; bfloat16 is faster on CPUs with AMX/AVX-512 BF16 and "
+        "recent GPUs (resizing and upsampling stay float32; default float32)",
+    )
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -110,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         action="append",
         help=f"photostyle-<fa>[+<upsampling>][@<size>] (fa: {', '.join(FA_VARIANTS)}), "
-        "identity, reinhard, histogram, adain, wct (need --autoencoder), gatys; "
+        "identity, reinhard, histogram, adain, wct, gatys; "
         "repeatable (default: photostyle with the model's FA, reinhard, histogram, identity)",
     )
     ev.add_argument("--out-dir", type=Path, help="write each output and a contact sheet here")
@@ -122,7 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="decoder of the adain and wct methods: a checkpoint trained with "
-        "photostyle train --reconstruction",
+        "photostyle train --reconstruction (default: the shipped one)",
+    )
+    ev.add_argument(
+        "--reference",
+        metavar="METHOD",
+        help="one of the methods: also report each method's PSNR to its output (e.g. "
+        "photostyle-mean_std against photostyle-mean_std+guided@256)",
     )
     ev.add_argument(
         "--gatys-steps",
@@ -439,6 +452,8 @@ def _stylizer(args: argparse.Namespace) -> Stylizer:
     onnx = getattr(args, "onnx", None)
     if onnx is not None and backend != "onnxruntime":
         raise ValueError("--onnx needs --backend onnxruntime")
+    import torch
+
     return Stylizer(
         args.weights,
         device=args.device,
@@ -446,6 +461,7 @@ def _stylizer(args: argparse.Namespace) -> Stylizer:
         fa=args.fa,
         backend=backend,
         onnx_path=onnx,
+        dtype=getattr(torch, args.dtype),
     )
 
 
@@ -668,10 +684,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "histogram",
         "identity",
     ]
+    if args.reference is not None and args.reference not in names:
+        raise ValueError(f"--reference {args.reference} is not one of the methods {names}")
 
     def autoencoder() -> Stylizer:
         from photostyle.api import Stylizer
 
+        if args.autoencoder is None:
+            from photostyle.eval.neural_baselines import bundled_autoencoder
+
+            return bundled_autoencoder(args.device)
         return Stylizer(args.autoencoder, device=args.device, encoder_weights=args.encoder_weights)
 
     def gatys_encoder() -> VGGEncoder:
@@ -684,7 +706,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         stylizer,
         alpha=options.alpha,
         max_size=options.max_size,
-        autoencoder=autoencoder if args.autoencoder is not None else None,
+        autoencoder=autoencoder,
         gatys_encoder=gatys_encoder,
         gatys_steps=args.gatys_steps,
         upsample=options.upsample,
@@ -704,6 +726,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             use_masks=not args.no_masks,
             on_output=keep,  # type: ignore[arg-type]
             on_pair=lambda _: bar.update(),
+            reference=args.reference,
         )
     print(markdown_table(results), end="")
     if args.json is not None:

@@ -26,20 +26,8 @@ from photostyle.data.index_bench import (
     project,
 )
 from photostyle.data.sampler import SamplingConfig
-from photostyle.models.encoder import VGG_CONFIGS, VGGConfig, VGGEncoder
-from photostyle.models.weights import save_checkpoint
 from photostyle.train.config import TrainConfig
 from photostyle.train.trainer import Trainer
-
-
-@pytest.fixture
-def tiny_weights(tmp_path: Path, tiny_cfg: VGGConfig, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setitem(VGG_CONFIGS, "tiny", tiny_cfg)
-    torch.manual_seed(0)
-    encoder = VGGEncoder(tiny_cfg, "torch_rgb")
-    path = tmp_path / "tiny_vgg.safetensors"
-    save_checkpoint(path, dict(encoder.convs.state_dict()), {"input_convention": "torch_rgb"})
-    return path
 
 
 @pytest.fixture

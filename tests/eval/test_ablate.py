@@ -30,8 +30,8 @@ from photostyle.eval.ablate import (
     run_ablation,
     variant_config,
 )
-from photostyle.models.encoder import VGG_CONFIGS, VGGConfig, VGGEncoder
-from photostyle.models.weights import load_checkpoint, save_checkpoint
+from photostyle.models.encoder import VGGEncoder
+from photostyle.models.weights import load_checkpoint
 from photostyle.train.config import TrainConfig
 from photostyle.utils import sha256_file
 
@@ -115,27 +115,6 @@ def test_variant_config_starts_from_the_full_method(tmp_path: Path):
 
 
 # --- a tiny study -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tiny_weights(tmp_path: Path, tiny_cfg: VGGConfig, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Registers the tiny layout as arch "tiny" and writes seeded random weights for it."""
-    monkeypatch.setitem(VGG_CONFIGS, "tiny", tiny_cfg)
-    torch.manual_seed(0)
-    encoder = VGGEncoder(tiny_cfg, "torch_rgb")
-    path = tmp_path / "tiny_vgg.safetensors"
-    save_checkpoint(path, dict(encoder.convs.state_dict()), {"input_convention": "torch_rgb"})
-    return path
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, write_png: Callable[..., Path]) -> Path:
-    """An ImageFolder tree: 2 classes x 3 random 40 px photos."""
-    root = tmp_path / "photos"
-    for c, name in enumerate(("beach", "city")):
-        for i in range(3):
-            write_png(root / name / f"{i}.png", 40, 40, seed=10 * c + i)
-    return root
 
 
 @pytest.fixture

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from photostyle.api import Stylizer
@@ -20,6 +22,7 @@ from photostyle.eval.quality import (
     results_json,
     summarize,
 )
+from photostyle.io import load_image
 
 
 @pytest.fixture
@@ -121,3 +124,38 @@ def test_photostyle_method_suffixes_set_upsampling_and_working_size():
     ]:
         with pytest.raises(ValueError, match=match):
             photostyle_options(bad)
+
+
+def test_psnr_hand_computed():
+    from photostyle.eval.metrics import psnr
+
+    x = torch.zeros(3, 4, 4)
+    assert psnr(x, x) == math.inf
+    assert psnr(x, x + 0.1) == pytest.approx(20.0)  # mse 0.01 -> 20 dB
+    with pytest.raises(ValueError, match="size"):
+        psnr(x, torch.zeros(3, 4, 5))
+
+
+def test_reference_psnr_per_method(pairs_dir, tiny_encoder, capsys):
+    pairs = find_pairs(pairs_dir)[:1]
+    methods = {
+        "half": lambda c, s, cm, sm: c * 0.5,
+        "same": lambda c, s, cm, sm: c.clone(),
+        "identity": lambda c, s, cm, sm: c,
+    }
+    results = evaluate(pairs, methods, tiny_encoder, reference="identity")
+    assert [r.method for r in results] == ["half", "same", "identity"]  # order asked
+    by = {r.method: r for r in results}
+    assert by["same"].psnr_ref == math.inf and by["identity"].psnr_ref == math.inf
+    content = load_image(pairs[0].content)
+    expected = -10 * math.log10(float((content * 0.5 - content).pow(2).mean()))
+    assert by["half"].psnr_ref == pytest.approx(expected, rel=1e-5)
+    assert "PSNR to reference" in markdown_table(results)
+    assert "PSNR" not in markdown_table(evaluate(pairs, methods, tiny_encoder))
+    with pytest.raises(ValueError, match="reference"):
+        evaluate(pairs, methods, tiny_encoder, reference="nope")
+    argv = ["eval", "--pairs", str(pairs_dir), "--method", "identity", "--method", "reinhard"]
+    assert main([*argv, "--reference", "identity", "--limit", "1"]) == 0
+    assert "PSNR to reference" in capsys.readouterr().out
+    assert main([*argv, "--reference", "histogram"]) == 2
+    assert "--reference histogram is not one of the methods" in capsys.readouterr().err

@@ -12,48 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from photostyle.models.encoder import VGG_CONFIGS, VGGConfig, VGGEncoder
-from photostyle.models.weights import save_checkpoint
 from photostyle.train.config import TrainConfig
 
 BATCH = 2  # triplets per step of make_config's runs
-
-
-@pytest.fixture
-def write_encoder_weights() -> Callable[..., Path]:
-    """Factory writing seeded random encoder weights of a VGG layout; returns the path."""
-
-    def write(path: Path, cfg: VGGConfig, seed: int = 0) -> Path:
-        torch.manual_seed(seed)
-        encoder = VGGEncoder(cfg, "torch_rgb")
-        save_checkpoint(path, dict(encoder.convs.state_dict()), {"input_convention": "torch_rgb"})
-        return path
-
-    return write
-
-
-@pytest.fixture
-def tiny_weights(
-    tmp_path: Path,
-    tiny_cfg: VGGConfig,
-    monkeypatch: pytest.MonkeyPatch,
-    write_encoder_weights: Callable[..., Path],
-) -> Path:
-    """Registers the tiny layout as arch "tiny" and writes seeded random weights for it."""
-    monkeypatch.setitem(VGG_CONFIGS, "tiny", tiny_cfg)
-    return write_encoder_weights(tmp_path / "tiny_vgg.safetensors", tiny_cfg)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, write_png: Callable[..., Path]) -> Path:
-    """An ImageFolder tree: 2 classes x 3 random 40 px photos."""
-    root = tmp_path / "photos"
-    for c, name in enumerate(("beach", "city")):
-        for i in range(3):
-            write_png(root / name / f"{i}.png", 40, 40, seed=10 * c + i)
-    return root
 
 
 @pytest.fixture

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import onnxruntime as ort
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from photostyle.models.encoder import MIN_SIDE
@@ -132,9 +131,9 @@ def aggregate(x: torch.Tensor, y: torch.Tensor, fa: str, alpha: torch.Tensor) ->
 class ExportableStylizer(nn.Module):
     """``PhotoStylizer(content, style, alpha=alpha).image`` for one pair, in exportable ops.
 
-    Shares the encoder and the decoder (so the weights) of ``model`` and repeats
-    :meth:`Decoder.forward <photostyle.models.decoder.Decoder.forward>` without labels and
-    Q^i outputs, with :func:`unpool` and :func:`aggregate` for ``max_unpool2d`` and the FA layers.
+    Shares the encoder and the decoder (so the weights) of ``model`` and runs
+    :meth:`Decoder.decode <photostyle.models.decoder.Decoder.decode>` without labels, with
+    :func:`unpool` and :func:`aggregate` for ``max_unpool2d`` and the FA layers.
 
     Args:
         model: the stylizer, in float32.
@@ -154,16 +153,7 @@ class ExportableStylizer(nn.Module):
         """Shape: content (1, 3, H, W), style (1, 3, Hs, Ws), alpha () -> (1, 3, H, W)."""
         dec, k, fa = self.decoder, self.decoder.feature_scale, self.variant
         c, s = self.encoder(content), self.encoder(style)
-        h = aggregate(c.taps[3] * k, s.taps[3] * k, fa, alpha)  # (1, w4, H/8, W/8)
-        for conv in dec.block4:
-            h = F.relu(conv(h))
-        for level, block in ((2, dec.block3), (1, dec.block2), (0, dec.block1)):
-            h = unpool(h, c.indices[level], c.sizes[level])  # (1, w, 2h, 2w)
-            h = aggregate(h, s.taps[level] * k, fa, alpha)
-            for i, conv in enumerate(block):
-                h = conv(h)
-                if level > 0 or i < len(block) - 1:
-                    h = F.relu(h)
+        h, _ = dec.decode(c, lambda level, x: aggregate(x, s.taps[level] * k, fa, alpha), unpool)
         if dec.residual:  # Decoder.image_base, then the change scaled by alpha
             start = content
             if fa not in ("paper", "none"):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -162,3 +163,14 @@ def flicker_ratio(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor
     change_out = sum(frame_change(b, a) for a, b in pairwise(outputs))
     change_in = sum(frame_change(b, a) for a, b in pairwise(inputs))
     return change_out / change_in if change_in > 0 else float("nan")
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of two images in [0, 1] (clamped); inf when identical.
+
+    Shape: x, y (3, H, W), the same size.
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"images differ in size: {tuple(x.shape)} vs {tuple(y.shape)}")
+    mse = float((x.float().clamp(0, 1) - y.float().clamp(0, 1)).pow(2).mean())
+    return math.inf if mse == 0.0 else -10.0 * math.log10(mse)

@@ -11,9 +11,10 @@
 AdaIN and WCT reuse photostyle's parameter-free FA transforms (``fa_mean_std``, ``fa_wct`` through
 :func:`photostyle.models.layers.feature_aggregation`, so semantic masks work region by region) and
 decode the transformed relu4_1 features with a *reconstruction decoder*: a stylizer checkpoint
-trained with ``photostyle train --reconstruction`` (FA ``"none"``, i.e. a plain VGG autoencoder with
-max-pool-index unpooling). Only relu4_1 is transformed; the lower FA layers stay ``"none"``, and
-the decoder unpools with the content's pool indices.
+trained with ``photostyle train --reconstruction`` (FA ``"none"``, i.e. a plain VGG autoencoder
+with max-pool-index unpooling; one ships, see :func:`bundled_autoencoder`). Only relu4_1 is
+transformed; the lower FA layers stay ``"none"``, and the decoder unpools with the content's pool
+indices.
 
 All three work at a reduced working size like :meth:`photostyle.api.Stylizer.stylize`: the change
 (output minus content) is upsampled and added to the full-resolution content, so the outputs have
@@ -33,6 +34,12 @@ from photostyle.api import Stylizer, working_size
 from photostyle.eval.metrics import gram_matrix
 from photostyle.models.encoder import VGGEncoder
 from photostyle.models.layers import FAVariant, feature_aggregation
+from photostyle.models.weights import (
+    BUNDLED_AUTOENCODER,
+    BUNDLED_AUTOENCODER_SHA256,
+    bundled_path,
+    check_sha256,
+)
 from photostyle.utils import resize_image
 
 NeuralTransform = Literal["adain", "wct"]
@@ -138,6 +145,21 @@ def check_autoencoder(autoencoder: Stylizer) -> None:
             f"{autoencoder.path}: not an autoencoder (trained with FA {autoencoder.config.fa!r}); "
             "train one with photostyle train --reconstruction"
         )
+
+
+def bundled_autoencoder(
+    device: str | torch.device = "auto", dtype: torch.dtype = torch.float32
+) -> Stylizer:
+    """The shipped reconstruction decoder (``photostyle train --reconstruction``), sha256-checked.
+
+    Raises:
+        WeightsError: the file is missing or fails its checksum.
+    """
+    path = bundled_path(BUNDLED_AUTOENCODER)
+    check_sha256(path, BUNDLED_AUTOENCODER_SHA256)
+    autoencoder = Stylizer(path, device=device, dtype=dtype)
+    check_autoencoder(autoencoder)
+    return autoencoder
 
 
 @torch.inference_mode()

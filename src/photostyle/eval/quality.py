@@ -18,7 +18,7 @@ import torch
 
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.eval.baselines import BASELINES
-from photostyle.eval.metrics import score_pair
+from photostyle.eval.metrics import psnr, score_pair
 from photostyle.eval.neural_baselines import (
     GATYS_MAX_SIZE,
     NeuralTransform,
@@ -62,6 +62,7 @@ class MethodResult:
     gram: float  # Gram distance(output, style)
     gram_ratio: float  # gram / Gram distance(content, style)
     seconds: float  # wall time of the method (stylization only, no I/O)
+    psnr_ref: float | None = None  # PSNR (dB) to the reference method's output; None = no reference
 
 
 def baseline_method(name: str) -> Method:
@@ -92,6 +93,7 @@ def evaluate(
     use_masks: bool = True,
     on_output: Callable[[PairLike, str, torch.Tensor], None] | None = None,
     on_pair: Callable[[PairLike], None] | None = None,
+    reference: str | None = None,
 ) -> list[MethodResult]:
     """Run and score every method on every pair.
 
@@ -102,10 +104,17 @@ def evaluate(
         use_masks: pass the pair's masks to the methods (when the pair has both).
         on_output: called with (pair, method name, output) after each run, e.g. to save it.
         on_pair: called after each pair (progress).
+        reference: a method name; every method also gets its PSNR to that method's output (e.g.
+            how close an upsampled result comes to running the network at full size).
 
     Returns:
         One :class:`MethodResult` per (pair, method), in order.
+
+    Raises:
+        ValueError: ``reference`` is not one of ``methods``.
     """
+    if reference is not None and reference not in methods:
+        raise ValueError(f"reference {reference!r} is not one of the methods {list(methods)}")
     results = []
     for pair in pairs:
         content, style = load_image(pair.content), load_image(pair.style)
@@ -113,14 +122,22 @@ def evaluate(
         if use_masks and pair.content_mask is not None and pair.style_mask is not None:
             cm = load_mask(pair.content_mask, (content.shape[1], content.shape[2]))
             sm = load_mask(pair.style_mask, (style.shape[1], style.shape[2]))
-        for name, method in methods.items():
+        ref_output = None
+        rows = {}
+        for name in sorted(methods, key=lambda n: n != reference):  # the reference runs first
             start = time.perf_counter()
-            output = method(content, style, cm, sm)
+            output = methods[name](content, style, cm, sm)
             seconds = time.perf_counter() - start
             scores = score_pair(output, content, style, encoder)
-            results.append(MethodResult(pair.name, name, **asdict(scores), seconds=seconds))
+            if name == reference:
+                ref_output = output
+            ref = None if ref_output is None else psnr(output, ref_output)
+            rows[name] = MethodResult(
+                pair.name, name, **asdict(scores), seconds=seconds, psnr_ref=ref
+            )
             if on_output is not None:
                 on_output(pair, name, output)
+        results += [rows[name] for name in methods]  # in the order asked
         if on_pair is not None:
             on_pair(pair)
     return results
@@ -138,6 +155,9 @@ def summarize(results: Sequence[MethodResult]) -> dict[str, dict[str, float]]:
             for key in ("ssim", "gram", "gram_ratio", "seconds")
         }
         summary[method]["pairs"] = float(len(rows))
+        refs = [r.psnr_ref for r in rows if r.psnr_ref is not None]
+        if refs:  # inf (identical outputs) stays inf
+            summary[method]["psnr_ref"] = math.fsum(refs) / len(refs)
     return summary
 
 
@@ -148,11 +168,18 @@ def markdown_table(results: Sequence[MethodResult]) -> str:
         "| s / pair | pairs |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
+    with_ref = any(r.psnr_ref is not None for r in results)
+    if with_ref:
+        lines[0] += " PSNR to reference (dB) |"
+        lines[1] += " ---: |"
     for method, m in summarize(results).items():
-        lines.append(
+        line = (
             f"| {method} | {m['ssim']:.3f} | {m['gram_ratio']:.3f} | {m['seconds']:.2f} "
             f"| {int(m['pairs'])} |"
         )
+        if with_ref:
+            line += f" {m['psnr_ref']:.1f} |" if "psnr_ref" in m else " - |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

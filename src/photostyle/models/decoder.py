@@ -13,6 +13,7 @@ P^i so that the SCP loss (Eq. (2)) can compare them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -22,6 +23,13 @@ from torch import nn
 
 from photostyle.models.encoder import EncoderOutput, PaddingMode, VGGConfig
 from photostyle.models.layers import FAVariant, FeatureAggregation
+
+Aggregate = Callable[[int, torch.Tensor], torch.Tensor]  # (level, features) -> FA output
+Unpool = Callable[[torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
+
+
+def _max_unpool(h: torch.Tensor, indices: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.max_unpool2d(h, indices, (2, 2), (2, 2), output_size=size)
 
 
 def _conv(in_ch: int, out_ch: int, padding_mode: PaddingMode) -> nn.Conv2d:
@@ -131,6 +139,42 @@ class Decoder(nn.Module):
         for layer in self.fa_layers:
             layer.variant = variant
 
+    def decode(
+        self, content: EncoderOutput, aggregate: Aggregate, unpool: Unpool = _max_unpool
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The decoder's layers, with the FA layers and the unpooling supplied by the caller.
+
+        :meth:`forward` passes its FA layers; the video path (pooled statistics) and the ONNX
+        export (a tensor ``alpha``, unpooling as a scatter) pass their own, so all three share
+        one layer sequence.
+
+        Args:
+            content: encoder output of the content image (B, 3, H, W).
+            aggregate: ``aggregate(level, h)`` is FA at ``level`` (3: relu4_1 ... 0: relu1_1) of
+                the decoder features ``h``, already in the decoder's units (``feature_scale``).
+            unpool: ``unpool(h, indices, size)``, by default ``F.max_unpool2d`` with 2x2 windows.
+
+        Returns:
+            The (B, 3, H, W) decoded image (or change, for a residual decoder) and Q^1..Q^3.
+        """
+        k = self.feature_scale
+        q: list[torch.Tensor] = [torch.empty(0)] * 3
+        h = aggregate(3, content.taps[3] * k if k != 1.0 else content.taps[3])  # (B, w4, H/8, W/8)
+        for conv in self.block4:
+            h = F.relu(conv(h))
+        q[2] = h / k  # Q^3: (B, w3, H/8, W/8), in the encoder's units
+        for level, block in ((2, self.block3), (1, self.block2), (0, self.block1)):
+            # (B, w, 2h, 2w) with values at the content's max locations
+            h = unpool(h, content.indices[level], content.sizes[level])
+            h = aggregate(level, h)
+            for i, conv in enumerate(block):
+                h = conv(h)
+                if level > 0 or i < len(block) - 1:
+                    h = F.relu(h)
+            if level > 0:
+                q[level - 1] = h / k  # Q^{level}, in the encoder's units
+        return h, q
+
     def forward(
         self,
         content: EncoderOutput,
@@ -167,22 +211,7 @@ class Decoder(nn.Module):
             y = style.taps[level] * k if k != 1.0 else style.taps[level]
             return self.fa[level](h, y, x_labels=content_labels, y_labels=style_labels, alpha=alpha)
 
-        q: list[torch.Tensor] = [torch.empty(0)] * 3
-        h = aggregate(3, content.taps[3] * k if k != 1.0 else content.taps[3])  # (B, w4, H/8, W/8)
-        for conv in self.block4:
-            h = F.relu(conv(h))
-        q[2] = h / k  # Q^3: (B, w3, H/8, W/8), in the encoder's units
-        for level, block in ((2, self.block3), (1, self.block2), (0, self.block1)):
-            h = F.max_unpool2d(
-                h, content.indices[level], (2, 2), (2, 2), output_size=content.sizes[level]
-            )  # (B, w, 2h, 2w) with values at the content's max locations
-            h = aggregate(level, h)
-            for i, conv in enumerate(block):
-                h = conv(h)
-                if level > 0 or i < len(block) - 1:
-                    h = F.relu(h)
-            if level > 0:
-                q[level - 1] = h / k  # Q^{level}, in the encoder's units
+        h, q = self.decode(content, aggregate)
         if self.residual and base is not None and base_style is not None:
             start = self.image_base(base, base_style, content_labels, style_labels, alpha)
             # (B, 3, H, W): colour-transferred content plus the decoded change; alpha scales the

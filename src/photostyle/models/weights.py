@@ -31,6 +31,8 @@ BUNDLED_VGG16 = "vgg16_imagenet.safetensors"
 BUNDLED_VGG16_SHA256 = "29d674a6927365c461ab0dbdf5d3ffea98b7f7dcbc8bc24d58424f9791fd8614"
 BUNDLED_STYLIZER = "photostyle_vgg16.safetensors"
 BUNDLED_STYLIZER_SHA256 = "a8ecf3ce6592755766c109004bf364d17cef4445dda888dce8a3cba979f628d2"
+BUNDLED_AUTOENCODER = "autoencoder_vgg16.safetensors"  # decoder of the adain/wct baselines
+BUNDLED_AUTOENCODER_SHA256 = "TBD"
 STYLIZER_FORMAT = "photostyle.stylizer"
 
 

@@ -9,6 +9,7 @@ failure raises :class:`VideoError` with a one-line message naming the file.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -39,6 +40,12 @@ class VideoError(ValueError):
 def _one_line(err: BaseException) -> str:
     lines = str(err).strip().splitlines()
     return lines[0] if lines else type(err).__name__
+
+
+def natural_key(name: str) -> tuple[tuple[int, str | int], ...]:
+    """Sort key that orders digit runs by value: ``frame_2`` before ``frame_10``."""
+    parts = re.split(r"(\d+)", name)
+    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in parts if part)
 
 
 def is_video_path(path: Path) -> bool:
@@ -95,7 +102,7 @@ class Clip:
 
 
 def open_clip(path: str | Path) -> Clip:
-    """Open a folder of frames (image files, sorted by name) or a video file.
+    """Open a folder of frames (image files, in natural name order) or a video file.
 
     Raises:
         VideoError: missing path, a folder without image files or with two frames of one name
@@ -105,7 +112,7 @@ def open_clip(path: str | Path) -> Clip:
     if p.is_dir():
         files = sorted(
             (f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()),
-            key=lambda f: f.name,
+            key=lambda f: natural_key(f.name),
         )
         files = [f for f in files if not f.name.startswith(".")]
         if not files:

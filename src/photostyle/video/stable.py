@@ -17,8 +17,8 @@ frame. :class:`ClipStylizer` keeps the transfer stable:
 - a frame that differs from the previous one by more than ``scene_cut`` (mean absolute change at
   working size) starts a new shot: the pooled statistics and the exposure start afresh.
 
-The decoder is run layer by layer here (mirroring ``photostyle.models.decoder.Decoder.forward``) so
-that the FA layers can use the pooled statistics; with ``smoothing=0`` and ``deflicker=False`` the
+The decoder's layers run through ``photostyle.models.decoder.Decoder.decode`` with FA layers that
+use the pooled statistics; with ``smoothing=0`` and ``deflicker=False`` the
 result equals the model's own forward pass (a test checks this).
 """
 
@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from typing import Final
 
 import torch
-import torch.nn.functional as F
 
-from photostyle.api import DEFAULT_MAX_SIZE, Stylizer, working_size
+from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions, Stylizer, working_size
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FAVariant, feature_aggregation
 from photostyle.models.stylizer import PhotoStylizer
-from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod, upsample_stylized
+from photostyle.upsample import UpsampleMethod, upsample_stylized
 from photostyle.utils import resize_image
 
 SMOOTHED_VARIANTS: Final = ("mean_std", "wct")  # FA variants whose content statistics are pooled
@@ -60,18 +59,11 @@ class ClipOptions:
     upsample: UpsampleMethod = "guided"  # how a working-size result reaches full size
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.max_size < 16:
-            raise ValueError(f"max_size must be at least 16, got {self.max_size}")
+        StylizeOptions(alpha=self.alpha, max_size=self.max_size, upsample=self.upsample)  # checks
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if not self.scene_cut > 0:
             raise ValueError(f"scene_cut must be positive, got {self.scene_cut}")
-        if self.upsample not in UPSAMPLE_METHODS:
-            raise ValueError(
-                f"unknown upsampling {self.upsample!r}; choose from {UPSAMPLE_METHODS}"
-            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,26 +290,15 @@ class ClipStylizer:
         return z if alpha == 1.0 else alpha * z + (1.0 - alpha) * x
 
     def _stable_forward(self, content: torch.Tensor) -> torch.Tensor:
-        """The model's forward pass with pooled FA statistics (mirrors ``Decoder.forward``).
+        """The model's forward pass with pooled FA statistics (``Decoder.decode`` with our FA).
 
         Shape: (1, 3, h, w) -> (1, 3, h, w), unclamped.
         """
         decoder = self.model.decoder
-        c = self.model.encoder(content)
-        k = decoder.feature_scale
         taps = self.style_taps
-        h = self._aggregate(4, c.taps[3] * k if k != 1.0 else c.taps[3], taps[3])
-        for conv in decoder.block4:
-            h = F.relu(conv(h))
-        for level, block in ((2, decoder.block3), (1, decoder.block2), (0, decoder.block1)):
-            h = F.max_unpool2d(
-                h, c.indices[level], (2, 2), (2, 2), output_size=c.sizes[level]
-            )  # (1, w, 2h, 2w)
-            h = self._aggregate(level + 1, h, taps[level])
-            for i, conv in enumerate(block):
-                h = conv(h)
-                if level > 0 or i < len(block) - 1:
-                    h = F.relu(h)
+        h, _ = decoder.decode(
+            self.model.encoder(content), lambda level, x: self._aggregate(level + 1, x, taps[level])
+        )
         if decoder.residual:
             if self.variant in STATELESS_VARIANTS:
                 start = content  # Decoder.image_base keeps the content for these variants
