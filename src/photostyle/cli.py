@@ -255,9 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="network of the photostyle-onnxruntime method (default: export once into the cache)",
     )
 
-    ex = sub.add_parser("export", help="export the stylizer network for deployment (ONNX)")
-    ex.add_argument("--format", choices=["onnx"], default="onnx", help="file format (onnx)")
-    ex.add_argument("--out", type=Path, required=True, metavar="FILE", help="output .onnx file")
+    ex = sub.add_parser("export", help="export the stylizer network for deployment (ONNX, pt2)")
+    ex.add_argument(
+        "--format",
+        choices=["onnx", "pt2"],
+        default="onnx",
+        help="onnx (default) or pt2 (a torch.export ExportedProgram)",
+    )
+    ex.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="output .onnx or .pt2 file"
+    )
     ex.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     ex.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
     ex.add_argument(
@@ -841,6 +848,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ValueError(
             f"export needs the deploy extra ({err}): pip install 'photostyle[deploy]'"
         ) from err
+    if args.format == "pt2":
+        from photostyle.deploy.torch_export import check_pt2_path, export_pt2
+
+        check_pt2_path(args.out)
+        if args.fa is not None:
+            check_exportable(args.fa)
+        stylizer = Stylizer(
+            args.weights, device="cpu", encoder_weights=args.encoder_weights, fa=args.fa
+        )
+        pt2 = export_pt2(stylizer, args.out)
+        print(
+            f"wrote {pt2.path} (torch.export, FA {pt2.fa}; inputs content (1,3,H,W), style "
+            f"(1,3,Hs,Ws), alpha; sides >= 16 px); vs eager: max abs diff {pt2.max_abs_diff:.2g}"
+        )
+        return EXIT_OK
     check_onnx_path(args.out, protect=[p for p in (args.weights, args.encoder_weights) if p])
     check_opset(args.opset)
     if args.fa is not None:
