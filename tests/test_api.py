@@ -434,3 +434,14 @@ def test_bfloat16_network_keeps_float32_io(tiny_stylizer_files: tuple[Path, Path
     assert b.dtype == torch.float32 and b.shape == a.shape
     diff = (a - b).abs()
     assert 0 < float(diff.mean()) < 0.03  # bfloat16 rounding (8-bit mantissa), nothing worse
+
+
+def test_channels_last_gives_the_same_result(tiny_stylizer_files: tuple[Path, Path]) -> None:
+    weights, encoder = tiny_stylizer_files
+    nhwc = Stylizer(weights, encoder_weights=encoder, device="cpu")
+    nchw = Stylizer(weights, encoder_weights=encoder, device="cpu", channels_last=False)
+    assert nhwc.memory_format == torch.channels_last
+    conv = next(m for m in nhwc.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    content, style = _rand(3, 40, 52, seed=9), _rand(3, 30, 30, seed=10)
+    torch.testing.assert_close(nhwc.stylize(content, style), nchw.stylize(content, style))

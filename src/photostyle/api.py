@@ -77,6 +77,8 @@ class Stylizer:
             (:mod:`photostyle.deploy.onnx`; float32, no semantic masks; resizing stays in torch).
         onnx_path: with ``"onnxruntime"``: a file from ``photostyle export``, checked to hold
             this checkpoint's network; None = export once into ``~/.cache/photostyle/onnx``.
+        channels_last: run the network's convolutions in NHWC memory layout (faster; the same
+            result up to float rounding).
 
     Raises:
         WeightsError: a weights file is missing, unreadable, not a stylizer checkpoint, or does
@@ -98,6 +100,7 @@ class Stylizer:
         dtype: torch.dtype = torch.float32,
         backend: Backend = "torch",
         onnx_path: str | Path | None = None,
+        channels_last: bool = True,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
@@ -157,6 +160,10 @@ class Stylizer:
                 f"{path}: weights do not fit a {config.arch} stylizer ({first})"
             ) from err
         self.model = model.to(self.device, dtype).eval()
+        # NHWC convolutions: 4-10% faster on this project's CPU, same output to 3e-7
+        # (photostyle speed); they also pay on recent GPUs.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.dtype = dtype
         self.backend = backend
         self.onnx: OnnxNetwork | None = None
@@ -257,7 +264,11 @@ class Stylizer:
         decoder.set_variant(fa)
         try:
             return self.model(
-                content, style, alpha=alpha, content_labels=labels_c, style_labels=labels_s
+                content.contiguous(memory_format=self.memory_format),
+                style.contiguous(memory_format=self.memory_format),
+                alpha=alpha,
+                content_labels=labels_c,
+                style_labels=labels_s,
             ).image
         finally:
             decoder.set_variant(previous)

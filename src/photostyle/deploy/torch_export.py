@@ -62,6 +62,7 @@ def export_pt2(stylizer: Stylizer, out: str | Path, *, fa: FAVariant | None = No
     variant = fa or stylizer.config.fa
     check_exportable(variant)
     model = copy.deepcopy(stylizer.model).float().cpu().eval()  # the stylizer stays as it is
+    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # plain weights
     graph = ExportableStylizer(model, variant).eval()
     (ch, cw), (sh, sw) = TRACE_SIZES
     g = torch.Generator().manual_seed(0)
