@@ -1,12 +1,13 @@
 """Make the README's figures from photos that may be redistributed.
 
 - ``docs/demo.png``: the bundled demo pair and photostyle's result.
-- ``docs/methods.png`` (with ``--methods``): a contact sheet, one row per pair of scikit-image's
+- ``docs/methods.jpg`` (with ``--methods``): a contact sheet, one row per pair of scikit-image's
   sample photos (all CC0 or public domain, see below), one column per method of ``photostyle eval``.
 
 Usage:
     python scripts/make_docs_figures.py [--weights FILE] [--out docs/demo.png]
-    python scripts/make_docs_figures.py --methods [--methods-out docs/methods.png] [--gatys-steps N]
+    python scripts/make_docs_figures.py --methods [--methods-out docs/methods.jpg]
+        [--gatys-steps 100] [--max-size 384]
 
 Only CC0 / public-domain photos go into the repository (src/photostyle/assets/ATTRIBUTION.md and
 scikit-image's ``skimage.data`` docstrings: coffee (Rachel Michetti, CC0), rocket (SpaceX, public
@@ -26,9 +27,9 @@ import torch
 from skimage import data as skdata
 
 from photostyle import Stylizer, load_image
+from photostyle.eval.neural_baselines import bundled_autoencoder
 from photostyle.eval.quality import make_methods
 from photostyle.eval.sheet import contact_sheet
-from photostyle.models.weights import BUNDLED_AUTOENCODER, bundled_path
 from photostyle.utils import atomic_path
 
 METHODS = ("reinhard", "histogram", "adain", "wct", "gatys", "photostyle-mean_std")
@@ -53,12 +54,14 @@ def demo_figure(weights: Path | None, out: Path, height: int) -> None:
         sheet.save(tmp)
 
 
-def methods_figure(weights: Path | None, out: Path, height: int, gatys_steps: int) -> None:
+def methods_figure(
+    weights: Path | None, out: Path, height: int, gatys_steps: int, max_size: int
+) -> None:
     methods = make_methods(
         METHODS,
         lambda: Stylizer(weights, device="cpu"),
-        max_size=512,
-        autoencoder=lambda: Stylizer(bundled_path(BUNDLED_AUTOENCODER), device="cpu"),
+        max_size=max_size,
+        autoencoder=lambda: bundled_autoencoder("cpu"),
         gatys_steps=gatys_steps,
     )
     rows = []
@@ -80,12 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, help="stylizer (default: the shipped model)")
     parser.add_argument("--out", type=Path, default=Path("docs/demo.png"))
     parser.add_argument("--height", type=int, default=300, help="tile height in pixels")
-    parser.add_argument("--methods", action="store_true", help="make docs/methods.png instead")
-    parser.add_argument("--methods-out", type=Path, default=Path("docs/methods.png"))
-    parser.add_argument("--gatys-steps", type=int, default=200)
+    parser.add_argument("--methods", action="store_true", help="make docs/methods.jpg instead")
+    parser.add_argument("--methods-out", type=Path, default=Path("docs/methods.jpg"))
+    parser.add_argument("--gatys-steps", type=int, default=100)
+    parser.add_argument("--max-size", type=int, default=384, help="working size of every method")
     args = parser.parse_args(argv)
     if args.methods:
-        methods_figure(args.weights, args.methods_out, min(args.height, 160), args.gatys_steps)
+        methods_figure(
+            args.weights, args.methods_out, min(args.height, 160), args.gatys_steps, args.max_size
+        )
         print(f"wrote {args.methods_out}")
     else:
         demo_figure(args.weights, args.out, args.height)

@@ -9,6 +9,7 @@ Each baseline is a pure function ``(content (3, H, W), style (3, Hs, Ws)) -> (3,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -51,7 +52,10 @@ def reinhard(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-6) -> t
     mu_c, sd_c = lab_c.mean(axis=(0, 1)), lab_c.std(axis=(0, 1))
     mu_s, sd_s = lab_s.mean(axis=(0, 1)), lab_s.std(axis=(0, 1))
     lab = (lab_c - mu_c) / (sd_c + eps) * sd_s + mu_s
-    return _from_hwc(lab2rgb(lab), content)
+    with warnings.catch_warnings():  # out-of-gamut Lab values are clipped, as the warning says
+        warnings.filterwarnings("ignore", message="Conversion from CIE-LAB", category=UserWarning)
+        rgb = lab2rgb(lab)
+    return _from_hwc(rgb, content)
 
 
 def histogram(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
