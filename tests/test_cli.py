@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from photostyle import cli
+from photostyle.api import StylizeOptions, Stylizer
 from photostyle.data.pairs import find_pairs
 from photostyle.io import load_image
 from photostyle.models.weights import load_checkpoint, save_checkpoint
@@ -86,6 +87,33 @@ def test_stylize_happy_path(
     assert captured.out.strip() == f"wrote {out}"
     assert load_image(out).shape == (3, 30, 41)
     assert _files(out.parent) == ["r.png"]
+
+
+@pytest.mark.parametrize("upsample", ["guided", "change", "bicubic"])
+def test_stylize_upsample_option_reaches_the_api(
+    tmp_path: Path,
+    photos: tuple[Path, Path],
+    model_args: list[str],
+    tiny_stylizer_files: tuple[Path, Path],
+    upsample: str,
+) -> None:
+    content, style = photos
+    out = tmp_path / f"{upsample}.png"
+    argv = ["stylize", str(content), str(style), "-o", str(out), "--max-size", "20"]
+    assert cli.main([*argv, "--upsample", upsample, *model_args]) == 0
+    weights, encoder = tiny_stylizer_files
+    stylizer = Stylizer(weights, encoder_weights=encoder, device="cpu")
+    options = StylizeOptions(max_size=20, upsample=upsample)  # type: ignore[arg-type]
+    expected = stylizer.stylize(load_image(content), load_image(style), options=options)
+    assert (load_image(out) - expected).abs().max() <= 1 / 255 + 1e-6  # 8-bit PNG rounding
+    others = {"guided", "change", "bicubic"} - {upsample}
+    for other in others:  # the three really differ at this size, so the option was applied
+        alt = stylizer.stylize(
+            load_image(content),
+            load_image(style),
+            options=StylizeOptions(max_size=20, upsample=other),  # type: ignore[arg-type]
+        )
+        assert (alt - expected).abs().max() > 2 / 255
 
 
 def test_missing_input(

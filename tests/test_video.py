@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,7 @@ from photostyle.video.stable import (
 
 Capsys = pytest.CaptureFixture[str]
 CHANGE = "change"  # upsampling that adds the change: exact at equal sizes, cheap
+GUIDED = "guided"  # the default upsampling (a local affine model fitted at working size)
 
 
 def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -210,16 +212,37 @@ def test_unsmoothed_clip_mode_equals_the_model(
         assert torch.allclose(bare(frame), expected, atol=1e-5), t
 
 
-def test_per_frame_mode_equals_stylizer_stylize(stylizer: Stylizer) -> None:
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_per_frame_mode_equals_stylizer_stylize(
+    tiny_stylizer_files: tuple[Path, Path], dtype: torch.dtype
+) -> None:
+    weights, encoder = tiny_stylizer_files
+    stylizer = Stylizer(weights, encoder_weights=encoder, device="cpu", dtype=dtype)
     style = _rand(3, 40, 30, seed=8)
-    clip = ClipStylizer(stylizer, style, ClipOptions(per_frame=True, max_size=24, upsample=CHANGE))
+    clip = ClipStylizer(stylizer, style, ClipOptions(per_frame=True, max_size=24, upsample=GUIDED))
     for frame in _flicker_clip(3, 32):
         expected = stylizer.stylize(
-            frame, style, options=StylizeOptions(max_size=24, upsample=CHANGE)
+            frame, style, options=StylizeOptions(max_size=24, upsample=GUIDED)
         )
         out = clip(frame)
-        assert out.shape == frame.shape
-        assert torch.allclose(out, expected, atol=1e-6)
+        assert out.shape == frame.shape and out.dtype == torch.float32
+        assert torch.allclose(out, expected, atol=1e-6)  # bfloat16 too: resizing stays float32
+
+
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_the_style_is_encoded_once_per_clip(stylizer: Stylizer, per_frame: bool) -> None:
+    sizes: list[tuple[int, ...]] = []
+    hook = stylizer.model.encoder.register_forward_hook(
+        lambda _m, inputs, _out: sizes.append(tuple(inputs[0].shape))
+    )
+    try:
+        style = _rand(3, 40, 30, seed=8)
+        clip = ClipStylizer(stylizer, style, ClipOptions(per_frame=per_frame, upsample=CHANGE))
+        for frame in _flicker_clip(4, 32):
+            clip(frame)
+    finally:
+        hook.remove()
+    assert sizes == [(1, 3, 40, 30)] + [(1, 3, 32, 32)] * 4  # the style once, then each frame
 
 
 def test_clip_mode_flickers_less_than_per_frame(shipped: Stylizer) -> None:
@@ -471,6 +494,36 @@ def test_cli_bad_input_exits_2(
     assert not (tmp_path / "o2.mp4").exists() and not (tmp_path / "o4.mp4").exists()
     assert cli.main(["stylize-video", str(good), str(tmp_path / "o6")]) == 2  # no --style
     assert "--style" in capsys.readouterr().err
+
+
+def test_video_files_without_pyav_are_a_one_line_error(
+    tmp_path: Path,
+    model_args: list[str],
+    style_file: Path,
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
+    (tmp_path / "clip.mp4").write_bytes(b"whatever")
+    good = _write_frames(tmp_path / "good", _flicker_clip(2, 32))
+    for args in ([tmp_path / "clip.mp4", tmp_path / "o1"], [good, tmp_path / "o2.mp4"]):
+        argv = ["stylize-video", *map(str, args), "--style", str(style_file), *model_args]
+        assert cli.main(argv) == 2
+        assert "pip install 'photostyle[video]'" in _one_line_error(capsys)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2.mp4").exists()
+    assert (
+        cli.main(
+            [
+                "stylize-video",
+                str(good),
+                str(tmp_path / "o3"),
+                "--style",
+                str(style_file),
+                *model_args,
+            ]
+        )
+        == 0
+    )  # folders of frames need no PyAV
 
 
 def test_frames_are_read_in_natural_order(tmp_path: Path) -> None:

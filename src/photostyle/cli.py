@@ -116,12 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--method",
         action="append",
-        help=f"photostyle-<fa>[+<upsampling>][@<size>] (fa: {', '.join(FA_VARIANTS)}), "
+        help=f"photostyle-<fa>[+<upsampling>][@<size>][-nomasks] (fa: {', '.join(FA_VARIANTS)}), "
         "identity, reinhard, histogram, adain, wct, gatys; "
         "repeatable (default: photostyle with the model's FA, reinhard, histogram, identity)",
     )
     ev.add_argument("--out-dir", type=Path, help="write each output and a contact sheet here")
     ev.add_argument("--json", type=Path, help="write per-pair and mean scores as JSON")
+    ev.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="write the SSIM / Gram-ratio trade-off plot here (default with --out-dir: "
+        "OUT_DIR/tradeoff.png; needs matplotlib)",
+    )
     ev.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
     ev.add_argument("--limit", type=int, help="evaluate only the first N pairs")
     ev.add_argument(
@@ -233,14 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     be.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     be.add_argument("--json", type=Path, help="also write the rows and settings as JSON")
+    be.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="also plot time and peak memory against megapixels (needs matplotlib)",
+    )
     be.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     be.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
     be.add_argument("--fa", choices=FA_VARIANTS, help="FA variant")
     be.add_argument(
         "--max-size",
         type=int,
-        help="cap photostyle's working size (default: the network runs at each full size, "
-        "as in the paper's Table I); larger sizes are brought up by --upsample",
+        default=1024,
+        help="cap photostyle's working size, as stylize does (default 1024: the paper's Table I "
+        "sizes run the network at full size); larger sizes are brought up by --upsample",
     )
     be.add_argument(
         "--upsample",
@@ -450,6 +464,13 @@ def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
     ab.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
     ab.add_argument("--no-fid", action="store_true", help="skip the FID-VGG column")
     ab.add_argument("--json", type=Path, metavar="FILE", help="also write rows and settings")
+    ab.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="bar chart of the metrics per variant (default: OUT_DIR/ablation.png; needs "
+        "matplotlib)",
+    )
 
 
 def _stylizer(args: argparse.Namespace) -> Stylizer:
@@ -677,6 +698,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from photostyle.utils import atomic_path
 
     options = _options(args)  # validates --alpha / --max-size before any work
+    plot = _plot_target(args.plot, args.out_dir and args.out_dir / "tradeoff.png")
     pairs = find_pairs(args.pairs, use_masks=not args.no_masks)[: args.limit]
     loaded: list[Stylizer] = []
 
@@ -745,6 +767,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         with atomic_path(args.out_dir / "sheet.png") as tmp:
             contact_sheet(rows, labels=["content", "style", *methods]).save(tmp)
         print(f"outputs and contact sheet: {args.out_dir}")
+    if plot is not None:
+        from photostyle.eval.plots import plot_quality
+
+        print(f"plot: {plot_quality(results, plot)}")
     return EXIT_OK
 
 
@@ -766,6 +792,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.json is not None and args.json.is_dir():
         raise ValueError(f"{args.json}: is a directory")
+    plot = _plot_target(args.plot, None)
     config = BenchConfig(
         sizes=parse_sizes(args.sizes),
         methods=tuple(args.method or BENCH_METHODS),
@@ -792,6 +819,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(bench_json(rows, config), indent=2))
         print(f"timings: {args.json}")
+    if plot is not None:
+        from photostyle.eval.plots import plot_bench
+
+        print(f"plot: {plot_bench(rows, plot)}")
     return EXIT_OK
 
 
@@ -836,18 +867,8 @@ def _cmd_speed(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from photostyle.api import Stylizer
+    from photostyle.deploy.onnx import check_exportable, check_onnx_path, check_opset, export_onnx
 
-    try:
-        from photostyle.deploy.onnx import (
-            check_exportable,
-            check_onnx_path,
-            check_opset,
-            export_onnx,
-        )
-    except ImportError as err:
-        raise ValueError(
-            f"export needs the deploy extra ({err}): pip install 'photostyle[deploy]'"
-        ) from err
     if args.format == "pt2":
         from photostyle.deploy.torch_export import check_pt2_path, export_pt2
 
@@ -863,6 +884,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"(1,3,Hs,Ws), alpha; sides >= 16 px); vs eager: max abs diff {pt2.max_abs_diff:.2g}"
         )
         return EXIT_OK
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401  (checks the export)
+    except ImportError as err:
+        raise ValueError(
+            f"ONNX export needs the deploy extra ({err}): pip install 'photostyle[deploy]'"
+        ) from err
     check_onnx_path(args.out, protect=[p for p in (args.weights, args.encoder_weights) if p])
     check_opset(args.opset)
     if args.fa is not None:
@@ -943,6 +971,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
     if args.json is not None and args.json.is_dir():
         raise ValueError(f"{args.json}: is a directory")
+    plot = _plot_target(args.plot, args.out_dir / "ablation.png")
     overrides = {
         "steps": args.steps,
         "crop": args.crop,
@@ -1004,6 +1033,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(ablation_json(rows, config, base), indent=2))
         print(f"ablation: {args.json}")
+    if plot is not None:
+        from photostyle.eval.plots import plot_ablation
+
+        print(f"plot: {plot_ablation(rows, plot)}")
     return EXIT_OK
 
 
@@ -1042,13 +1075,13 @@ def _index_setup(args: argparse.Namespace, shard: tuple[int, int] = (0, 1)) -> t
     sampling = SamplingConfig(t1=args.t1, t2=args.t2)
     if args.batch_size < 1 or args.workers < 0:
         raise ValueError("--batch-size must be >= 1 and --workers >= 0")
-    device = args.device
-    if device == "auto" and shard[1] > 1 and "LOCAL_RANK" in os.environ:
-        import torch
+    if shard[1] > 1 and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process, as train
+        from photostyle.train.distributed import DistContext
 
-        if torch.cuda.is_available():  # torchrun: one GPU per process
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    device = resolve_device(device)
+        ctx = DistContext(shard[0], shard[1], int(os.environ["LOCAL_RANK"]))
+        device = ctx.device(args.device)
+    else:
+        device = resolve_device(args.device)
     encoder = build_encoder(args.encoder_weights, VGG_CONFIGS[args.arch]).to(device)
     return source, encoder, device, config, sampling
 
@@ -1198,6 +1231,26 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
         f"flicker {result.flicker:.4f} (output / input frame change)"
     )
     return EXIT_OK
+
+
+def _plot_target(explicit: Path | None, default: Path | None) -> Path | None:
+    """Where a command's plot goes: an explicit ``--plot`` must be writable with matplotlib
+    installed (checked before any work); a default one is dropped, with a note, without it."""
+    from photostyle.utils import PlotUnavailable, pyplot
+
+    path = explicit or default
+    if path is None:
+        return None
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory")
+    try:
+        pyplot()
+    except PlotUnavailable as err:
+        if explicit is not None:
+            raise ValueError(str(err)) from err
+        print(f"photostyle: no plot: {err}", file=sys.stderr)
+        return None
+    return path
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic file writes, hashing, device selection."""
+"""Small shared helpers: atomic file writes, hashing, device selection, matplotlib."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,3 +69,23 @@ def resize_image(x: torch.Tensor, size: tuple[int, int], mode: str = "area") -> 
         mode = "bilinear"
     align = False if mode == "bilinear" else None
     return F.interpolate(x, size=size, mode=mode, align_corners=align)
+
+
+class PlotUnavailable(ImportError):
+    """matplotlib is not installed (``pip install 'photostyle[train]'``)."""
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the non-interactive Agg backend.
+
+    Raises:
+        PlotUnavailable: matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise PlotUnavailable("plots need matplotlib: pip install 'photostyle[train]'") from err
+    return plt

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,23 @@ def test_cli_export_pt2(
     assert out.is_file() and "torch.export, FA mean_std" in capsys.readouterr().out
     assert main([*argv, "--out", str(tmp_path / "net.onnx")]) == 2
     assert "must be a .pt2 file" in capsys.readouterr().err
+
+
+def test_pt2_export_needs_no_onnxruntime_but_onnx_export_says_it_does(
+    tiny_stylizer_files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fresh interpreter without onnxruntime still imports the pt2 exporter.
+    code = "import sys; sys.modules['onnxruntime'] = None; import photostyle.deploy.torch_export"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    weights, encoder = tiny_stylizer_files
+    argv = ["export", "--weights", str(weights), "--encoder-weights", str(encoder)]
+    assert main([*argv, "--format", "pt2", "--out", str(tmp_path / "a.pt2")]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "a.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'photostyle[deploy]'" in err
+    assert not (tmp_path / "a.onnx").exists()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from photostyle.api import StylizeOptions, Stylizer
-from photostyle.cli import main
+from photostyle.cli import build_parser, main
 from photostyle.eval import bench
 from photostyle.eval.bench import (
     BENCH_METHODS,
@@ -207,6 +207,38 @@ def test_run_bench_times_every_method_at_every_size(
     payload = json.loads(json.dumps(bench_json(rows, config)))
     assert payload["config"]["sizes"] == ["32x16", "48x32"]
     assert len(payload["rows"]) == len(rows)
+
+
+def test_run_bench_caps_the_working_size_and_upsamples(
+    tiny_stylizer_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights, encoder = tiny_stylizer_files
+    calls: list[tuple[int, str, tuple[int, ...]]] = []
+    original = Stylizer.stylize
+
+    def spy(self: Stylizer, content: torch.Tensor, style: torch.Tensor, **kw: object) -> object:
+        options = kw["options"]
+        assert isinstance(options, StylizeOptions)
+        out = original(self, content, style, **kw)  # type: ignore[arg-type]
+        calls.append((options.max_size, options.upsample, tuple(out.shape)))  # type: ignore[union-attr]
+        return out
+
+    monkeypatch.setattr(Stylizer, "stylize", spy)
+    config = BenchConfig(
+        sizes=parse_sizes("24x16,96x64"),
+        methods=("photostyle",),
+        runs=1,
+        warmup=0,
+        device="cpu",
+        weights=str(weights),
+        encoder_weights=str(encoder),
+        max_size=32,
+        upsample="bicubic",
+    )
+    run_bench(config)
+    # below the cap the network runs at full size; above it at 32 px, brought up to 96x64
+    assert calls == [(24, "bicubic", (3, 16, 24)), (32, "bicubic", (3, 64, 96))]
+    assert build_parser().parse_args(["bench"]).max_size == 1024  # the CLI caps like stylize
 
 
 # ---------------------------------------------------------------------------------------------

@@ -159,3 +159,29 @@ def test_reference_psnr_per_method(pairs_dir, tiny_encoder, capsys):
     assert "PSNR to reference" in capsys.readouterr().out
     assert main([*argv, "--reference", "histogram"]) == 2
     assert "--reference histogram is not one of the methods" in capsys.readouterr().err
+
+
+def test_nomasks_suffix_ignores_the_masks_in_the_same_run(
+    tmp_path: Path, write_png: Callable[..., Path], tiny_stylizer: Stylizer, tiny_encoder
+):
+    root = tmp_path / "two_regions"
+    write_png(root / "content" / "in1.png", 24, 32, seed=1)
+    write_png(root / "style" / "in1.png", 28, 20, seed=2)
+    for side, (h, w) in (("content_mask", (24, 32)), ("style_mask", (28, 20))):
+        mask = Image.new("RGB", (w, h), (0, 0, 255))
+        mask.paste((0, 255, 0), (0, 0, w // 2, h))  # left half green, right half blue
+        (root / side).mkdir()
+        mask.save(root / side / "in1.png")
+    names = ["photostyle-mean_std", "photostyle-mean_std-nomasks"]
+    methods = make_methods(names, lambda: tiny_stylizer, max_size=64)
+    outputs: dict[str, torch.Tensor] = {}
+    evaluate(
+        find_pairs(root), methods, tiny_encoder, on_output=lambda _, n, o: outputs.setdefault(n, o)
+    )
+    content, style = (
+        load_image(root / "content" / "in1.png"),
+        load_image(root / "style" / "in1.png"),
+    )
+    unmasked = tiny_stylizer.stylize(content, style)
+    assert torch.allclose(outputs["photostyle-mean_std-nomasks"], unmasked, atol=1e-6)
+    assert not torch.allclose(outputs["photostyle-mean_std"], unmasked, atol=1e-3)

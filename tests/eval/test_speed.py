@@ -78,6 +78,34 @@ def test_baseline_runs_first_and_model_is_untouched(model: PhotoStylizer) -> Non
     assert next(model.parameters()).dtype == torch.float32
 
 
+def _nhwc(m: nn.Module) -> bool:
+    """Whether the first 3x3 convolution's weight is stored channels_last (and not plain)."""
+    w = next(p for p in m.parameters() if p.ndim == 4 and p.shape[1] > 1)
+    return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+
+
+def test_the_baseline_is_contiguous_whatever_the_models_layout(
+    model: PhotoStylizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import photostyle.eval.speed as speed
+
+    layouts: dict[str, bool] = {}
+    real_prepare = speed._prepare
+
+    def prepare(knob: str, m: PhotoStylizer, c: torch.Tensor, s: torch.Tensor):  # type: ignore[no-untyped-def]
+        layouts[knob] = _nhwc(m) or c.is_contiguous(memory_format=torch.channels_last)
+        return real_prepare(knob, m, c, s)
+
+    monkeypatch.setattr(speed, "_prepare", prepare)
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    assert _nhwc(model)  # as the Stylizer holds it
+    content = torch.rand(1, 3, 16, 24).contiguous(memory_format=torch.channels_last)
+    style = torch.rand(1, 3, 16, 16)
+    speed.run_speed(model, content, style, knobs=["inference_mode"], runs=1, warmup=0, peak_n=32)
+    assert layouts == {"float32": False, "inference_mode": False}  # both start from NCHW
+    assert _nhwc(model)  # the caller's model is left as it was
+
+
 def test_bad_arguments(model: PhotoStylizer) -> None:
     c = torch.rand(1, 3, 16, 16)
     with pytest.raises(ValueError, match="unknown knob"):

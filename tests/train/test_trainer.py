@@ -4,6 +4,7 @@ guard, gradient clipping, mixed precision, channels_last. Fixtures: tests/train/
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -338,6 +339,47 @@ def test_non_finite_loss_stops_training_and_keeps_progress(
     tensors, meta = load_checkpoint(Path(cfg.out_dir) / "checkpoint.safetensors")
     assert meta["step"] == "2"  # the two good steps were saved although ckpt_every is 100
     assert all(torch.isfinite(t).all() for t in tensors.values())
+
+
+def test_infinite_gradient_on_a_step_without_logging_stops_before_the_update(
+    make_config: Callable[..., TrainConfig],
+):
+    cfg = make_config(steps=4, ckpt_every=100, log_every=100)  # step 2 logs nothing
+    trainer = Trainer(cfg)
+    param = trainer.params[0]
+    calls = []
+
+    def poison(grad: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return torch.full_like(grad, float("inf")) if len(calls) == 3 else grad
+
+    param.register_hook(poison)  # the loss stays finite; only the third gradient is inf
+    with pytest.raises(FloatingPointError, match="gradient norm became inf at step 2"):
+        trainer.train()
+    assert trainer.step == 2 and all(torch.isfinite(p).all() for p in trainer.params)
+    tensors, meta = load_checkpoint(Path(cfg.out_dir) / "checkpoint.safetensors")
+    assert meta["step"] == "2" and all(torch.isfinite(t).all() for t in tensors.values())
+
+
+def test_unreadable_images_are_left_out_of_the_exact_index_and_never_drawn(
+    make_config: Callable[..., TrainConfig], data_dir: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="photostyle.train.trainer")
+    broken = data_dir / "city" / "9.png"
+    broken.write_bytes(b"not a png")
+    cfg = make_config(steps=2)
+    trainer = Trainer(cfg)
+    assert broken not in trainer.images.paths and len(trainer.images) == 6
+    assert trainer.index is not None and trainer.index.skipped == [str(broken)]
+    assert "left out of training" in caplog.text and str(broken) in caplog.text
+    assert trainer.sampler is not None
+    draws = [trainer.sampler.draw(torch.Generator().manual_seed(n)) for n in range(200)]
+    assert {i for d in draws for i in d} == set(range(6))  # every readable image, nothing else
+    trainer.train()
+    caplog.clear()
+    again = Trainer(make_config(steps=2))  # the cached index is reused, not rebuilt
+    assert again.index is not None and again.index.skipped == [str(broken)]
+    assert "rebuilding" not in caplog.text and "left out" not in caplog.text
 
 
 def test_diverged_weights_never_overwrite_the_last_checkpoint(

@@ -137,11 +137,18 @@ def quantize(y: torch.Tensor, scale: float) -> tuple[torch.Tensor, int]:
     return q.clamp(-INT16_MAX, INT16_MAX).to(torch.int16), clipped
 
 
-def exact_sq_distances(qa: torch.Tensor, qb: torch.Tensor) -> torch.Tensor:
+def exact_sq_distances(
+    qa: torch.Tensor, qb: torch.Tensor, nb: torch.Tensor | None = None
+) -> torch.Tensor:
     """Squared L2 distances between int16 embeddings, exact, in integer units (Eq. (9) / scale^2).
 
     float64 holds every intermediate value exactly (products < 2^30, sums < 2^44 for k <= 8192),
     so the result does not depend on the summation order, the blocking or the device.
+
+    Args:
+        qa: (B, k) integer-valued embeddings (int16, or float64 already converted).
+        qb: (N, k) the same.
+        nb: (N,) float64 squared norms of ``qb``, when the caller computed them once.
 
     Shape: (B, k), (N, k) integer-valued -> (B, N) float64.
     """
@@ -149,8 +156,10 @@ def exact_sq_distances(qa: torch.Tensor, qb: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected (B, k) and (N, k), got {tuple(qa.shape)}, {tuple(qb.shape)}")
     if qa.shape[1] > MAX_DIM:
         raise ValueError(f"k = {qa.shape[1]} > {MAX_DIM}: float64 distances would not be exact")
-    a, b = qa.double(), qb.double()
-    na, nb = (a * a).sum(1), (b * b).sum(1)  # (B,), (N,)
+    a, b = qa.double(), qb.double()  # no copy when already float64
+    na = (a * a).sum(1)  # (B,)
+    if nb is None:
+        nb = (b * b).sum(1)  # (N,)
     return na[:, None] + nb[None, :] - 2.0 * (a @ b.T)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -101,6 +101,7 @@ class PerceptualIndex:
     classes: list[str]  # class names
     distances: torch.Tensor  # (M, M) float32, Eq. (9)
     size: int  # side images were resized to for Eq. (9)
+    skipped: list[str] = field(default_factory=list)  # unreadable images, left out of the index
 
     def save(self, path: str | Path) -> None:
         meta = {
@@ -109,6 +110,7 @@ class PerceptualIndex:
             "paths": json.dumps(self.paths),
             "classes": json.dumps(self.classes),
             "size": str(self.size),
+            "skipped": json.dumps(self.skipped),
         }
         tensors = {"labels": self.labels.contiguous(), "distances": self.distances.contiguous()}
         with atomic_path(path) as tmp:
@@ -129,4 +131,5 @@ class PerceptualIndex:
             classes=json.loads(meta["classes"]),
             distances=t["distances"],
             size=int(meta["size"]),
+            skipped=json.loads(meta.get("skipped", "[]")),
         )

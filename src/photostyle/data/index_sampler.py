@@ -109,7 +109,9 @@ def chunked_thresholds(
         valid: (M,) bool, rows that take part (readable images).
         config: the fractions t1, t2.
         device: where the distances are computed.
-        max_bytes: memory for one block of distances (sets the number of rows per block).
+        max_bytes: memory for one block of distances (sets the number of rows per block); the
+            float64 copy of the embeddings takes another 8 N k bytes (about 4 GiB for a million
+            images at k = 512).
         on_rows: called with the number of rows done after each block (progress bars).
 
     Returns:
@@ -131,20 +133,19 @@ def chunked_thresholds(
     if n == 0:
         return out
     ascending = np.sort(rows)  # read the (memory-mapped) rows once, in file order
-    emb = torch.as_tensor(np.asarray(embeddings[ascending]))  # (N, k) int16
-    emb = emb[torch.as_tensor(np.searchsorted(ascending, rows))].to(device)  # class order
-    k = emb.shape[1]
-    col_chunk = max(1, max_bytes // (4 * 8 * k))  # float64 copy of a column chunk
+    emb16 = torch.as_tensor(np.asarray(embeddings[ascending]))  # (N, k) int16
+    order = torch.as_tensor(np.searchsorted(ascending, rows))
+    # One float64 copy (8 N k bytes) and its norms, converted once: converting every column for
+    # every block would cost as much as the distances themselves once blocks shrink (large N).
+    emb = emb16[order].to(device).double()  # (N, k), class order, exact integers
+    del emb16
+    norms = (emb * emb).sum(1)  # (N,)
     block_rows = max(1, max_bytes // (3 * 8 * n))  # distances, own-class copy, other-class copy
     rows_t = torch.as_tensor(rows)
     for lo, hi in ranges.values():
         for start in range(lo, hi, block_rows):
             stop = min(hi, start + block_rows)
-            q = emb[start:stop]  # (b, k)
-            dist = torch.cat(
-                [exact_sq_distances(q, emb[c : c + col_chunk]) for c in range(0, n, col_chunk)],
-                dim=1,
-            )  # (b, N), Eq. (9) in embedding units
+            dist = exact_sq_distances(emb[start:stop], emb, norms)  # (b, N), Eq. (9) / scale^2
             same = dist[:, lo:hi].clone()  # (b, n_c)
             same[torch.arange(stop - start), torch.arange(start - lo, stop - lo)] = math.inf
             t1, n_sim = _kth(same, config.t1, hi - lo - 1)  # Eq. (10), own class without I_c

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
@@ -260,6 +259,13 @@ class OnnxNetwork:
         threads: int | None = None,
         providers: Iterable[str] | None = None,
     ) -> None:
+        try:
+            import onnxruntime as ort  # the deploy extra; export to pt2 works without it
+        except ImportError as err:
+            raise OnnxError(
+                f"the onnxruntime backend needs the deploy extra ({err}): "
+                "pip install 'photostyle[deploy]'"
+            ) from err
         self.path = Path(path)
         if not self.path.is_file():
             raise OnnxError(f"{self.path}: no such ONNX file")

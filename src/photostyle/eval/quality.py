@@ -183,8 +183,10 @@ def markdown_table(results: Sequence[MethodResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stylizer_method(stylizer: Stylizer, options: StylizeOptions | None = None) -> Method:
-    """photostyle itself as a method (masks used when given)."""
+def stylizer_method(
+    stylizer: Stylizer, options: StylizeOptions | None = None, *, use_masks: bool = True
+) -> Method:
+    """photostyle itself as a method (masks used when given, unless ``use_masks`` is False)."""
 
     def run(
         content: torch.Tensor,
@@ -192,6 +194,8 @@ def stylizer_method(stylizer: Stylizer, options: StylizeOptions | None = None) -
         content_mask: torch.Tensor | None,
         style_mask: torch.Tensor | None,
     ) -> torch.Tensor:
+        if not use_masks:
+            content_mask = style_mask = None
         return stylizer.stylize(
             content, style, content_mask=content_mask, style_mask=style_mask, options=options
         )
@@ -200,21 +204,23 @@ def stylizer_method(stylizer: Stylizer, options: StylizeOptions | None = None) -
 
 
 PHOTOSTYLE_PREFIX = "photostyle-"
+NO_MASKS_SUFFIX = "-nomasks"  # photostyle-<fa>...-nomasks: that method ignores the pairs' masks
 
 
 def photostyle_options(
     name: str, *, alpha: float = 1.0, max_size: int = 1024, upsample: UpsampleMethod = "guided"
 ) -> StylizeOptions:
-    """Options of a method named ``photostyle-<fa>[+<upsampling>][@<working size>]``.
+    """Options of a method named ``photostyle-<fa>[+<upsampling>][@<working size>][-nomasks]``.
 
     ``photostyle-mean_std+bicubic@256`` runs the network at 256 px and upsamples its output
     bicubically; without suffixes the arguments apply. This lets one ``photostyle eval`` compare
-    upsampling methods and working sizes side by side.
+    upsampling methods and working sizes side by side. The ``-nomasks`` suffix (the method ignores
+    the pairs' masks, see :func:`make_methods`) does not change the options.
 
     Raises:
         ValueError: unknown FA variant or upsampling, or a bad size.
     """
-    spec = name[len(PHOTOSTYLE_PREFIX) :]
+    spec = name[len(PHOTOSTYLE_PREFIX) :].removesuffix(NO_MASKS_SUFFIX)
     spec, _, size = spec.partition("@")
     fa, _, up = spec.partition("+")
     if fa not in FA_VARIANTS:
@@ -292,7 +298,8 @@ def make_methods(
     upsample: UpsampleMethod = "guided",
 ) -> dict[str, Method]:
     """Methods by name: ``photostyle-<fa variant>`` (see :func:`photostyle_options` for the
-    ``+<upsampling>`` and ``@<working size>`` suffixes), a classical baseline (``identity``,
+    ``+<upsampling>`` and ``@<working size>`` suffixes; ``-nomasks`` at the end ignores the pairs'
+    masks, to compare with and without them in one run), a classical baseline (``identity``,
     ``reinhard``, ``histogram``) or a neural baseline (``adain``, ``wct``, ``gatys``).
 
     Args:
@@ -337,7 +344,8 @@ def make_methods(
         elif name.startswith(PHOTOSTYLE_PREFIX):
             options = photostyle_options(name, alpha=alpha, max_size=max_size, upsample=upsample)
             model = model or stylizer()
-            methods[name] = stylizer_method(model, options)
+            masks = not name.endswith(NO_MASKS_SUFFIX)
+            methods[name] = stylizer_method(model, options, use_masks=masks)
         else:
             raise ValueError(
                 f"unknown method {name!r}; choose from photostyle-<fa>, "

@@ -114,7 +114,8 @@ def run_speed(
     """Time the network under each knob, on the CPU, against the float32 baseline.
 
     Args:
-        model: a stylizer in float32 on the CPU (left unchanged: knobs work on copies).
+        model: a stylizer in float32 on the CPU, in any memory layout (left unchanged: knobs
+            work on contiguous copies).
         content: (1, 3, H, W) in [0, 1], already at the working size.
         style: (1, 3, Hs, Ws) in [0, 1].
         knobs: names from :data:`KNOBS` (``batch=N`` and ``threads=N`` take any N); the
@@ -130,6 +131,10 @@ def run_speed(
     if content.ndim != 4 or content.shape[:2] != (1, 3) or style.ndim != 4:
         raise ValueError(f"content must be (1, 3, H, W), got {tuple(content.shape)}")
     check_knobs(knobs)
+    # A contiguous float32 copy is the baseline, whatever layout the caller's model has (the
+    # Stylizer keeps its model channels_last): every knob starts from the same model.
+    model = _copy(model)
+    content, style = content.contiguous(), style.contiguous()
     size = f"{content.shape[-1]}x{content.shape[-2]}"
     flops = count_flops(model, content, style)
     peaks = {torch.float32: matmul_peak(torch.float32, peak_n)}

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from photostyle.utils import atomic_path
+from photostyle.utils import PlotUnavailable, atomic_path, pyplot
 
 
 class RunLogger:
@@ -97,11 +97,8 @@ def plot_loss_curves(history: list[dict[str, float]], path: str | Path) -> None:
     if not history:
         return
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+        plt = pyplot()
+    except PlotUnavailable:
         return
     fig, ax = plt.subplots(figsize=(8, 4.5))
     steps = [h["step"] for h in history]

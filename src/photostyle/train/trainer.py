@@ -72,18 +72,25 @@ def build_index(
     device: torch.device,
     on_batch: Callable[[int], None] | None = None,
 ) -> PerceptualIndex:
-    """Eq. (9) distances between all images of ``images``."""
+    """Eq. (9) distances between the readable images of ``images``.
+
+    Unreadable images are logged and left out (listed in the index's ``skipped``), so the sampler
+    never draws them.
+    """
     feats, bad = perceptual_features(
         images.paths, encoder, size=size, device=device, on_batch=on_batch
     )
+    unreadable = set(bad)
     for i in bad:
-        logger.warning("unreadable image in index (kept as grey): %s", images.paths[i])
+        logger.warning("unreadable image, left out of training: %s", images.paths[i])
+    keep = [i for i in range(len(images)) if i not in unreadable]
     return PerceptualIndex(
-        paths=[str(p) for p in images.paths],
-        labels=images.labels,
+        paths=[str(images.paths[i]) for i in keep],
+        labels=images.labels[keep],
         classes=images.classes,
-        distances=pairwise_sq_distances(feats),
+        distances=pairwise_sq_distances(feats[keep]),
         size=size,
+        skipped=[str(images.paths[i]) for i in bad],
     )
 
 
@@ -254,6 +261,10 @@ class Trainer:
             self.dist.barrier()  # rank 0 builds and caches the perceptual index first
         if not config.reconstruction:
             self.index, self.sampler = self._load_or_build_index(on_index_batch)
+        if isinstance(self.index, PerceptualIndex):  # its rows leave out unreadable images
+            self.images = ImageList(
+                [Path(p) for p in self.index.paths], self.index.labels, self.index.classes
+            )
         if self.dist.is_main:
             self.dist.barrier()
         self.step = 0
@@ -321,15 +332,18 @@ class Trainer:
             return built, built.sampler(sampling, device=self.device, on_advance=on_batch)
         path = self.out / "index.safetensors"
         paths = [str(p) for p in self.images.paths]
-        if path.exists():
-            index = PerceptualIndex.load(path)
-            if index.paths == paths and index.size == self.config.index_size:
-                return index, TripletSampler(index.distances, index.labels, sampling)
-            logger.info("index at %s is for other images; rebuilding", path)
-        index = build_index(
-            self.images, self.encoder, self.config.index_size, self.device, on_batch
-        )
-        index.save(path)
+        index = PerceptualIndex.load(path) if path.exists() else None
+        if index is not None:
+            skipped = set(index.skipped)
+            readable = [p for p in paths if p not in skipped]
+            if index.paths != readable or index.size != self.config.index_size:
+                logger.info("index at %s is for other images; rebuilding", path)
+                index = None
+        if index is None:
+            index = build_index(
+                self.images, self.encoder, self.config.index_size, self.device, on_batch
+            )
+            index.save(path)
         return index, TripletSampler(index.distances, index.labels, sampling)
 
     def model_config(self) -> ModelConfig:
@@ -461,21 +475,24 @@ class Trainer:
             "or turn amp off"
         )
 
-    def _optimizer_step(self, measure: bool) -> float | None:
-        """Apply the gradients, clipped to ``grad_clip``; returns their norm before clipping."""
+    def _optimizer_step(self) -> float:
+        """Apply the gradients, clipped to ``grad_clip``; returns their norm before clipping.
+
+        The norm is computed at every step (one reduction over the decoder's gradients, small
+        beside the VGG passes), so a non-finite gradient stops training before it reaches the
+        weights.
+        """
         clip = self.config.grad_clip
-        norm: float | None = None
-        if clip is not None or measure:
-            self.scaler.unscale_(self.optimizer)  # a no-op without float16 loss scaling
-            with_grad = [p for p in self.params if p.grad is not None]
-            if clip is not None:
-                norm = float(torch.nn.utils.clip_grad_norm_(with_grad, clip))
-            else:
-                grads = [p.grad for p in with_grad if p.grad is not None]
-                norm = float(torch.nn.utils.get_total_norm(grads))
-            # With loss scaling an inf norm is expected now and then: the scaler skips that step.
-            if not math.isfinite(norm) and not self.scaler.is_enabled():
-                self._fail("gradient norm", norm)
+        self.scaler.unscale_(self.optimizer)  # a no-op without float16 loss scaling
+        with_grad = [p for p in self.params if p.grad is not None]
+        if clip is not None:
+            norm = float(torch.nn.utils.clip_grad_norm_(with_grad, clip))
+        else:
+            grads = [p.grad for p in with_grad if p.grad is not None]
+            norm = float(torch.nn.utils.get_total_norm(grads))
+        # With loss scaling an inf norm is expected now and then: the scaler skips that step.
+        if not math.isfinite(norm) and not self.scaler.is_enabled():
+            self._fail("gradient norm", norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return norm
@@ -513,14 +530,13 @@ class Trainer:
                 log_now = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(losses["total"]).backward()
-                grad_norm = self._optimizer_step(measure=log_now)
+                grad_norm = self._optimizer_step()
                 self.step += 1
                 self.samples += cfg.batch_size * world
                 last = values
                 if log_now:
                     self.history.append({"step": self.step, **last})
-                    extra = {} if grad_norm is None else {"grad_norm": grad_norm}
-                    log.scalars(self.step, last, extra)
+                    log.scalars(self.step, last, {"grad_norm": grad_norm})
                 if self.step % cfg.image_every == 0:
                     log.images(self.step, {"content": ic, "style": is_, "similar": it, **images})
                 if self.progress is not None and self.dist.is_main:

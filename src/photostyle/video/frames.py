@@ -42,6 +42,22 @@ def _one_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+def _av() -> Any:
+    """The PyAV module (the ``video`` extra).
+
+    Raises:
+        VideoError: PyAV is not installed.
+    """
+    try:
+        import av
+    except ImportError as err:
+        raise VideoError(
+            f"video files need PyAV ({_one_line(err)}): pip install 'photostyle[video]' "
+            "(folders of frames work without it)"
+        ) from err
+    return av
+
+
 def natural_key(name: str) -> tuple[tuple[int, str | int], ...]:
     """Sort key that orders digit runs by value: ``frame_2`` before ``frame_10``."""
     parts = re.split(r"(\d+)", name)
@@ -55,8 +71,7 @@ def is_video_path(path: Path) -> bool:
 
 def video_codec() -> str:
     """H.264 (libx264) when PyAV's FFmpeg has the encoder, else MPEG-4 part 2."""
-    import av
-
+    av = _av()
     try:
         av.codec.Codec("libx264", "w")
     except av.FFmpegError:
@@ -125,8 +140,7 @@ def open_clip(path: str | Path) -> Clip:
         return Clip(p, len(files), None, tuple(files))
     if not p.exists():
         raise VideoError(f"{p}: no such file or folder")
-    import av
-
+    av = _av()
     try:
         with av.open(str(p)) as container:
             if not container.streams.video:
@@ -139,8 +153,7 @@ def open_clip(path: str | Path) -> Clip:
 
 
 def _decode_video(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    import av
-
+    av = _av()
     count = 0
     try:
         with av.open(str(path)) as container:
@@ -241,8 +254,7 @@ class VideoWriter(AbstractContextManager["VideoWriter"]):
         self.frames = 0
 
     def __enter__(self) -> VideoWriter:
-        import av
-
+        av = _av()
         with ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(self.out))
             try:
@@ -254,8 +266,7 @@ class VideoWriter(AbstractContextManager["VideoWriter"]):
 
     def write(self, name: str, frame: torch.Tensor) -> None:
         """Encode one (3, H, W) frame (``name`` is ignored)."""
-        import av
-
+        av = _av()
         h, w = frame.shape[-2:]
         if self._stream is None:
             if h % 2 or w % 2:
@@ -297,8 +308,7 @@ class VideoWriter(AbstractContextManager["VideoWriter"]):
         self._stack.close()  # closes the container, then moves the file onto ``out``
 
     def _flush(self) -> None:
-        import av
-
+        av = _av()
         if self._stream is None:
             raise VideoError(f"{self.out}: no frames to write")
         try:

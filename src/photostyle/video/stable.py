@@ -204,8 +204,9 @@ class ClipStylizer:
         self.device, self.dtype = stylizer.device, stylizer.dtype
         size = working_size(style.shape[-2], style.shape[-1], opts.max_size)
         with torch.inference_mode():
-            style = style[None].to(self.device, self.dtype)
-            self.style = resize_image(style, size)  # (1, 3, hs, ws)
+            # As in Stylizer.stylize: resizing in float32, only the network in ``dtype``.
+            style = style[None].to(self.device, torch.float32)
+            self.style = resize_image(style, size).to(self.dtype)  # (1, 3, hs, ws)
             self.style_enc: EncoderOutput = self.model.encoder(self.style)
             k = self.model.decoder.feature_scale
             self.style_taps = [t * k if k != 1.0 else t for t in self.style_enc.taps]
@@ -241,11 +242,11 @@ class ClipStylizer:
             raise ValueError(f"frame {self.frames} is {got} but the clip is {w}x{h}")
         opts = self.options
         h, w = frame.shape[-2:]
-        full = frame[None].to(self.device, self.dtype)  # (1, 3, H, W)
+        full = frame[None].to(self.device, torch.float32)  # (1, 3, H, W), float32 like stylize
         small = resize_image(full, working_size(h, w, opts.max_size))  # (1, 3, h, w)
         if opts.per_frame:
             out = self.model(
-                small, self.style, alpha=opts.alpha, style_enc=self.style_enc
+                small.to(self.dtype), self.style, alpha=opts.alpha, style_enc=self.style_enc
             ).image  # (1, 3, h, w)
         else:
             previous, self._previous = self._previous, small
@@ -255,11 +256,11 @@ class ClipStylizer:
             if opts.deflicker:
                 gain = self._exposure(small, previous)  # (1, 3, 1, 1)
                 full, small = full / gain, small / gain
-            out = self._stable_forward(small)
+            out = self._stable_forward(small.to(self.dtype))
         self._size = (int(h), int(w))
         self.frames += 1
-        out = upsample_stylized(full, small, out, opts.upsample)  # (1, 3, H, W)
-        return out[0].clamp(0, 1).float().cpu()
+        out = upsample_stylized(full, small, out.float(), opts.upsample)  # (1, 3, H, W)
+        return out[0].clamp(0, 1).cpu()
 
     def _exposure(self, small: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """Gain to divide this frame by, (1, 3, 1, 1); updates the exposure state."""

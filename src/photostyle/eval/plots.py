@@ -1,0 +1,164 @@
+"""Figures of the evaluations, so a person can look rather than read.
+
+- :func:`plot_quality`: the structure/style trade-off of ``photostyle eval`` (SSIM to content
+  against Gram ratio to style, one colour per method, every pair and the mean).
+- :func:`plot_bench`: ``photostyle bench``'s time and peak memory against megapixels (Table I).
+- :func:`plot_ablation`: ``photostyle ablate``'s metrics per variant (Tables III/IV).
+
+Each writes a PNG atomically with matplotlib (the ``train`` extra) and raises
+:class:`PlotUnavailable` when matplotlib is not installed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from photostyle.eval.ablate import AblationRow
+from photostyle.eval.bench import BenchRow
+from photostyle.eval.quality import MethodResult, summarize
+from photostyle.utils import PlotUnavailable, atomic_path, pyplot
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    plt = pyplot()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
+    """SSIM to content (y, higher: structure kept) against Gram ratio to style (x, lower: styled).
+
+    One colour per method: a small dot per pair, a large marker with the method's name at its
+    mean. The best methods sit towards the top left; identity sits at (1, 1).
+
+    Raises:
+        ValueError: no results.
+        PlotUnavailable: matplotlib is not installed.
+    """
+    if not results:
+        raise ValueError("nothing to plot: no results")
+    plt = pyplot()
+    summary = summarize(results)
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    colours = plt.get_cmap("tab10")
+    for i, (method, mean) in enumerate(summary.items()):
+        rows = [r for r in results if r.method == method]
+        colour = colours(i % 10)
+        ax.scatter(
+            [r.gram_ratio for r in rows], [r.ssim for r in rows], s=12, alpha=0.35, color=colour
+        )
+        ax.scatter(
+            [mean["gram_ratio"]],
+            [mean["ssim"]],
+            s=90,
+            color=colour,
+            edgecolor="black",
+            label=f"{method} ({mean['ssim']:.3f}, {mean['gram_ratio']:.3f})",
+            zorder=3,
+        )
+        ax.annotate(
+            method,
+            (mean["gram_ratio"], mean["ssim"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=8,
+        )
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("Gram ratio to style (lower: more style transferred; 1 = none)")
+    ax.set_ylabel("SSIM to content (higher: structure kept)")
+    pairs = len({r.pair for r in results})
+    ax.set_title(f"structure vs style on {pairs} pair{'s' * (pairs != 1)} (dots: pairs)")
+    ax.grid(alpha=0.3)
+    ax.legend(
+        fontsize=7, loc="lower right", title="method (mean SSIM, Gram ratio)", title_fontsize=7
+    )
+    return _save(fig, path)
+
+
+def plot_bench(rows: Sequence[BenchRow], path: str | Path) -> Path:
+    """Median time (left, with the interquartile range) and peak memory (right) against
+    megapixels, one line per method, log-log.
+
+    Raises:
+        ValueError: no rows.
+        PlotUnavailable: matplotlib is not installed.
+    """
+    if not rows:
+        raise ValueError("nothing to plot: no rows")
+    plt = pyplot()
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.5))
+    methods = list(dict.fromkeys(r.method for r in rows))
+    for method in methods:
+        mine = sorted((r for r in rows if r.method == method), key=lambda r: r.height * r.width)
+        mp = [r.height * r.width / 1e6 for r in mine]
+        ax_t.errorbar(
+            mp,
+            [r.median_s for r in mine],
+            yerr=[[r.spread_s / 2 for r in mine]] * 2,
+            marker="o",
+            capsize=3,
+            label=method,
+        )
+        ax_m.plot(mp, [max(r.peak_mib, 1e-3) for r in mine], marker="o", label=method)
+    for ax in (ax_t, ax_m):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("megapixels")
+        ax.grid(alpha=0.3, which="both")
+    ax_t.set_ylabel("median seconds per photo (bars: IQR)")
+    ax_m.set_ylabel(f"peak memory above baseline, MiB ({rows[0].memory})")
+    ax_t.legend(fontsize=8)
+    ax_t.set_title(f"time, {rows[0].device}, median of {rows[0].runs}")
+    ax_m.set_title("peak memory")
+    return _save(fig, path)
+
+
+def plot_ablation(rows: Sequence[AblationRow], path: str | Path) -> Path:
+    """One horizontal bar per variant in three panels: SSIM (higher better), Gram ratio and
+    FID-VGG (lower better); a missing value leaves its bar out.
+
+    Raises:
+        ValueError: no rows.
+        PlotUnavailable: matplotlib is not installed.
+    """
+    if not rows:
+        raise ValueError("nothing to plot: no rows")
+    plt = pyplot()
+    panels = [
+        ("ssim", "SSIM to content (higher: better)"),
+        ("gram_ratio", "Gram ratio to style (lower: better)"),
+        ("fid_vgg", "FID-VGG to styles (lower: better)"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 0.5 * len(rows) + 1.8), sharey=True)
+    labels = [r.variant for r in rows]
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        values = [getattr(r, key) for r in rows]
+        shown = [v if v is not None and math.isfinite(v) else 0.0 for v in values]
+        bars = ax.barh(range(len(rows)), shown, color="tab:blue")
+        for bar, value in zip(bars, values, strict=True):
+            text = "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                f" {text}",
+                va="center",
+                fontsize=8,
+            )
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(range(len(rows)), labels)
+    axes[0].invert_yaxis()
+    steps = {r.steps for r in rows}
+    fig.suptitle(
+        f"ablation, {rows[0].pairs} pairs, {'/'.join(map(str, sorted(steps)))} steps", fontsize=10
+    )
+    return _save(fig, path)
+
+
+__all__ = ["PlotUnavailable", "plot_ablation", "plot_bench", "plot_quality", "pyplot"]
