@@ -695,7 +695,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     from photostyle.eval.sheet import contact_sheet, thumbnail
     from photostyle.io import save_image
-    from photostyle.utils import atomic_path
+    from photostyle.utils import atomic_path, resolve_device
 
     options = _options(args)  # validates --alpha / --max-size before any work
     plot = _plot_target(args.plot, args.out_dir and args.out_dir / "tradeoff.png")
@@ -726,8 +726,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return Stylizer(args.autoencoder, device=args.device, encoder_weights=args.encoder_weights)
 
     def gatys_encoder() -> VGGEncoder:
-        from photostyle.utils import resolve_device
-
         return metric_encoder(resolve_device(args.device))
 
     methods = make_methods(
@@ -756,6 +754,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             on_output=keep,  # type: ignore[arg-type]
             on_pair=lambda _: bar.update(),
             reference=args.reference,
+            memory_device=resolve_device(args.device),
         )
     print(markdown_table(results), end="")
     if args.json is not None:

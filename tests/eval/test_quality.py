@@ -185,3 +185,21 @@ def test_nomasks_suffix_ignores_the_masks_in_the_same_run(
     unmasked = tiny_stylizer.stylize(content, style)
     assert torch.allclose(outputs["photostyle-mean_std-nomasks"], unmasked, atol=1e-6)
     assert not torch.allclose(outputs["photostyle-mean_std"], unmasked, atol=1e-3)
+
+
+def test_evaluate_measures_each_calls_peak_memory(pairs_dir, tiny_encoder):
+    def hungry(content, style, cm, sm):
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched, freed on return
+        return content * float(block[-1])
+
+    methods = {"identity": make_methods(["identity"], lambda: None)["identity"], "hungry": hungry}  # type: ignore[arg-type,return-value]
+    results = evaluate(find_pairs(pairs_dir), methods, tiny_encoder)
+    peaks = {r.method: r.peak_mib for r in results}
+    assert peaks["hungry"] is not None and peaks["hungry"] >= 60
+    assert peaks["identity"] is not None and peaks["identity"] < 30
+    summary = summarize(results)
+    assert summary["hungry"]["peak_mib"] == max(r.peak_mib or 0 for r in results)
+    assert "peak MiB" in markdown_table(results)
+    unmeasured = evaluate(find_pairs(pairs_dir), methods, tiny_encoder, memory_device=None)
+    assert all(r.peak_mib is None for r in unmeasured)
+    assert "peak MiB" not in markdown_table(unmeasured)

@@ -5,8 +5,9 @@
 - :func:`plot_bench`: ``photostyle bench``'s time and peak memory against megapixels (Table I).
 - :func:`plot_ablation`: ``photostyle ablate``'s metrics per variant (Tables III/IV).
 
-Each writes a PNG atomically with matplotlib (the ``train`` extra) and raises
-:class:`PlotUnavailable` when matplotlib is not installed.
+Each writes a PNG atomically with matplotlib (the ``train`` extra), returns its path, and raises
+ValueError for nothing to plot and :class:`~photostyle.utils.PlotUnavailable` when matplotlib is
+not installed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from photostyle.eval.ablate import AblationRow
 from photostyle.eval.bench import BenchRow
 from photostyle.eval.quality import MethodResult, summarize
 from photostyle.utils import PlotUnavailable, atomic_path, pyplot
+
+
+def _pyplot_for(items: Sequence[object]) -> Any:
+    if not items:
+        raise ValueError("nothing to plot: no results")
+    return pyplot()
 
 
 def _save(fig: Any, path: str | Path) -> Path:
@@ -36,14 +43,8 @@ def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
 
     One colour per method: a small dot per pair, a large marker with the method's name at its
     mean. The best methods sit towards the top left; identity sits at (1, 1).
-
-    Raises:
-        ValueError: no results.
-        PlotUnavailable: matplotlib is not installed.
     """
-    if not results:
-        raise ValueError("nothing to plot: no results")
-    plt = pyplot()
+    plt = _pyplot_for(results)
     summary = summarize(results)
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     colours = plt.get_cmap("tab10")
@@ -84,14 +85,8 @@ def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
 def plot_bench(rows: Sequence[BenchRow], path: str | Path) -> Path:
     """Median time (left, with the interquartile range) and peak memory (right) against
     megapixels, one line per method, log-log.
-
-    Raises:
-        ValueError: no rows.
-        PlotUnavailable: matplotlib is not installed.
     """
-    if not rows:
-        raise ValueError("nothing to plot: no rows")
-    plt = pyplot()
+    plt = _pyplot_for(rows)
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.5))
     methods = list(dict.fromkeys(r.method for r in rows))
     for method in methods:
@@ -122,14 +117,8 @@ def plot_bench(rows: Sequence[BenchRow], path: str | Path) -> Path:
 def plot_ablation(rows: Sequence[AblationRow], path: str | Path) -> Path:
     """One horizontal bar per variant in three panels: SSIM (higher better), Gram ratio and
     FID-VGG (lower better); a missing value leaves its bar out.
-
-    Raises:
-        ValueError: no rows.
-        PlotUnavailable: matplotlib is not installed.
     """
-    if not rows:
-        raise ValueError("nothing to plot: no rows")
-    plt = pyplot()
+    plt = _pyplot_for(rows)
     panels = [
         ("ssim", "SSIM to content (higher: better)"),
         ("gram_ratio", "Gram ratio to style (lower: better)"),

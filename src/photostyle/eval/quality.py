@@ -7,6 +7,7 @@ on each pair, times it and scores it with :func:`photostyle.eval.metrics.score_p
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ import torch
 
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.eval.baselines import BASELINES
+from photostyle.eval.bench import memory_probe
 from photostyle.eval.metrics import psnr, score_pair
 from photostyle.eval.neural_baselines import (
     GATYS_MAX_SIZE,
@@ -63,6 +65,9 @@ class MethodResult:
     gram_ratio: float  # gram / Gram distance(content, style)
     seconds: float  # wall time of the method (stylization only, no I/O)
     psnr_ref: float | None = None  # PSNR (dB) to the reference method's output; None = no reference
+    peak_mib: float | None = (
+        None  # peak memory of the call above its start (MiB); None = unmeasured
+    )
 
 
 def baseline_method(name: str) -> Method:
@@ -94,6 +99,7 @@ def evaluate(
     on_output: Callable[[PairLike, str, torch.Tensor], None] | None = None,
     on_pair: Callable[[PairLike], None] | None = None,
     reference: str | None = None,
+    memory_device: str | torch.device | None = "cpu",
 ) -> list[MethodResult]:
     """Run and score every method on every pair.
 
@@ -106,6 +112,9 @@ def evaluate(
         on_pair: called after each pair (progress).
         reference: a method name; every method also gets its PSNR to that method's output (e.g.
             how close an upsampled result comes to running the network at full size).
+        memory_device: where each call's peak memory is measured (see
+            :func:`photostyle.eval.bench.memory_probe`: the process's resident set sampled every
+            2 ms on the CPU, the allocator's peak on CUDA); None = not measured.
 
     Returns:
         One :class:`MethodResult` per (pair, method), in order.
@@ -125,15 +134,18 @@ def evaluate(
         ref_output = None
         rows = {}
         for name in sorted(methods, key=lambda n: n != reference):  # the reference runs first
-            start = time.perf_counter()
-            output = methods[name](content, style, cm, sm)
-            seconds = time.perf_counter() - start
+            probe = None if memory_device is None else memory_probe(memory_device)
+            with probe or contextlib.nullcontext():
+                start = time.perf_counter()
+                output = methods[name](content, style, cm, sm)
+                seconds = time.perf_counter() - start
+            peak = None if probe is None else probe.peak_bytes / 2**20
             scores = score_pair(output, content, style, encoder)
             if name == reference:
                 ref_output = output
             ref = None if ref_output is None else psnr(output, ref_output)
             rows[name] = MethodResult(
-                pair.name, name, **asdict(scores), seconds=seconds, psnr_ref=ref
+                pair.name, name, **asdict(scores), seconds=seconds, psnr_ref=ref, peak_mib=peak
             )
             if on_output is not None:
                 on_output(pair, name, output)
@@ -144,7 +156,7 @@ def evaluate(
 
 
 def summarize(results: Sequence[MethodResult]) -> dict[str, dict[str, float]]:
-    """Mean of each metric per method, in first-seen method order."""
+    """Mean of each metric per method (``peak_mib``: the largest), in first-seen method order."""
     by_method: dict[str, list[MethodResult]] = {}
     for r in results:
         by_method.setdefault(r.method, []).append(r)
@@ -158,6 +170,9 @@ def summarize(results: Sequence[MethodResult]) -> dict[str, dict[str, float]]:
         refs = [r.psnr_ref for r in rows if r.psnr_ref is not None]
         if refs:  # inf (identical outputs) stays inf
             summary[method]["psnr_ref"] = math.fsum(refs) / len(refs)
+        peaks = [r.peak_mib for r in rows if r.peak_mib is not None]
+        if peaks:  # the largest over the pairs: what a user must have
+            summary[method]["peak_mib"] = max(peaks)
     return summary
 
 
@@ -169,6 +184,10 @@ def markdown_table(results: Sequence[MethodResult]) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     with_ref = any(r.psnr_ref is not None for r in results)
+    with_peak = any(r.peak_mib is not None for r in results)
+    if with_peak:
+        lines[0] += " peak MiB (largest pair) |"
+        lines[1] += " ---: |"
     if with_ref:
         lines[0] += " PSNR to reference (dB) |"
         lines[1] += " ---: |"
@@ -177,6 +196,8 @@ def markdown_table(results: Sequence[MethodResult]) -> str:
             f"| {method} | {m['ssim']:.3f} | {m['gram_ratio']:.3f} | {m['seconds']:.2f} "
             f"| {int(m['pairs'])} |"
         )
+        if with_peak:
+            line += f" {m['peak_mib']:.0f} |" if "peak_mib" in m else " - |"
         if with_ref:
             line += f" {m['psnr_ref']:.1f} |" if "psnr_ref" in m else " - |"
         lines.append(line)
