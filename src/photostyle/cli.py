@@ -322,7 +322,7 @@ def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser(
         "speed",
         help="time the network under each speed knob (bf16, channels_last...) and report the "
-        "fraction of the CPU's matmul peak it reaches",
+        "fraction of the device's matmul peak it reaches",
     )
     sp.add_argument(
         "--sizes",
@@ -339,6 +339,11 @@ def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     sp.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
     sp.add_argument("--json", type=Path, help="also write the rows as JSON")
+    sp.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda or cuda:N (default cpu); the peak is that device's matmul rate",
+    )
 
 
 def _add_index_data_args(p: argparse.ArgumentParser) -> None:
@@ -834,7 +839,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     from photostyle.api import Stylizer
     from photostyle.eval.bench import demo_pair, environment, parse_sizes, resize_image
     from photostyle.eval.speed import SpeedRow, check_knobs, run_speed, speed_table_markdown
-    from photostyle.utils import atomic_path
+    from photostyle.utils import atomic_path, resolve_device
 
     if args.json is not None and args.json.is_dir():
         raise ValueError(f"{args.json}: is a directory")
@@ -843,6 +848,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.sizes)
     knobs = [k.strip() for k in args.knobs.split(",") if k.strip()]
     check_knobs(knobs)
+    device = resolve_device(args.device)
     stylizer = Stylizer(args.weights, device="cpu", encoder_weights=args.encoder_weights)
     content, style = demo_pair()
     rows: list[SpeedRow] = []
@@ -854,10 +860,12 @@ def _cmd_speed(args: argparse.Namespace) -> int:
 
         for size in sizes:
             c, s = resize_image(content, size)[None], resize_image(style, size)[None]
-            rows += run_speed(stylizer.model, c, s, knobs=knobs, runs=args.runs, progress=progress)
+            rows += run_speed(
+                stylizer.model, c, s, knobs=knobs, runs=args.runs, progress=progress, device=device
+            )
     print(speed_table_markdown(rows), end="")
     if args.json is not None:
-        report = {"environment": environment("cpu"), "rows": [asdict(r) for r in rows]}
+        report = {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(report, indent=2))
         print(f"timings: {args.json}")

@@ -133,3 +133,9 @@ def test_cli_speed(
     assert main([*argv[:4], "turbo", "--weights", str(weights)]) == 2
     assert "unknown knob" in capsys.readouterr().err
     assert main(["speed", "--runs", "0"]) == 2
+    capsys.readouterr()
+    if not torch.cuda.is_available():
+        assert main([*argv, "--device", "cuda"]) == 2  # one line, nothing written
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "CUDA" in err
+    assert json.loads(report.read_text())["environment"]["device"] == "cpu"

@@ -6,8 +6,8 @@ float32 baseline, and reports per knob the median time, its ratio to the baselin
 absolute difference of the output from the baseline's (a knob that changes the picture is not
 free). It also counts the pass's floating-point operations (``torch.utils.flop_counter``) and
 reports the achieved FLOP rate as a fraction of the machine's matmul peak, measured in the same
-process with a large ``torch.mm`` in the same dtype: the physical limit of this model on this
-machine.
+process with a large ``torch.mm`` in the same dtype on the same device (CPU or CUDA GPU): the
+physical limit of this model on this machine.
 
 Knobs:
 
@@ -81,11 +81,16 @@ def count_flops(model: PhotoStylizer, content: torch.Tensor, style: torch.Tensor
     return int(counter.get_total_flops())
 
 
-def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, runs: int = 5) -> float:
-    """Measured FLOP/s of a square ``torch.mm`` on the CPU: the practical peak of this machine."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    timing = time_call(lambda: torch.mm(a, b), runs=runs, warmup=1)
+def matmul_peak(
+    dtype: torch.dtype = torch.float32,
+    n: int = 2048,
+    runs: int = 5,
+    device: str | torch.device = "cpu",
+) -> float:
+    """Measured FLOP/s of a square ``torch.mm`` on ``device``: the practical peak of the machine."""
+    a = torch.randn(n, n).to(device, dtype)
+    b = torch.randn(n, n).to(device, dtype)
+    timing = time_call(lambda: torch.mm(a, b), runs=runs, warmup=1, device=device)
     return 2.0 * n**3 / timing.median
 
 
@@ -110,8 +115,9 @@ def run_speed(
     warmup: int = 1,
     peak_n: int = 2048,
     progress: Callable[[SpeedRow], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> list[SpeedRow]:
-    """Time the network under each knob, on the CPU, against the float32 baseline.
+    """Time the network under each knob on ``device`` against the float32 baseline.
 
     Args:
         model: a stylizer in float32 on the CPU, in any memory layout (left unchanged: knobs
@@ -124,6 +130,8 @@ def run_speed(
         warmup: untimed calls first (compile happens here for ``compile``).
         peak_n: matrix side of the peak measurement.
         progress: called with each row when measured.
+        device: where the knobs run (``cpu``, ``cuda``, ``cuda:N``); CUDA calls are synchronised
+            and the peak is the GPU's matmul rate (the ``threads=N`` knob concerns only the CPU).
 
     Returns:
         One :class:`SpeedRow` per knob, baseline first.
@@ -133,11 +141,12 @@ def run_speed(
     check_knobs(knobs)
     # A contiguous float32 copy is the baseline, whatever layout the caller's model has (the
     # Stylizer keeps its model channels_last): every knob starts from the same model.
-    model = _copy(model)
-    content, style = content.contiguous(), style.contiguous()
+    dev = torch.device(device)
+    model = _copy(model).to(dev)
+    content, style = content.contiguous().to(dev), style.contiguous().to(dev)
     size = f"{content.shape[-1]}x{content.shape[-2]}"
     flops = count_flops(model, content, style)
-    peaks = {torch.float32: matmul_peak(torch.float32, peak_n)}
+    peaks = {torch.float32: matmul_peak(torch.float32, peak_n, device=dev)}
     rows: list[SpeedRow] = []
     reference: torch.Tensor | None = None
     base_s = 1.0
@@ -147,16 +156,18 @@ def run_speed(
         with _threads(n_threads):
             start = time.perf_counter()
             out = fn()  # first call: compiles where it compiles
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
             first = time.perf_counter() - start
-            timing = time_call(fn, runs=runs, warmup=max(0, warmup - 1))
+            timing = time_call(fn, runs=runs, warmup=max(0, warmup - 1), device=dev)
         if knob == "compile":
             note = f"first call {first:.1f} s (compilation)"
         median = timing.median / per_call
-        image = out[:1].float().clamp(0, 1)
+        image = out[:1].float().clamp(0, 1).cpu()
         if reference is None:
             reference, base_s = image, median
         if dtype not in peaks:
-            peaks[dtype] = matmul_peak(dtype, peak_n)
+            peaks[dtype] = matmul_peak(dtype, peak_n, device=dev)
         rate = flops / median
         row = SpeedRow(
             knob=knob,
@@ -205,7 +216,8 @@ def _prepare(
 
 
 def _copy(model: PhotoStylizer) -> PhotoStylizer:
-    clone = PhotoStylizer(model.config)
+    device = next(model.parameters()).device
+    clone = PhotoStylizer(model.config).to(device)
     clone.load_state_dict(model.state_dict())
     return clone.eval()
 
