@@ -698,7 +698,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         metric_encoder,
         results_json,
     )
-    from photostyle.eval.sheet import contact_sheet, thumbnail
+    from photostyle.eval.sheet import contact_sheet, shrink, thumbnail
     from photostyle.io import save_image
     from photostyle.utils import atomic_path, resolve_device
 
@@ -748,7 +748,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     def keep(pair: Pair, name: str, image: torch.Tensor) -> None:
         if args.out_dir is not None:
             save_image(image, args.out_dir / pair.name / f"{name}.png")
-            outputs.setdefault(pair.name, []).append(image)
+            outputs.setdefault(pair.name, []).append(shrink(image))  # sheet tiles, not photos
 
     with tqdm(total=len(pairs), desc="eval", unit="pair", file=sys.stderr) as bar:
         results = evaluate(

@@ -28,9 +28,19 @@ def thumbnail(path: str | Path, height: int = 160) -> torch.Tensor:
         ImageError: the file cannot be read.
         ValueError: ``height`` is not positive.
     """
+    return shrink(load_image(path), height)
+
+
+def shrink(img: torch.Tensor, height: int = 160) -> torch.Tensor:
+    """``img`` scaled to ``height`` pixels high (area averaging; bilinear when growing).
+
+    Shape: (3, H, W) -> (3, height, W'), aspect ratio kept.
+
+    Raises:
+        ValueError: ``height`` is not positive.
+    """
     if height < 1:
         raise ValueError(f"height must be positive, got {height}")
-    img = load_image(path)
     w = max(1, round(img.shape[2] * height / img.shape[1]))
     mode = "area" if height <= img.shape[1] else "bilinear"
     align = False if mode == "bilinear" else None
