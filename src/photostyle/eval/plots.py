@@ -41,8 +41,8 @@ def _save(fig: Any, path: str | Path) -> Path:
 def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
     """SSIM to content (y, higher: structure kept) against Gram ratio to style (x, lower: styled).
 
-    One colour per method: a small dot per pair, a large marker with the method's name at its
-    mean. The best methods sit towards the top left; identity sits at (1, 1).
+    One colour per method: a small dot per pair, a large marker at its mean (named in the
+    legend). The best methods sit towards the top left; identity sits at (1, 1).
     """
     plt = _pyplot_for(results)
     summary = summarize(results)
@@ -63,18 +63,19 @@ def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
             label=f"{method} ({mean['ssim']:.3f}, {mean['gram_ratio']:.3f})",
             zorder=3,
         )
-        ax.annotate(
-            method,
-            (mean["gram_ratio"], mean["ssim"]),
-            textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=8,
-        )
+    # The axis ends past the 95th percentile of the pairs: a few far outliers would squeeze the
+    # means (where the comparison is) into a corner. The title counts what is left out.
+    ratios = sorted(r.gram_ratio for r in results)
+    right = max(1.2, 1.1 * ratios[min(len(ratios) - 1, int(0.95 * len(ratios)))])
+    right = max(right, 1.05 * max(m["gram_ratio"] for m in summary.values()))
+    beyond = sum(x > right for x in ratios)
+    ax.set_xlim(0, right)
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("Gram ratio to style (lower: more style transferred; 1 = none)")
     ax.set_ylabel("SSIM to content (higher: structure kept)")
     pairs = len({r.pair for r in results})
-    ax.set_title(f"structure vs style on {pairs} pair{'s' * (pairs != 1)} (dots: pairs)")
+    more = f"; {beyond} beyond the axis" if beyond else ""
+    ax.set_title(f"structure vs style on {pairs} pair{'s' * (pairs != 1)} (dots: pairs{more})")
     ax.grid(alpha=0.3)
     ax.legend(
         fontsize=7, loc="lower right", title="method (mean SSIM, Gram ratio)", title_fontsize=7
