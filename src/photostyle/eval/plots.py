@@ -102,9 +102,14 @@ def plot_bench(rows: Sequence[BenchRow], path: str | Path) -> Path:
             label=method,
         )
         ax_m.plot(mp, [max(r.peak_mib, 1e-3) for r in mine], marker="o", label=method)
+    from matplotlib.ticker import FuncFormatter  # matplotlib is there: pyplot() succeeded
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
     for ax in (ax_t, ax_m):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("megapixels")
         ax.grid(alpha=0.3, which="both")
     ax_t.set_ylabel("median seconds per photo (bars: IQR)")
