@@ -359,3 +359,31 @@ def test_pairs_with_clashing_names(
     assert cli.main(argv) == 2
     assert "a.jpg and a.png share the name" in _one_line_error(capsys)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_bfloat16_is_refused_on_a_cpu_without_bfloat16_units(
+    tmp_path: Path,
+    photos: tuple[Path, Path],
+    model_args: list[str],
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
+    fast: bool,
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: fast)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    content, style = photos
+    out = tmp_path / "bf16.png"
+    argv = ["stylize", str(content), str(style), "-o", str(out), "--dtype", "bfloat16"]
+    code = cli.main([*argv, *model_args])
+    if fast:
+        assert code == 0 and out.is_file()
+    else:
+        assert code == 2 and not out.exists()
+        assert "no bfloat16 units" in _one_line_error(capsys)
+        train = ["train", "--data", str(tmp_path), "--out-dir", str(tmp_path / "run"), "--amp"]
+        assert cli.main([*train, "--device", "cpu"]) == 2
+        assert "--amp (bfloat16)" in _one_line_error(capsys)
+        assert not (tmp_path / "run").exists()

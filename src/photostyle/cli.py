@@ -487,6 +487,10 @@ def _stylizer(args: argparse.Namespace) -> Stylizer:
         raise ValueError("--onnx needs --backend onnxruntime")
     import torch
 
+    from photostyle.utils import check_bfloat16_speed, resolve_device
+
+    if args.dtype == "bfloat16":
+        check_bfloat16_speed(resolve_device(args.device), "--dtype bfloat16")
     return Stylizer(
         args.weights,
         device=args.device,
@@ -659,6 +663,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not config.data and config.index is None:
         raise ValueError("train needs --data DIR or --index DIR (or 'data' in --config)")
+    if config.amp and config.amp_dtype == "bfloat16":
+        from photostyle.utils import check_bfloat16_speed, resolve_device
+
+        check_bfloat16_speed(resolve_device(config.device), "--amp (bfloat16)")
     with distributed(config.device) as dist:  # joins the torchrun job, if any
         quiet = not dist.is_main  # rank 0 alone reports progress
         logging.basicConfig(
@@ -839,7 +847,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     from photostyle.api import Stylizer
     from photostyle.eval.bench import demo_pair, environment, parse_sizes, resize_image
     from photostyle.eval.speed import SpeedRow, check_knobs, run_speed, speed_table_markdown
-    from photostyle.utils import atomic_path, resolve_device
+    from photostyle.utils import atomic_path, cpu_has_fast_bfloat16, resolve_device
 
     if args.json is not None and args.json.is_dir():
         raise ValueError(f"{args.json}: is a directory")
@@ -849,6 +857,9 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     knobs = [k.strip() for k in args.knobs.split(",") if k.strip()]
     check_knobs(knobs)
     device = resolve_device(args.device)
+    if "bfloat16" in knobs and device.type == "cpu" and not cpu_has_fast_bfloat16():
+        knobs.remove("bfloat16")  # reference kernels: minutes per pass, nothing to learn
+        print("photostyle: skipping bfloat16: this CPU has no bfloat16 units", file=sys.stderr)
     stylizer = Stylizer(args.weights, device="cpu", encoder_weights=args.encoder_weights)
     content, style = demo_pair()
     rows: list[SpeedRow] = []

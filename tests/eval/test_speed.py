@@ -139,3 +139,18 @@ def test_cli_speed(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "CUDA" in err
     assert json.loads(report.read_text())["environment"]["device"] == "cpu"
+
+
+def test_cli_speed_skips_bfloat16_on_a_cpu_without_bfloat16_units(
+    tiny_stylizer_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    weights, encoder = tiny_stylizer_files
+    argv = ["speed", "--sizes", "32x16", "--knobs", "float32,bfloat16", "--runs", "1"]
+    assert main([*argv, "--weights", str(weights), "--encoder-weights", str(encoder)]) == 0
+    captured = capsys.readouterr()
+    assert "| float32 | 32x16 |" in captured.out and "bfloat16" not in captured.out
+    assert "skipping bfloat16" in captured.err
