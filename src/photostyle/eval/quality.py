@@ -65,9 +65,7 @@ class MethodResult:
     gram_ratio: float  # gram / Gram distance(content, style)
     seconds: float  # wall time of the method (stylization only, no I/O)
     psnr_ref: float | None = None  # PSNR (dB) to the reference method's output; None = no reference
-    peak_mib: float | None = (
-        None  # peak memory of the call above its start (MiB); None = unmeasured
-    )
+    peak_mib: float | None = None  # peak memory above the call's start (MiB); None = unmeasured
 
 
 def baseline_method(name: str) -> Method:
