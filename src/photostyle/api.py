@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from photostyle.io import check_output_path, load_image, load_mask, save_image
+from photostyle.models.affine import AffineHead
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
@@ -25,7 +26,12 @@ from photostyle.models.weights import (
     check_sha256,
     load_checkpoint,
 )
-from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod, upsample_stylized
+from photostyle.upsample import (
+    UPSAMPLE_METHODS,
+    UpsampleMethod,
+    apply_local_affine,
+    upsample_stylized,
+)
 from photostyle.utils import resize_image, resolve_device
 
 if TYPE_CHECKING:
@@ -167,6 +173,11 @@ class Stylizer:
         self.dtype = dtype
         self.backend = backend
         self.onnx: OnnxNetwork | None = None
+        if backend == "onnxruntime" and config.head != "decoder":
+            raise ValueError(
+                f"the onnxruntime backend runs the decoder head only; {path} has a "
+                f"{config.head} head (use the torch backend)"
+            )
         if backend == "onnxruntime":
             try:
                 from photostyle.deploy.onnx import load_backend
@@ -190,10 +201,12 @@ class Stylizer:
     ) -> torch.Tensor:
         """Stylize one photo.
 
-        The network runs at a working size (longest side ``options.max_size``). The result is
+        The network runs at a working size (longest side ``options.max_size``). A model with the
+        affine head (:mod:`photostyle.models.affine`) predicts a local affine colour model there,
+        which is applied to the full-resolution content directly. A pixel decoder's result is
         brought back to the content's full size by ``options.upsample`` (default: a local affine
         colour model fitted at working size and applied to the full-resolution content, see
-        :mod:`photostyle.upsample`), so edges and detail come from the original.
+        :mod:`photostyle.upsample`). Either way edges and detail come from the original.
 
         Args:
             content: (3, H, W) RGB in [0, 1].
@@ -230,16 +243,46 @@ class Stylizer:
         if content_mask is not None and style_mask is not None:
             labels_c = _resize_labels(content_mask, (ch, cw)).to(dev)
             labels_s = _resize_labels(style_mask, (sh, sw)).to(dev)
-        out = self._network(
-            c.to(dt),
-            s.to(dt),
-            alpha=opts.alpha,
-            fa=opts.fa or self.config.fa,
-            labels_c=labels_c,
-            labels_s=labels_s,
-        ).float()  # (1, 3, ch, cw)
-        out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
+        fa = opts.fa or self.config.fa
+        if isinstance(self.model.decoder, AffineHead):
+            coeffs = self._colour_model(c.to(dt), s.to(dt), opts.alpha, fa, labels_c, labels_s)
+            out = apply_local_affine(coeffs.float(), c_full)  # (1, 3, H, W)
+        else:
+            out = self._network(
+                c.to(dt), s.to(dt), alpha=opts.alpha, fa=fa, labels_c=labels_c, labels_s=labels_s
+            ).float()  # (1, 3, ch, cw)
+            out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
         return out[0].clamp_(0, 1).cpu()  # out is a fresh buffer: clamp in place
+
+    def _colour_model(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        alpha: float,
+        fa: FAVariant,
+        labels_c: torch.Tensor | None,
+        labels_s: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The affine head's colour model at working size.
+
+        Shape: content (1, 3, h, w), style (1, 3, hs, ws) -> (1, 12, h, w).
+        """
+        head = self.model.decoder
+        assert isinstance(head, AffineHead)
+        fmt = self.memory_format
+        encoder = self.model.encoder
+        enc_c = encoder(content.contiguous(memory_format=fmt))
+        enc_s = encoder(style.contiguous(memory_format=fmt))
+        return head(
+            content,
+            style,
+            enc_c,
+            enc_s,
+            alpha=alpha,
+            content_labels=labels_c,
+            style_labels=labels_s,
+            variant=fa,
+        ).coeffs
 
     def _network(
         self,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 
+from photostyle.models.affine import AffineHead
 from photostyle.models.decoder import Decoder, DecoderOutput
 from photostyle.models.encoder import (
     FEATURE_SCALE,
@@ -19,6 +20,9 @@ from photostyle.models.encoder import (
     VGGEncoder,
 )
 from photostyle.models.layers import FA_VARIANTS, FAVariant
+
+Head = Literal["decoder", "affine"]
+HEADS: tuple[str, ...] = get_args(Head)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,9 @@ class ModelConfig:
     padding_mode: PaddingMode = "reflect"  # padding of all 3x3 convolutions
     encoder_sha256: str = ""  # sha256 of the encoder weights file the decoder was trained with
     residual: bool = False  # the decoder predicts the change to the content image (see Decoder)
+    head: Head = "decoder"  # "decoder": pixels (paper Fig. 2); "affine": colour models (affine.py)
+    grid_bins: int = 8  # affine head: brightness bins of its bilateral grid
+    grid_hidden: int = 64  # affine head: channels of its convolutions
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
 
     @classmethod
@@ -60,6 +67,8 @@ class ModelConfig:
                 known[key] = tuple(int(v) for v in known[key])
         if known.get("fa", "mean_std") not in FA_VARIANTS:
             raise ValueError(f"unknown FA variant {known.get('fa')!r}")
+        if known.get("head", "decoder") not in HEADS:
+            raise ValueError(f"unknown head {known.get('head')!r}; choose from {HEADS}")
         return cls(**known)
 
 
@@ -68,9 +77,10 @@ class StylizerOutput:
     """Everything the training losses need from one stylizer pass."""
 
     image: torch.Tensor  # (B, 3, H, W) stylized image
-    q: list[torch.Tensor]  # Q^1..Q^3, decoder Unpool inputs
+    q: list[torch.Tensor]  # Q^1..Q^3, decoder Unpool inputs (empty for the affine head)
     content: EncoderOutput  # encoding of the content image (P^i, taps)
     style: EncoderOutput  # encoding of the style image (taps)
+    coeffs: torch.Tensor | None = None  # affine head: (B, 12, H, W) colour model (affine.py)
 
 
 class PhotoStylizer(nn.Module):
@@ -85,13 +95,22 @@ class PhotoStylizer(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = encoder or VGGEncoder(config.vgg(), config.convention, config.padding_mode)
-        self.decoder = Decoder(
-            config.vgg(),
-            config.fa,
-            config.padding_mode,
-            FEATURE_SCALE[config.convention],
-            config.residual,
-        )
+        self.decoder: Decoder | AffineHead
+        if config.head == "affine":
+            self.decoder = AffineHead(
+                config.widths,
+                bins=config.grid_bins,
+                hidden=config.grid_hidden,
+                feature_scale=FEATURE_SCALE[config.convention],
+            )
+        else:
+            self.decoder = Decoder(
+                config.vgg(),
+                config.fa,
+                config.padding_mode,
+                FEATURE_SCALE[config.convention],
+                config.residual,
+            )
 
     def forward(
         self,
@@ -124,6 +143,19 @@ class PhotoStylizer(nn.Module):
             )
         c = content_enc if content_enc is not None else self.encoder(content)
         s = style_enc if style_enc is not None else self.encoder(style)
+        if isinstance(self.decoder, AffineHead):
+            colour = self.decoder(
+                content,
+                style,
+                c,
+                s,
+                alpha=alpha,
+                content_labels=content_labels,
+                style_labels=style_labels,
+            )
+            return StylizerOutput(
+                image=colour.image, q=[], content=c, style=s, coeffs=colour.coeffs
+            )
         out: DecoderOutput = self.decoder(
             c,
             s,

@@ -30,10 +30,11 @@ from typing import Final
 import torch
 
 from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions, Stylizer, working_size
+from photostyle.models.affine import AffineHead
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FAVariant, feature_aggregation
 from photostyle.models.stylizer import PhotoStylizer
-from photostyle.upsample import UpsampleMethod, upsample_stylized
+from photostyle.upsample import UpsampleMethod, apply_local_affine, upsample_stylized
 from photostyle.utils import resize_image
 
 SMOOTHED_VARIANTS: Final = ("mean_std", "wct")  # FA variants whose content statistics are pooled
@@ -195,8 +196,12 @@ class ClipStylizer:
             raise ValueError(f"style must be a float (3, H, W) image, got {tuple(style.shape)}")
         self.options = opts = options or ClipOptions()
         self.model: PhotoStylizer = stylizer.model
-        self.variant: FAVariant = self.model.decoder.variant
-        if not opts.per_frame and self.variant not in (*SMOOTHED_VARIANTS, *STATELESS_VARIANTS):
+        head = self.model.decoder
+        # The affine head's colour model is smoothed itself, whatever its FA variant.
+        self.affine = isinstance(head, AffineHead)
+        self.variant: FAVariant = stylizer.config.fa if self.affine else head.variant
+        smoothable = (*SMOOTHED_VARIANTS, *STATELESS_VARIANTS)
+        if not opts.per_frame and not self.affine and self.variant not in smoothable:
             raise ValueError(
                 f"smoothed statistics support FA {', '.join(SMOOTHED_VARIANTS)}; "
                 f"use per-frame mode with FA {self.variant!r}"
@@ -211,7 +216,7 @@ class ClipStylizer:
             k = self.model.decoder.feature_scale
             self.style_taps = [t * k if k != 1.0 else t for t in self.style_enc.taps]
             self._style_stats: dict[int, Stats] = {}
-            if self.variant in SMOOTHED_VARIANTS and not opts.per_frame:
+            if self.variant in SMOOTHED_VARIANTS and not opts.per_frame and not self.affine:
                 for site, y in enumerate([self.style[0], *(t[0] for t in self.style_taps)]):
                     self._style_stats[site] = style_stats(y.flatten(1), self.variant)
         self.reset()
@@ -221,6 +226,7 @@ class ClipStylizer:
         self._running: dict[int, Stats] = {}
         self._log_gain: torch.Tensor | None = None  # (3,) log of the exposure divided out
         self._previous: torch.Tensor | None = None  # (1, 3, h, w) last frame at working size
+        self._coeffs: torch.Tensor | None = None  # affine head: running colour model
         self._size: tuple[int, int] | None = None  # (H, W) of the clip's frames
         self.frames = 0  # frames stylized since the last reset
 
@@ -244,7 +250,9 @@ class ClipStylizer:
         h, w = frame.shape[-2:]
         full = frame[None].to(self.device, torch.float32)  # (1, 3, H, W), float32 like stylize
         small = resize_image(full, working_size(h, w, opts.max_size))  # (1, 3, h, w)
-        if opts.per_frame:
+        if self.affine:
+            out = self._colour_model_forward(full, small)
+        elif opts.per_frame:
             out = self.model(
                 small.to(self.dtype), self.style, alpha=opts.alpha, style_enc=self.style_enc
             ).image  # (1, 3, h, w)
@@ -259,8 +267,37 @@ class ClipStylizer:
             out = self._stable_forward(small.to(self.dtype))
         self._size = (int(h), int(w))
         self.frames += 1
-        out = upsample_stylized(full, small, out.float(), opts.upsample)  # (1, 3, H, W)
+        if not self.affine:
+            out = upsample_stylized(full, small, out.float(), opts.upsample)  # (1, 3, H, W)
         return out[0].clamp(0, 1).cpu()
+
+    def _colour_model_forward(self, full: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
+        """Affine head: the colour model of this frame, smoothed over the clip, at full size.
+
+        Outside per-frame mode the (1, 12, h, w) colour model is an exponential moving average
+        over the frames (reset at a scene cut), so the look changes no faster than the scene.
+
+        Shape: full (1, 3, H, W), small (1, 3, h, w) -> (1, 3, H, W).
+        """
+        opts = self.options
+        head = self.model.decoder
+        assert isinstance(head, AffineHead)
+        content = small.to(self.dtype)
+        coeffs = head(
+            content,
+            self.style,
+            self.model.encoder(content),
+            self.style_enc,
+            alpha=opts.alpha,
+            variant=self.variant,
+        ).coeffs.float()  # (1, 12, h, w)
+        if not opts.per_frame:
+            previous, self._previous = self._previous, small
+            cut = previous is None or float((small - previous).abs().mean()) > opts.scene_cut
+            if not cut and self._coeffs is not None:
+                coeffs = opts.smoothing * self._coeffs + (1 - opts.smoothing) * coeffs
+            self._coeffs = coeffs
+        return apply_local_affine(coeffs, full)
 
     def _exposure(self, small: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """Gain to divide this frame by, (1, 3, 1, 1); updates the exposure state."""

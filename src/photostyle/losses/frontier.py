@@ -1,0 +1,75 @@
+"""Differentiable forms of the evaluation's two axes, for training along the frontier.
+
+- :func:`gram_log_ratio`: ``log(G(out, style) / G(content, style))`` with ``G`` the Gram distance
+  of :mod:`photostyle.eval.metrics` (VGG relu1_1..relu4_1). Its mean over a batch is the log of the
+  geometric-mean Gram ratio on which methods are compared; in log form every pair weighs alike,
+  whatever the scale of its Gram matrices.
+- :func:`ssim_luma`: SSIM on luma with the Gaussian window (sigma 1.5, 11 taps) and constants of
+  scikit-image's ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)``,
+  the metric's reference implementation (borders are handled by replicate padding here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from photostyle.eval.metrics import gram_distance
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def gram_log_ratio(
+    out: Sequence[torch.Tensor], content: Sequence[torch.Tensor], style: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """Per-sample log Gram ratio; < 0 when the output's style is closer than the content's.
+
+    Args:
+        out: VGG feature maps of the outputs, each (B, C_i, H_i, W_i).
+        content: those of the contents (the denominator, detached).
+        style: those of the styles.
+
+    Returns:
+        (B,) log ratios.
+    """
+    num = gram_distance(out, style)
+    den = gram_distance([t.detach() for t in content], [t.detach() for t in style])
+    return torch.log(num.clamp_min(1e-12)) - torch.log(den.clamp_min(1e-12))
+
+
+def _gaussian_window(dtype: torch.dtype, device: torch.device, sigma: float = 1.5) -> torch.Tensor:
+    t = torch.arange(-5, 6, dtype=dtype, device=device)
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim_luma(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM of the luma of two RGB batches in [0, 1].
+
+    Shape: a, b (B, 3, H, W) -> (B,).
+    """
+    if a.shape != b.shape or a.ndim != 4 or a.shape[1] != 3:
+        raise ValueError(
+            f"expected equal (B, 3, H, W) batches, got {tuple(a.shape)}, {tuple(b.shape)}"
+        )
+    w = a.new_tensor(_LUMA).reshape(1, 3, 1, 1)
+    x, y = (a * w).sum(1, keepdim=True), (b * w).sum(1, keepdim=True)  # (B, 1, H, W)
+    g = _gaussian_window(a.dtype, a.device)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        t = F.pad(t, (5, 5, 5, 5), mode="replicate")
+        t = F.conv2d(t, g.view(1, 1, 1, -1))
+        return F.conv2d(t, g.view(1, 1, -1, 1))
+
+    mx, my = blur(x), blur(y)
+    vx = blur(x * x) - mx * mx
+    vy = blur(y * y) - my * my
+    cxy = blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+__all__ = ["gram_log_ratio", "ssim_luma"]

@@ -1,0 +1,286 @@
+"""Training of the affine colour head (:mod:`photostyle.models.affine`) along the quality frontier.
+
+The head is trained on random (content, style) crop pairs of an image folder with the two axes on
+which stylizers are compared, in differentiable form (:mod:`photostyle.losses.frontier`):
+
+    L = mean_b log(G(out, s) / G(c, s))  +  w_ssim * (1 - SSIM(out, c))  +  w_tv * TV(grid)
+
+The first term is the log of the geometric-mean Gram ratio (style matched), the second keeps the
+content's structure, the third keeps the colour model smooth across cells and brightness bins.
+``w_ssim`` chooses the point on the frontier.
+
+Checkpoints (``checkpoint.safetensors``: head + Adam state; ``stylizer.safetensors``: the model for
+:class:`photostyle.Stylizer`) are written atomically every ``checkpoint_every`` steps; running again
+with the same ``out_dir`` resumes from the last one, continuing the same stream of pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from photostyle.data.datasets import ImageList, image_folder, random_crop
+from photostyle.io import ImageError, load_image
+from photostyle.losses.frontier import gram_log_ratio, ssim_luma
+from photostyle.models.affine import AffineHead
+from photostyle.models.encoder import EncoderOutput
+from photostyle.models.stylizer import ModelConfig, PhotoStylizer
+from photostyle.models.weights import (
+    BUNDLED_VGG16_SHA256,
+    STYLIZER_FORMAT,
+    build_encoder,
+    load_checkpoint,
+    save_checkpoint,
+)
+from photostyle.train.logging import RunLogger, plot_loss_curves
+from photostyle.utils import resolve_device
+
+logger = logging.getLogger(__name__)
+
+AFFINE_TRAIN_FORMAT = "photostyle.affine_train_state"
+Progress = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class AffineTrainConfig:
+    """Settings of an affine-head training run (stored in its checkpoints)."""
+
+    data: str  # ImageFolder root of the training photos
+    out_dir: str  # run directory: checkpoints, metrics.jsonl, TensorBoard logs, plots
+    steps: int = 2000  # total optimisation steps (over all resumed sessions)
+    batch_size: int = 4  # (content, style) pairs per step
+    crop: int = 128  # side of the square training crops
+    lr: float = 1e-3  # Adam learning rate
+    ssim_weight: float = 4.0  # w_ssim: weight of 1 - SSIM(out, content)
+    tv_weight: float = 1.0  # w_tv: weight of the grid's total variation
+    bins: int = 8  # brightness bins of the grid
+    hidden: int = 64  # channels of the head's convolutions
+    seed: int = 0  # seed of the initial weights and of the stream of pairs
+    device: str = "auto"  # torch device
+    amp: bool = False  # run the VGG passes under bfloat16 autocast (CPUs with bf16 units, GPUs)
+    log_every: int = 10  # steps between log lines (metrics.jsonl, TensorBoard)
+    checkpoint_every: int = 100  # steps between checkpoints
+    max_images: int | None = None  # use only the first N images (tests, quick runs)
+
+
+def total_variation(grid: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring cells along rows, columns and brightness bins.
+
+    Shape: (B, C, L, gh, gw) -> ().
+    """
+    terms = [grid.diff(dim=d).pow(2).mean() for d in (2, 3, 4) if grid.shape[d] > 1]
+    return torch.stack(terms).sum() if terms else grid.new_zeros(())
+
+
+class _PairStream:
+    """Item ``n`` is a (content, style) crop pair drawn with a generator seeded by ``(seed, n)``."""
+
+    def __init__(self, images: ImageList, crop: int, seed: int) -> None:
+        self.images = images
+        self.crop = crop
+        self.seed = seed
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def _image(self, index: int) -> torch.Tensor:
+        if index not in self.cache:
+            try:
+                img = load_image(self.images.paths[index])
+            except ImageError as err:
+                logger.warning("skipping unreadable training image: %s", err)
+                img = torch.full((3, self.crop, self.crop), 0.5)
+            self.cache[index] = (img * 255).round().to(torch.uint8)
+        return self.cache[index].float() / 255
+
+    def batch(
+        self, start: int, size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Content and style crops with label maps.
+
+        Half of the pairs get two regions per image, above and below a random row (sky and
+        ground, the commonest semantic split), so that the head also learns on region-wise bases
+        as it meets them with masks; the others one region.
+
+        Shape: -> two (size, 3, crop, crop) batches and two (size, crop, crop) int64 label maps.
+        """
+        contents, styles, labels_c, labels_s = [], [], [], []
+        rows = torch.arange(self.crop)[:, None].expand(self.crop, self.crop)
+        n_images = len(self.images)
+        for n in range(start, start + size):
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + n)
+            i, j = torch.randint(0, n_images, (2,), generator=g).tolist()
+            if j == i:
+                j = (i + 1) % n_images
+            contents.append(random_crop(self._image(i), self.crop, g))
+            styles.append(random_crop(self._image(j), self.crop, g))
+            split = bool(torch.rand((), generator=g) < 0.5)
+            for out in (labels_c, labels_s):
+                cut = int(torch.randint(self.crop // 4, 3 * self.crop // 4, (), generator=g))
+                out.append((rows >= cut).long() if split else torch.zeros_like(rows))
+        return (
+            torch.stack(contents),
+            torch.stack(styles),
+            torch.stack(labels_c),
+            torch.stack(labels_s),
+        )
+
+
+def model_config(config: AffineTrainConfig) -> ModelConfig:
+    """The architecture the run trains."""
+    return ModelConfig.for_arch(
+        "vgg16",
+        head="affine",
+        grid_bins=config.bins,
+        grid_hidden=config.hidden,
+        encoder_sha256=BUNDLED_VGG16_SHA256,
+    )
+
+
+def export_affine(
+    path: str | Path, model: PhotoStylizer, config: AffineTrainConfig, step: int
+) -> None:
+    """Save the head with its architecture, for :class:`photostyle.Stylizer`."""
+    meta: dict[str, Any] = {
+        "format": STYLIZER_FORMAT,
+        "version": "1",
+        "model_config": model.config.to_dict(),
+        "train_config": asdict(config),
+        "step": str(step),
+    }
+    tensors = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
+    save_checkpoint(path, tensors, meta)
+
+
+def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None) -> Path:
+    """Train (or resume) an affine head; returns the path of the exported stylizer.
+
+    Raises:
+        ValueError: bad settings.
+        FloatingPointError: a non-finite loss (the last checkpoint is kept).
+    """
+    if config.steps < 0 or config.batch_size < 1 or config.crop < 32:
+        raise ValueError("steps must be >= 0, batch_size >= 1 and crop >= 32")
+    device = resolve_device(config.device)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    encoder = build_encoder(None, model_config(config).vgg()).to(device).eval()
+    encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    model = PhotoStylizer(model_config(config), encoder).to(device)
+    head = model.decoder
+    assert isinstance(head, AffineHead)
+    opt = torch.optim.Adam(head.parameters(), lr=config.lr)
+    images = image_folder(config.data)
+    if config.max_images is not None:
+        images = ImageList(
+            images.paths[: config.max_images], images.labels[: config.max_images], images.classes
+        )
+    stream = _PairStream(images, config.crop, config.seed)
+    ckpt = out / "checkpoint.safetensors"
+    step = 0
+    if ckpt.exists():
+        tensors, meta = load_checkpoint(ckpt)
+        if meta.get("format") != AFFINE_TRAIN_FORMAT:
+            raise ValueError(f"{ckpt}: not an affine-head training checkpoint")
+        head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+        opt.load_state_dict(_optimizer_state(json.loads(meta["optimizer"]), tensors))
+        step = int(meta["step"])
+    metrics = out / "metrics.jsonl"
+    history = (
+        [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+    )
+    history = [h for h in history if h["step"] <= step]  # drop lines logged after the checkpoint
+    metrics.write_text("".join(json.dumps(h) + "\n" for h in history))
+
+    def save() -> None:
+        opt_meta, opt_tensors = _optimizer_tensors(opt)
+        tensors = {f"head.{k}": v for k, v in head.state_dict().items()} | opt_tensors
+        meta = {"format": AFFINE_TRAIN_FORMAT, "step": str(step), "optimizer": json.dumps(opt_meta)}
+        save_checkpoint(ckpt, tensors, meta | {"config": json.dumps(asdict(config))})
+        export_affine(out / "stylizer.safetensors", model, config, step)
+
+    with RunLogger(out) as log:
+        started = time.perf_counter()
+        while step < config.steps:
+            c, s, lc, ls = stream.batch(step * config.batch_size, config.batch_size)
+            c, s, lc, ls = c.to(device), s.to(device), lc.to(device), ls.to(device)
+
+            def encode(x: torch.Tensor) -> EncoderOutput:
+                x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, torch.bfloat16, enabled=config.amp):
+                    out = encoder(x)
+                return replace(out, taps=[t.float() for t in out.taps])
+
+            with torch.no_grad():
+                enc_c, enc_s = encode(c), encode(s)
+            res = head(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
+            image = res.image.clamp(0, 1)
+            enc_o = encode(image)
+            style = gram_log_ratio(enc_o.taps, enc_c.taps, enc_s.taps).mean()
+            structure = 1 - ssim_luma(image, c).mean()
+            tv = total_variation(res.residual)
+            loss = style + config.ssim_weight * structure + config.tv_weight * tv
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at step {step}; last checkpoint kept")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            terms = {
+                "total": loss.item(),
+                "log_gram_ratio": style.item(),
+                "ssim": 1 - structure.item(),
+                "tv": tv.item(),
+            }
+            if step % config.log_every == 0 or step == config.steps:
+                row = {"step": step, **terms, "seconds": time.perf_counter() - started}
+                history.append(row)
+                with metrics.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                log.scalars(step, terms)
+            if progress is not None:
+                progress(step, terms)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save()
+                plot_loss_curves(history, out / "loss_curves.png")
+    if not (out / "stylizer.safetensors").exists():
+        save()
+    return out / "stylizer.safetensors"
+
+
+def _optimizer_tensors(
+    opt: torch.optim.Optimizer,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    state_meta: dict[str, dict[str, Any]] = {}
+    for pid, state in sd["state"].items():
+        state_meta[str(pid)] = {}
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt.{pid}.{key}"] = value
+            else:
+                state_meta[str(pid)][key] = value
+    return {"param_groups": sd["param_groups"], "state": state_meta}, tensors
+
+
+def _optimizer_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for pid, values in meta["state"].items():
+        state[int(pid)] = dict(values)
+    for name, value in tensors.items():
+        if name.startswith("opt."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    return {"param_groups": meta["param_groups"], "state": state}
+
+
+__all__ = ["AffineTrainConfig", "export_affine", "model_config", "total_variation", "train_affine"]
