@@ -126,3 +126,26 @@ def test_cli_plot_errors_are_one_line_and_checked_before_work(
     assert cli.main(_eval_argv(pairs_dir, "--out-dir", str(out))) == 0  # the default is dropped
     assert "no plot" in capsys.readouterr().err
     assert (out / "sheet.png").is_file() and not (out / "tradeoff.png").exists()
+
+
+def test_plot_quality_draws_each_methods_frontier(tmp_path: Path) -> None:
+    def rows(alphas: tuple[float, ...]) -> list[MethodResult]:
+        return [
+            MethodResult(
+                f"in{p}",
+                f"m{m}",
+                1 - 0.3 * a + 0.01 * p,
+                1.0,
+                1 - (0.3 + 0.2 * m) * a,
+                0.1,
+                photorealism=45.0,
+                alpha=a,
+            )
+            for p in range(3)
+            for m in range(2)
+            for a in alphas
+        ]
+
+    points = plot_quality(rows((1.0,)), tmp_path / "points.png")
+    curves = plot_quality(rows((0.0, 0.5, 1.0)), tmp_path / "curves.png")
+    assert _colours(curves) > _colours(points)  # the curves add lines in each method's colour

@@ -1,7 +1,8 @@
 """Figures of the evaluations, so a person can look rather than read.
 
-- :func:`plot_quality`: the structure/style trade-off of ``photostyle eval`` (SSIM to content
-  against Gram ratio to style, one colour per method, every pair and the mean).
+- :func:`plot_quality`: the structure/style trade-off of ``photostyle eval`` (mean SSIM to content
+  against the Gram ratio's geometric mean, one colour per method, every pair, and each method's
+  curve over a strength sweep).
 - :func:`plot_bench`: ``photostyle bench``'s time and peak memory against megapixels (Table I).
 - :func:`plot_ablation`: ``photostyle ablate``'s metrics per variant (Tables III/IV).
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from photostyle.eval.ablate import AblationRow
 from photostyle.eval.bench import BenchRow
-from photostyle.eval.quality import MethodResult, summarize
+from photostyle.eval.quality import MethodResult, summarize_sweep
 from photostyle.utils import PlotUnavailable, atomic_path, pyplot
 
 
@@ -39,46 +40,74 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
-    """SSIM to content (y, higher: structure kept) against Gram ratio to style (x, lower: styled).
+    """SSIM to content (y, mean over pairs, higher: structure kept) against the Gram ratio to
+    style (x, geometric mean over pairs, lower: styled), one colour per method.
 
-    One colour per method: a small dot per pair, a large marker at its mean (named in the
-    legend). The best methods sit towards the top left; identity sits at (1, 1).
+    A method at one strength: a small dot per pair and a large marker at its averages (named in
+    the legend). A method at several strengths (``photostyle eval --alpha-sweep``): its frontier,
+    a curve through its averages at each strength from the weakest (near identity's (1, 1)) to
+    the strongest, which gets the large marker and the pair dots. Better lies above and to the
+    left.
     """
     plt = _pyplot_for(results)
-    summary = summarize(results)
+    curves: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for (method, alpha), stats in summarize_sweep(results).items():
+        curves.setdefault(method, []).append((alpha, stats))
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     colours = plt.get_cmap("tab10")
-    for i, (method, mean) in enumerate(summary.items()):
-        rows = [r for r in results if r.method == method]
+    swept = False
+    for i, (method, points) in enumerate(curves.items()):
+        points.sort(key=lambda point: point[0])
+        strongest, mean = points[-1]
+        rows = [r for r in results if r.method == method and r.alpha == strongest]
         colour = colours(i % 10)
         ax.scatter(
             [r.gram_ratio for r in rows], [r.ssim for r in rows], s=12, alpha=0.35, color=colour
         )
+        if len(points) > 1:
+            swept = True
+            ax.plot(
+                [m["gram_ratio_geomean"] for _, m in points],
+                [m["ssim"] for _, m in points],
+                color=colour,
+                lw=1.5,
+                marker="o",
+                ms=4,
+                zorder=2,
+            )
         ax.scatter(
-            [mean["gram_ratio"]],
+            [mean["gram_ratio_geomean"]],
             [mean["ssim"]],
             s=90,
             color=colour,
             edgecolor="black",
-            label=f"{method} ({mean['ssim']:.3f}, {mean['gram_ratio']:.3f})",
+            label=f"{method} ({mean['ssim']:.3f}, {mean['gram_ratio_geomean']:.3f})",
             zorder=3,
         )
     # The axis ends past the 95th percentile of the pairs: a few far outliers would squeeze the
-    # means (where the comparison is) into a corner. The title counts what is left out.
-    ratios = sorted(r.gram_ratio for r in results)
-    right = max(1.2, 1.1 * ratios[min(len(ratios) - 1, int(0.95 * len(ratios)))])
-    right = max(right, 1.05 * max(m["gram_ratio"] for m in summary.values()))
+    # averages (where the comparison is) into a corner. The title counts what is left out.
+    ratios = sorted(r.gram_ratio for r in results if math.isfinite(r.gram_ratio))
+    right = max(1.2, 1.1 * ratios[min(len(ratios) - 1, int(0.95 * len(ratios)))]) if ratios else 1.2
+    for points in curves.values():
+        right = max(right, 1.05 * max(m["gram_ratio_geomean"] for _, m in points))
     beyond = sum(x > right for x in ratios)
     ax.set_xlim(0, right)
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("Gram ratio to style (lower: more style transferred; 1 = none)")
-    ax.set_ylabel("SSIM to content (higher: structure kept)")
+    ax.set_xlabel("Gram ratio to style, geometric mean (lower: more style transferred; 1 = none)")
+    ax.set_ylabel("SSIM to content, mean (higher: structure kept)")
     pairs = len({r.pair for r in results})
     more = f"; {beyond} beyond the axis" if beyond else ""
-    ax.set_title(f"structure vs style on {pairs} pair{'s' * (pairs != 1)} (dots: pairs{more})")
+    what = "curves: strength sweep, " if swept else ""
+    ax.set_title(
+        f"structure vs style on {pairs} pair{'s' * (pairs != 1)} ({what}dots: pairs{more})",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(
-        fontsize=7, loc="lower right", title="method (mean SSIM, Gram ratio)", title_fontsize=7
+        fontsize=7,
+        loc="lower right",
+        title="method (mean SSIM, Gram ratio geo. mean)" + (", strongest" if swept else ""),
+        title_fontsize=7,
     )
     return _save(fig, path)
 
