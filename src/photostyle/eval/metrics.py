@@ -112,7 +112,46 @@ def _encode_for_gram(encoder: VGGEncoder, image: torch.Tensor, size: int) -> lis
     return encoder(x).taps
 
 
-@torch.inference_mode()
+class PairScorer:
+    """Scores outputs of one content/style pair: the content and style go through VGG once.
+
+    Args:
+        content: (3, H, W) content image in [0, 1].
+        style: (3, Hs, Ws) style image in [0, 1].
+        encoder: VGG encoder whose taps define the Gram statistics.
+        gram_size: images are shrunk so their longest side is at most this for the Gram term.
+    """
+
+    @torch.inference_mode()
+    def __init__(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        encoder: VGGEncoder,
+        *,
+        gram_size: int = 512,
+    ) -> None:
+        self.content = content
+        self.encoder = encoder
+        self.gram_size = gram_size
+        self.style_taps = _encode_for_gram(encoder, style, gram_size)
+        taps_c = _encode_for_gram(encoder, content, gram_size)
+        self.baseline = float(gram_distance(taps_c, self.style_taps)[0])  # content vs style
+
+    @torch.inference_mode()
+    def __call__(self, output: torch.Tensor) -> PairScores:
+        """Score one output. Shape: (3, H, W), the content's size."""
+        taps_o = _encode_for_gram(self.encoder, output, self.gram_size)
+        gram = float(gram_distance(taps_o, self.style_taps)[0])
+        ratio = gram / self.baseline if self.baseline > 0 else float("nan")
+        return PairScores(
+            ssim=ssim(output, self.content),
+            gram=gram,
+            gram_ratio=ratio,
+            photorealism=photorealism(output, self.content),
+        )
+
+
 def score_pair(
     output: torch.Tensor,
     content: torch.Tensor,
@@ -121,7 +160,7 @@ def score_pair(
     *,
     gram_size: int = 512,
 ) -> PairScores:
-    """SSIM to the content and Gram distance (and ratio) to the style of one output.
+    """SSIM to the content, Gram distance (and ratio) to the style and photorealism of one output.
 
     Args:
         output: (3, H, W) stylized image in [0, 1].
@@ -131,20 +170,9 @@ def score_pair(
         gram_size: images are shrunk so their longest side is at most this for the Gram term.
 
     Returns:
-        PairScores.
+        PairScores. Several outputs of one pair: :class:`PairScorer` encodes content and style once.
     """
-    taps_o = _encode_for_gram(encoder, output, gram_size)
-    taps_c = _encode_for_gram(encoder, content, gram_size)
-    taps_s = _encode_for_gram(encoder, style, gram_size)
-    gram = float(gram_distance(taps_o, taps_s)[0])
-    baseline = float(gram_distance(taps_c, taps_s)[0])
-    ratio = gram / baseline if baseline > 0 else float("nan")
-    return PairScores(
-        ssim=ssim(output, content),
-        gram=gram,
-        gram_ratio=ratio,
-        photorealism=photorealism(output, content),
-    )
+    return PairScorer(content, style, encoder, gram_size=gram_size)(output)
 
 
 PHOTOREALISM_SIZE = 512  # short side both images are shrunk to before the fit

@@ -2,7 +2,7 @@
 
 A method is a function ``(content, style, content_mask, style_mask) -> output`` on (3, H, W)
 tensors in [0, 1] (masks are (H, W) int64 label maps or None). :func:`evaluate` runs each method
-on each pair, times it and scores it with :func:`photostyle.eval.metrics.score_pair` (SSIM to the
+on each pair, times it and scores it with :class:`photostyle.eval.metrics.PairScorer` (SSIM to the
 content, Gram ratio to the style, photorealism).
 
 Strength sweeps (``alphas``) trace each method's frontier: a method with a strength knob of its
@@ -32,7 +32,7 @@ import torch
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.eval.baselines import BASELINES, PEERS, require_peer
 from photostyle.eval.bench import memory_probe
-from photostyle.eval.metrics import psnr, score_pair
+from photostyle.eval.metrics import PairScorer, psnr
 from photostyle.eval.neural_baselines import (
     GATYS_MAX_SIZE,
     NeuralTransform,
@@ -250,13 +250,14 @@ def evaluate(
         if use_masks and pair.content_mask is not None and pair.style_mask is not None:
             cm = load_mask(pair.content_mask, (content.shape[1], content.shape[2]))
             sm = load_mask(pair.style_mask, (style.shape[1], style.shape[2]))
+        scorer = PairScorer(content, style, encoder)  # content and style through VGG once
         ref_outputs: dict[float, torch.Tensor] = {}
         rows: dict[str, list[MethodResult]] = {}
         for name in sorted(methods, key=lambda n: n != reference):  # the reference runs first
             for alpha, output, seconds, peak in _runs(
                 methods[name], (content, style, cm, sm), alphas, memory_device
             ):
-                scores = score_pair(output, content, style, encoder)
+                scores = scorer(output)
                 if name == reference:
                     ref_outputs[alpha] = output
                 ref = psnr(output, ref_outputs[alpha]) if alpha in ref_outputs else None
