@@ -45,9 +45,9 @@ def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
 
     A method at one strength: a small dot per pair and a large marker at its averages (named in
     the legend). A method at several strengths (``photostyle eval --alpha-sweep``): its frontier,
-    a curve through its averages at each strength from the weakest (near identity's (1, 1)) to
-    the strongest, which gets the large marker and the pair dots. Better lies above and to the
-    left.
+    a curve through its averages at each strength (labelled with it) from the weakest (near
+    identity's (1, 1)) to the strongest, which gets the large marker and the pair dots. Better lies
+    above and to the left.
     """
     plt = _pyplot_for(results)
     curves: dict[str, list[tuple[float, dict[str, float]]]] = {}
@@ -75,6 +75,15 @@ def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
                 ms=4,
                 zorder=2,
             )
+            for alpha, m in points[:-1]:  # the strongest is named in the legend
+                ax.annotate(
+                    f"{alpha:g}",
+                    (m["gram_ratio_geomean"], m["ssim"]),
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                    fontsize=6,
+                    color=colour,
+                )
         ax.scatter(
             [mean["gram_ratio_geomean"]],
             [mean["ssim"]],
@@ -105,7 +114,7 @@ def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(
         fontsize=7,
-        loc="lower right",
+        loc="best",
         title="method (mean SSIM, Gram ratio geo. mean)" + (", strongest" if swept else ""),
         title_fontsize=7,
     )
