@@ -68,7 +68,7 @@ def test_plot_bench_and_ablation_write_pngs(tmp_path: Path) -> None:
     path = plot_bench(rows, tmp_path / "bench.png")
     assert Image.open(path).size == (1210, 495)  # two panels at 110 dpi
     ablation = [
-        AblationRow("full", "Ours", 10, 10, 0.1, 5.0, 0.7, 0.8, 120.0, 2, "r/full"),
+        AblationRow("full", "Ours", 10, 10, 0.1, 5.0, 0.7, 0.8, 120.0, 2, "r/full", 0.7, 45.0),
         AblationRow("no_scp", "w/o SCP", 10, 10, 0.2, 5.0, 0.6, 0.9, None, 2, "r/no_scp"),
         AblationRow("no_restyle", "w/o V", 5, 10, math.nan, 2.0, 0.65, 0.85, 99.0, 2, "r/nr"),
     ]

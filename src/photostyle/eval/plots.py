@@ -4,7 +4,8 @@
   against the Gram ratio's geometric mean, one colour per method, every pair, and each method's
   curve over a strength sweep).
 - :func:`plot_bench`: ``photostyle bench``'s time and peak memory against megapixels (Table I).
-- :func:`plot_ablation`: ``photostyle ablate``'s metrics per variant (Tables III/IV).
+- :func:`plot_ablation`: ``photostyle ablate``'s metrics per variant (Tables III/IV), with the
+  Gram ratio's geometric mean and the photorealism.
 
 Each writes a PNG atomically with matplotlib (the ``train`` extra), returns its path, and raises
 ValueError for nothing to plot and :class:`~photostyle.utils.PlotUnavailable` when matplotlib is
@@ -159,16 +160,17 @@ def plot_bench(rows: Sequence[BenchRow], path: str | Path) -> Path:
 
 
 def plot_ablation(rows: Sequence[AblationRow], path: str | Path) -> Path:
-    """One horizontal bar per variant in three panels: SSIM (higher better), Gram ratio and
-    FID-VGG (lower better); a missing value leaves its bar out.
+    """One horizontal bar per variant in four panels: SSIM and photorealism (higher better), the
+    Gram ratio's geometric mean and FID-VGG (lower better); a missing value leaves its bar out.
     """
     plt = _pyplot_for(rows)
     panels = [
-        ("ssim", "SSIM to content (higher: better)"),
-        ("gram_ratio", "Gram ratio to style (lower: better)"),
+        ("ssim", "SSIM to content, mean (higher: better)"),
+        ("gram_ratio_geomean", "Gram ratio, geo. mean (lower: better)"),
+        ("photorealism", "photorealism dB, mean (higher: better)"),
         ("fid_vgg", "FID-VGG to styles (lower: better)"),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 0.5 * len(rows) + 1.8), sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(12, 0.5 * len(rows) + 1.8), sharey=True)
     labels = [r.variant for r in rows]
     for ax, (key, title) in zip(axes, panels, strict=True):
         values = [getattr(r, key) for r in rows]
