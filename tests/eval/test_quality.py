@@ -345,8 +345,10 @@ def test_cli_eval_alpha_sweep(pairs_dir, tmp_path, capsys):
     scores, plot = tmp_path / "scores.json", tmp_path / "frontier.png"
     argv = ["eval", "--pairs", str(pairs_dir), "--method", "identity", "--method", "reinhard"]
     argv += ["--json", str(scores), "--plot", str(plot), "--alpha-sweep", "0,0.5,1"]
-    assert main(argv) == 0
+    assert main([*argv, "--out-dir", str(tmp_path / "outputs")]) == 0
     out = capsys.readouterr().out
+    saved = sorted(p.name for p in (tmp_path / "outputs" / "in1").iterdir())
+    assert saved == ["identity.png", "reinhard.png"]  # the strongest output of each method
     assert "| reinhard | 0.5 |" in out and "| alpha |" in out
     doc = json.loads(scores.read_text())
     assert sorted({(row["method"], row["alpha"]) for row in doc["pairs"]}) == [
