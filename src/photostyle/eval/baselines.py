@@ -113,7 +113,7 @@ def _peer_module(name: str) -> ModuleType:
     peer = PEERS[name]
     try:
         return importlib.import_module(peer.module)
-    except ModuleNotFoundError as err:
+    except ImportError as err:  # missing, or a dependency of it missing or broken
         raise PeerUnavailable(f"{name} needs {peer.package} ({err}): {peer.install}") from err
 
 
