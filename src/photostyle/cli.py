@@ -111,14 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(demo)
     _add_backend_args(demo)
 
-    ev = sub.add_parser("eval", help="score methods on content/style pairs (SSIM, Gram, time)")
+    from photostyle.eval.baselines import PEERS
+    from photostyle.eval.quality import method_names
+
+    ev = sub.add_parser(
+        "eval", help="score methods on content/style pairs (SSIM, Gram, photorealism, time)"
+    )
     ev.add_argument("--pairs", type=Path, required=True, help="DPST-layout folder of pairs")
     ev.add_argument(
         "--method",
         action="append",
         help=f"photostyle-<fa>[+<upsampling>][@<size>][-nomasks] (fa: {', '.join(FA_VARIANTS)}), "
-        "identity, reinhard, histogram, adain, wct, gatys; "
+        f"{', '.join(method_names([]))} ({', '.join(PEERS)}: the peers extra); "
         "repeatable (default: photostyle with the model's FA, reinhard, histogram, identity)",
+    )
+    ev.add_argument(
+        "--alpha-sweep",
+        metavar="A,B,...",
+        help="score every method at these strengths in [0, 1], e.g. 0,0.25,0.5,0.75,1: photostyle "
+        "through its alpha, the others blended towards the content; the plot draws each curve",
     )
     ev.add_argument("--out-dir", type=Path, help="write each output and a contact sheet here")
     ev.add_argument("--json", type=Path, help="write per-pair and mean scores as JSON")
@@ -126,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot",
         type=Path,
         metavar="PNG",
-        help="write the SSIM / Gram-ratio trade-off plot here (default with --out-dir: "
+        help="write the SSIM / Gram-ratio (geometric mean) trade-off plot here (default with "
+        "--out-dir: "
         "OUT_DIR/tradeoff.png; needs matplotlib)",
     )
     ev.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
@@ -704,6 +716,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         make_methods,
         markdown_table,
         metric_encoder,
+        parse_alphas,
         results_json,
     )
     from photostyle.eval.sheet import contact_sheet, shrink, thumbnail
@@ -711,6 +724,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from photostyle.utils import atomic_path, resolve_device
 
     options = _options(args)  # validates --alpha / --max-size before any work
+    try:
+        alphas = None if args.alpha_sweep is None else parse_alphas(args.alpha_sweep)
+    except ValueError as err:
+        raise ValueError(f"--alpha-sweep {args.alpha_sweep!r}: {err}") from None
     plot = _plot_target(args.plot, args.out_dir and args.out_dir / "tradeoff.png")
     pairs = find_pairs(args.pairs, use_masks=not args.no_masks)[: args.limit]
     loaded: list[Stylizer] = []
@@ -768,6 +785,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             on_pair=lambda _: bar.update(),
             reference=args.reference,
             memory_device=resolve_device(args.device),
+            alphas=alphas,
         )
     print(markdown_table(results), end="")
     if args.json is not None:
@@ -1283,6 +1301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
+    from photostyle.eval.baselines import PeerUnavailable
     from photostyle.models.weights import WeightsError
 
     commands = {
@@ -1304,7 +1323,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("photostyle: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ImageError, WeightsError, ValueError, FileNotFoundError, PermissionError) as err:
+    except (
+        ImageError,
+        WeightsError,
+        PeerUnavailable,
+        ValueError,
+        FileNotFoundError,
+        PermissionError,
+    ) as err:
         print(f"photostyle: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as err:

@@ -180,6 +180,8 @@ def test_tiny_study_trains_scores_and_resumes_without_retraining(
         for value in (r.final_loss, r.train_seconds, r.ssim, r.gram_ratio, r.fid_vgg):
             assert value is not None and math.isfinite(value)
         assert -1 <= r.ssim <= 1 and r.gram_ratio > 0 and r.train_seconds > 0
+        assert 0 < r.gram_ratio_geomean <= r.gram_ratio  # AM-GM
+        assert 0 < r.photorealism_p10 <= r.photorealism < 100
         assert sorted(p.name for p in (Path(r.run_dir) / "outputs").iterdir()) == [
             "in1.png",
             "in2.png",
@@ -211,7 +213,7 @@ def test_tiny_study_trains_scores_and_resumes_without_retraining(
 
     table = ablation_markdown(rows)
     lines = table.strip().splitlines()
-    assert len(lines) == 4 and "FID-VGG" in lines[0]
+    assert len(lines) == 4 and "FID-VGG" in lines[0] and "photorealism dB p10" in lines[0]
     assert lines[2].startswith("| full | Ours (All components) | 2 |")
     assert lines[3].startswith("| no_restyle | Ours without re-stylization | 2 |")
     data = ablation_json(rows, config, base)

@@ -7,7 +7,14 @@ import torch
 from skimage.color import rgb2lab
 
 from photostyle.eval.baselines import BASELINES, histogram, identity, reinhard
-from photostyle.eval.metrics import gram_distance, gram_matrix, luma, score_pair, ssim
+from photostyle.eval.metrics import (
+    PairScorer,
+    gram_distance,
+    gram_matrix,
+    luma,
+    score_pair,
+    ssim,
+)
 
 
 def _smooth_image(h: int, w: int, seed: int) -> torch.Tensor:
@@ -64,6 +71,19 @@ def test_score_pair_identity_and_style(tiny_encoder):
     resized_style = torch.nn.functional.interpolate(style[None], size=(32, 32), mode="area")[0]
     styled = score_pair(resized_style, content, style, tiny_encoder)
     assert styled.gram_ratio < same.gram_ratio
+    assert same.photorealism > styled.photorealism  # the style's pixels are not the content's
+
+
+def test_pair_scorer_encodes_content_and_style_once(tiny_encoder):
+    content, style = _smooth_image(32, 32, 3), _smooth_image(24, 40, 4)
+    calls: list[int] = []
+    hook = tiny_encoder.register_forward_hook(lambda *_: calls.append(1))
+    scorer = PairScorer(content, style, tiny_encoder)
+    outputs = [content * 0.9, content.flip(-1)]
+    scores = [scorer(out) for out in outputs]
+    assert len(calls) == 2 + len(outputs)  # content and style once, then one per output
+    hook.remove()
+    assert scores == [score_pair(out, content, style, tiny_encoder) for out in outputs]
 
 
 def test_reinhard_matches_style_lab_mean_and_std():

@@ -68,7 +68,7 @@ def test_plot_bench_and_ablation_write_pngs(tmp_path: Path) -> None:
     path = plot_bench(rows, tmp_path / "bench.png")
     assert Image.open(path).size == (1210, 495)  # two panels at 110 dpi
     ablation = [
-        AblationRow("full", "Ours", 10, 10, 0.1, 5.0, 0.7, 0.8, 120.0, 2, "r/full"),
+        AblationRow("full", "Ours", 10, 10, 0.1, 5.0, 0.7, 0.8, 120.0, 2, "r/full", 0.7, 45.0),
         AblationRow("no_scp", "w/o SCP", 10, 10, 0.2, 5.0, 0.6, 0.9, None, 2, "r/no_scp"),
         AblationRow("no_restyle", "w/o V", 5, 10, math.nan, 2.0, 0.65, 0.85, 99.0, 2, "r/nr"),
     ]
@@ -126,3 +126,26 @@ def test_cli_plot_errors_are_one_line_and_checked_before_work(
     assert cli.main(_eval_argv(pairs_dir, "--out-dir", str(out))) == 0  # the default is dropped
     assert "no plot" in capsys.readouterr().err
     assert (out / "sheet.png").is_file() and not (out / "tradeoff.png").exists()
+
+
+def test_plot_quality_draws_each_methods_frontier(tmp_path: Path) -> None:
+    def rows(alphas: tuple[float, ...]) -> list[MethodResult]:
+        return [
+            MethodResult(
+                f"in{p}",
+                f"m{m}",
+                1 - 0.3 * a + 0.01 * p,
+                1.0,
+                1 - (0.3 + 0.2 * m) * a,
+                0.1,
+                photorealism=45.0,
+                alpha=a,
+            )
+            for p in range(3)
+            for m in range(2)
+            for a in alphas
+        ]
+
+    points = plot_quality(rows((1.0,)), tmp_path / "points.png")
+    curves = plot_quality(rows((0.0, 0.5, 1.0)), tmp_path / "curves.png")
+    assert _colours(curves) > _colours(points)  # the curves add lines in each method's colour

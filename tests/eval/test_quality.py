@@ -11,14 +11,21 @@ import pytest
 import torch
 from PIL import Image
 
-from photostyle.api import Stylizer
+from photostyle.api import StylizeOptions, Stylizer
 from photostyle.cli import main
 from photostyle.data.pairs import find_pairs
+from photostyle.eval.metrics import psnr, ssim
 from photostyle.eval.quality import (
+    Adjustable,
+    MethodResult,
+    blend,
     evaluate,
+    geometric_mean,
     make_methods,
     markdown_table,
     method_names,
+    parse_alphas,
+    quantile,
     results_json,
     summarize,
 )
@@ -203,3 +210,154 @@ def test_evaluate_measures_each_calls_peak_memory(pairs_dir, tiny_encoder):
     unmeasured = evaluate(find_pairs(pairs_dir), methods, tiny_encoder, memory_device=None)
     assert all(r.peak_mib is None for r in unmeasured)
     assert "peak MiB" not in markdown_table(unmeasured)
+
+
+def test_every_method_reports_photorealism(pairs_dir, tiny_encoder):
+    methods = make_methods(["identity", "reinhard"], lambda: None)  # type: ignore[arg-type,return-value]
+    results = evaluate(find_pairs(pairs_dir), methods, tiny_encoder, memory_device=None)
+    assert all(math.isfinite(r.photorealism) and r.photorealism > 0 for r in results)
+    by = {(r.pair, r.method): r.photorealism for r in results}
+    assert by["in1", "identity"] > by["in1", "reinhard"] - 1  # unchanged: at least as real
+    assert "photorealism dB mean" in markdown_table(results)
+
+
+def _row(pair: str, method: str, ratio: float, real: float, alpha: float = 1.0) -> MethodResult:
+    return MethodResult(pair, method, 0.8, 1.0, ratio, 0.1, photorealism=real, alpha=alpha)
+
+
+def test_summary_averages_survive_outliers():
+    rows = [_row("a", "m", 0.5, 30.0), _row("b", "m", 0.5, 40.0), _row("c", "m", 4.0, 50.0)]
+    m = summarize(rows)["m"]
+    assert m["gram_ratio"] == pytest.approx(5 / 3)  # the outlier dominates the arithmetic mean
+    assert m["gram_ratio_geomean"] == pytest.approx(1.0)  # (0.5 * 0.5 * 4) ** (1 / 3)
+    assert m["gram_ratio_median"] == pytest.approx(0.5)
+    assert m["photorealism"] == pytest.approx(40.0)
+    assert m["photorealism_p10"] == pytest.approx(32.0)  # 30 + 0.2 * (40 - 30), numpy's linear
+    table = markdown_table(rows)
+    assert "| m | 0.800 | 1.000 | 0.500 | 1.667 | 40.0 | 32.0 |" in table
+
+
+def test_geometric_mean_and_quantile_edge_cases():
+    assert geometric_mean([1.0, 4.0]) == pytest.approx(2.0)
+    assert geometric_mean([0.0, 4.0]) == 0.0
+    assert math.isnan(geometric_mean([math.nan, 1.0]))
+    assert quantile([math.inf, math.inf, 50.0], 0.9) == math.inf  # never inf - inf
+    assert quantile([3.0], 0.1) == 3.0
+    for bad in ([], [1.0]):
+        with pytest.raises(ValueError):
+            quantile(bad, 1.5 if bad else 0.5)
+    with pytest.raises(ValueError):
+        geometric_mean([])
+
+
+def test_parse_alphas():
+    assert parse_alphas("0,0.25, 0.5,0.75,1") == (0.0, 0.25, 0.5, 0.75, 1.0)
+    for bad, match in [
+        ("", "not a number"),
+        ("0,x", "not a number"),
+        ("0,1.5", r"not in \[0, 1\]"),
+        ("nan", r"not in \[0, 1\]"),
+        ("0.5,0.5", "repeated"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            parse_alphas(bad)
+
+
+class _Knob:
+    """An Adjustable test method: the content darkened by its strength; records its calls."""
+
+    def __init__(self, calls: list[float], alpha: float = 1.0) -> None:
+        self.calls, self.alpha = calls, alpha
+
+    def at(self, alpha: float) -> _Knob:
+        return _Knob(self.calls, alpha)
+
+    def __call__(self, content, style, cm, sm):
+        self.calls.append(self.alpha)
+        return content * (1 - 0.5 * self.alpha)
+
+
+def test_alpha_sweep_runs_adjustable_methods_per_strength_and_blends_the_others(
+    pairs_dir, tiny_encoder
+):
+    knob_calls: list[float] = []
+    plain_calls: list[int] = []
+
+    def plain(content, style, cm, sm):
+        plain_calls.append(1)
+        return torch.ones_like(content) * 0.5
+
+    methods = {"knob": _Knob(knob_calls), "plain": plain}
+    pairs = find_pairs(pairs_dir)
+    shown: list[tuple[str, str]] = []
+    results = evaluate(
+        pairs,
+        methods,
+        tiny_encoder,
+        alphas=(0.0, 0.5, 1.0),
+        on_output=lambda pair, name, out: shown.append((pair.name, name)),
+        reference="knob",
+    )
+    assert knob_calls == [0.0, 0.5, 1.0] * 2 and len(plain_calls) == 2  # plain: once per pair
+    assert [(r.pair, r.method, r.alpha) for r in results] == [
+        (p, m, a) for p in ("in1", "in2") for m in ("knob", "plain") for a in (0.0, 0.5, 1.0)
+    ]
+    assert shown == [(p, m) for p in ("in1", "in2") for m in ("knob", "plain")]  # strongest only
+    by = {(r.pair, r.method, r.alpha): r for r in results}
+    content = load_image(pairs[0].content)
+    for a in (0.0, 0.5, 1.0):  # plain at a: (1 - a) content + a * 0.5
+        expected = blend(content, torch.full_like(content, 0.5), a)
+        assert by["in1", "plain", a].ssim == pytest.approx(ssim(expected, content))
+        knob = content * (1 - 0.5 * a)  # the reference at the same strength
+        assert by["in1", "plain", a].psnr_ref == pytest.approx(psnr(expected, knob))
+    assert by["in1", "plain", 0.0].ssim == pytest.approx(1.0)
+    assert by["in1", "plain", 0.0].gram_ratio == pytest.approx(1.0)
+    assert len({by["in1", "plain", a].seconds for a in (0.0, 0.5, 1.0)}) == 1  # one timed run
+    summary = summarize(results)
+    assert list(summary)[:3] == ["knob (alpha 0)", "knob (alpha 0.5)", "knob (alpha 1)"]
+    table = markdown_table(results)
+    assert "| alpha |" in table and "| plain | 0.5 |" in table
+    doc = results_json(results)
+    assert len(doc["pairs"]) == 12  # type: ignore[arg-type]
+    entry = doc["summary"]["plain (alpha 0.5)"]  # type: ignore[index]
+    assert entry["method"] == "plain" and entry["alpha"] == 0.5
+    with pytest.raises(ValueError, match="repeated"):
+        evaluate(pairs, methods, tiny_encoder, alphas=(1.0, 1.0))
+
+
+def test_stylizer_method_is_adjustable(tiny_stylizer, pairs_dir):
+    method = make_methods(["photostyle-mean_std"], lambda: tiny_stylizer, alpha=0.25)[
+        "photostyle-mean_std"
+    ]
+    assert isinstance(method, Adjustable) and method.alpha == 0.25
+    half = method.at(0.5)
+    assert half.alpha == 0.5 and method.alpha == 0.25  # a new method, the old one unchanged
+    content = load_image(find_pairs(pairs_dir)[0].content)
+    style = load_image(find_pairs(pairs_dir)[0].style)
+    expected = tiny_stylizer.stylize(
+        content, style, options=StylizeOptions(alpha=0.5, max_size=1024)
+    )
+    assert torch.allclose(half(content, style, None, None), expected)
+    assert not isinstance(make_methods(["reinhard"], lambda: tiny_stylizer)["reinhard"], Adjustable)
+
+
+def test_cli_eval_alpha_sweep(pairs_dir, tmp_path, capsys):
+    scores, plot = tmp_path / "scores.json", tmp_path / "frontier.png"
+    argv = ["eval", "--pairs", str(pairs_dir), "--method", "identity", "--method", "reinhard"]
+    argv += ["--json", str(scores), "--plot", str(plot), "--alpha-sweep", "0,0.5,1"]
+    assert main([*argv, "--out-dir", str(tmp_path / "outputs")]) == 0
+    out = capsys.readouterr().out
+    saved = sorted(p.name for p in (tmp_path / "outputs" / "in1").iterdir())
+    assert saved == ["identity.png", "reinhard.png"]  # the strongest output of each method
+    assert "| reinhard | 0.5 |" in out and "| alpha |" in out
+    doc = json.loads(scores.read_text())
+    assert sorted({(row["method"], row["alpha"]) for row in doc["pairs"]}) == [
+        (m, a) for m in ("identity", "reinhard") for a in (0.0, 0.5, 1.0)
+    ]
+    assert Image.open(plot).format == "PNG"
+    for bad in ("0,x", "0,2", "", "1,1"):
+        target = tmp_path / f"bad{len(bad)}.json"
+        assert main([*argv[:-1], bad, "--json", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--alpha-sweep" in err, err
+        assert not target.exists()

@@ -219,6 +219,9 @@ class AblationRow:
     fid_vgg: float | None  # FID-VGG(outputs, style photos), lower is better; None: not computed
     pairs: int  # evaluation pairs scored
     run_dir: str  # the variant's run folder
+    gram_ratio_geomean: float = math.nan  # geometric mean of the Gram ratios (the headline)
+    photorealism: float = math.nan  # mean photorealism, dB (PSNR to a local affine colour model)
+    photorealism_p10: float = math.nan  # 10th percentile of the photorealism over the pairs, dB
 
     def to_json(self) -> dict[str, Any]:
         """The row as strict JSON values (nan becomes None)."""
@@ -488,6 +491,9 @@ def run_ablation(
                 fid_vgg=fid_value,
                 pairs=len(results),
                 run_dir=str(run_dir),
+                gram_ratio_geomean=means["gram_ratio_geomean"],
+                photorealism=means["photorealism"],
+                photorealism_p10=means["photorealism_p10"],
             )
         )
     return rows
@@ -501,16 +507,18 @@ def ablation_markdown(rows: Sequence[AblationRow]) -> str:
     """The rows as a markdown table, one row per variant (the layout of Tables III/IV)."""
     lines = [
         "| variant | method | steps | final loss | train s | SSIM to content (higher: "
-        "structure kept) | Gram ratio to style (lower: styled) | FID-VGG to styles (lower) "
-        "| pairs |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "structure kept) | Gram ratio geo. mean (lower: styled) | Gram ratio mean "
+        "| photorealism dB mean | photorealism dB p10 | FID-VGG to styles (lower) | pairs |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         steps = str(r.steps) if r.steps >= r.target_steps else f"{r.steps}/{r.target_steps}"
         lines.append(
             f"| {r.variant} | {r.label} | {steps} | {_fmt(r.final_loss, '.4g')} "
             f"| {_fmt(r.train_seconds, '.0f')} | {_fmt(r.ssim, '.3f')} "
-            f"| {_fmt(r.gram_ratio, '.3f')} | {_fmt(r.fid_vgg, '.2f')} | {r.pairs} |"
+            f"| {_fmt(r.gram_ratio_geomean, '.3f')} | {_fmt(r.gram_ratio, '.3f')} "
+            f"| {_fmt(r.photorealism, '.1f')} | {_fmt(r.photorealism_p10, '.1f')} "
+            f"| {_fmt(r.fid_vgg, '.2f')} | {r.pairs} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,9 +1,11 @@
 """Figures of the evaluations, so a person can look rather than read.
 
-- :func:`plot_quality`: the structure/style trade-off of ``photostyle eval`` (SSIM to content
-  against Gram ratio to style, one colour per method, every pair and the mean).
+- :func:`plot_quality`: the structure/style trade-off of ``photostyle eval`` (mean SSIM to content
+  against the Gram ratio's geometric mean, one colour per method, every pair, and each method's
+  curve over a strength sweep).
 - :func:`plot_bench`: ``photostyle bench``'s time and peak memory against megapixels (Table I).
-- :func:`plot_ablation`: ``photostyle ablate``'s metrics per variant (Tables III/IV).
+- :func:`plot_ablation`: ``photostyle ablate``'s metrics per variant (Tables III/IV), with the
+  Gram ratio's geometric mean and the photorealism.
 
 Each writes a PNG atomically with matplotlib (the ``train`` extra), returns its path, and raises
 ValueError for nothing to plot and :class:`~photostyle.utils.PlotUnavailable` when matplotlib is
@@ -19,7 +21,7 @@ from typing import Any
 
 from photostyle.eval.ablate import AblationRow
 from photostyle.eval.bench import BenchRow
-from photostyle.eval.quality import MethodResult, summarize
+from photostyle.eval.quality import MethodResult, summarize_sweep
 from photostyle.utils import PlotUnavailable, atomic_path, pyplot
 
 
@@ -39,46 +41,83 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
-    """SSIM to content (y, higher: structure kept) against Gram ratio to style (x, lower: styled).
+    """SSIM to content (y, mean over pairs, higher: structure kept) against the Gram ratio to
+    style (x, geometric mean over pairs, lower: styled), one colour per method.
 
-    One colour per method: a small dot per pair, a large marker at its mean (named in the
-    legend). The best methods sit towards the top left; identity sits at (1, 1).
+    A method at one strength: a small dot per pair and a large marker at its averages (named in
+    the legend). A method at several strengths (``photostyle eval --alpha-sweep``): its frontier,
+    a curve through its averages at each strength (labelled with it) from the weakest (near
+    identity's (1, 1)) to the strongest, which gets the large marker and the pair dots. Better lies
+    above and to the left.
     """
     plt = _pyplot_for(results)
-    summary = summarize(results)
+    curves: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for (method, alpha), stats in summarize_sweep(results).items():
+        curves.setdefault(method, []).append((alpha, stats))
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     colours = plt.get_cmap("tab10")
-    for i, (method, mean) in enumerate(summary.items()):
-        rows = [r for r in results if r.method == method]
+    swept = False
+    for i, (method, points) in enumerate(curves.items()):
+        points.sort(key=lambda point: point[0])
+        strongest, mean = points[-1]
+        rows = [r for r in results if r.method == method and r.alpha == strongest]
         colour = colours(i % 10)
         ax.scatter(
             [r.gram_ratio for r in rows], [r.ssim for r in rows], s=12, alpha=0.35, color=colour
         )
+        if len(points) > 1:
+            swept = True
+            ax.plot(
+                [m["gram_ratio_geomean"] for _, m in points],
+                [m["ssim"] for _, m in points],
+                color=colour,
+                lw=1.5,
+                marker="o",
+                ms=4,
+                zorder=2,
+            )
+            for alpha, m in points[:-1]:  # the strongest is named in the legend
+                ax.annotate(
+                    f"{alpha:g}",
+                    (m["gram_ratio_geomean"], m["ssim"]),
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                    fontsize=6,
+                    color=colour,
+                )
         ax.scatter(
-            [mean["gram_ratio"]],
+            [mean["gram_ratio_geomean"]],
             [mean["ssim"]],
             s=90,
             color=colour,
             edgecolor="black",
-            label=f"{method} ({mean['ssim']:.3f}, {mean['gram_ratio']:.3f})",
+            label=f"{method} ({mean['ssim']:.3f}, {mean['gram_ratio_geomean']:.3f})",
             zorder=3,
         )
     # The axis ends past the 95th percentile of the pairs: a few far outliers would squeeze the
-    # means (where the comparison is) into a corner. The title counts what is left out.
-    ratios = sorted(r.gram_ratio for r in results)
-    right = max(1.2, 1.1 * ratios[min(len(ratios) - 1, int(0.95 * len(ratios)))])
-    right = max(right, 1.05 * max(m["gram_ratio"] for m in summary.values()))
+    # averages (where the comparison is) into a corner. The title counts what is left out.
+    ratios = sorted(r.gram_ratio for r in results if math.isfinite(r.gram_ratio))
+    right = max(1.2, 1.1 * ratios[min(len(ratios) - 1, int(0.95 * len(ratios)))]) if ratios else 1.2
+    for points in curves.values():
+        right = max(right, 1.05 * max(m["gram_ratio_geomean"] for _, m in points))
     beyond = sum(x > right for x in ratios)
     ax.set_xlim(0, right)
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("Gram ratio to style (lower: more style transferred; 1 = none)")
-    ax.set_ylabel("SSIM to content (higher: structure kept)")
+    ax.set_xlabel("Gram ratio to style, geometric mean (lower: more style transferred; 1 = none)")
+    ax.set_ylabel("SSIM to content, mean (higher: structure kept)")
     pairs = len({r.pair for r in results})
     more = f"; {beyond} beyond the axis" if beyond else ""
-    ax.set_title(f"structure vs style on {pairs} pair{'s' * (pairs != 1)} (dots: pairs{more})")
+    what = "curves: strength sweep, " if swept else ""
+    ax.set_title(
+        f"structure vs style on {pairs} pair{'s' * (pairs != 1)} ({what}dots: pairs{more})",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(
-        fontsize=7, loc="lower right", title="method (mean SSIM, Gram ratio)", title_fontsize=7
+        fontsize=7,
+        loc="best",
+        title="method (mean SSIM, Gram ratio geo. mean)" + (", strongest" if swept else ""),
+        title_fontsize=7,
     )
     return _save(fig, path)
 
@@ -121,16 +160,17 @@ def plot_bench(rows: Sequence[BenchRow], path: str | Path) -> Path:
 
 
 def plot_ablation(rows: Sequence[AblationRow], path: str | Path) -> Path:
-    """One horizontal bar per variant in three panels: SSIM (higher better), Gram ratio and
-    FID-VGG (lower better); a missing value leaves its bar out.
+    """One horizontal bar per variant in four panels: SSIM and photorealism (higher better), the
+    Gram ratio's geometric mean and FID-VGG (lower better); a missing value leaves its bar out.
     """
     plt = _pyplot_for(rows)
     panels = [
-        ("ssim", "SSIM to content (higher: better)"),
-        ("gram_ratio", "Gram ratio to style (lower: better)"),
+        ("ssim", "SSIM to content, mean (higher: better)"),
+        ("gram_ratio_geomean", "Gram ratio, geo. mean (lower: better)"),
+        ("photorealism", "photorealism dB, mean (higher: better)"),
         ("fid_vgg", "FID-VGG to styles (lower: better)"),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 0.5 * len(rows) + 1.8), sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(12, 0.5 * len(rows) + 1.8), sharey=True)
     labels = [r.variant for r in rows]
     for ax, (key, title) in zip(axes, panels, strict=True):
         values = [getattr(r, key) for r in rows]
