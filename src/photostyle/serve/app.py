@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from photostyle import __version__
 from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions
 from photostyle.serve.fields import STYLIZE_FIELDS, RequestOptions, parse_options
 from photostyle.serve.images import (
@@ -167,8 +168,6 @@ class _Server:
         self.io_limiter = anyio.CapacityLimiter(config.io_threads)
         self.kept: OrderedDict[str, _Kept] = OrderedDict()  # touched on the event loop only
         self.page = {name: _read_static(name) for name in ("index.html", "app.js")}
-        from photostyle import __version__
-
         self.openapi = openapi_document(__version__)
 
     @property

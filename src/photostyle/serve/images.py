@@ -120,10 +120,10 @@ def blend(content: torch.Tensor, stylized: torch.Tensor, alpha: float) -> torch.
     The one place where the server applies alpha: ``POST /v1/stylize``, the page's slider
     previews and its full-resolution download all call it on a stylization made at alpha = 1,
     so a download equals the API's answer for the same inputs and alpha. For a stylizer whose
-    network output is linear in alpha (the shipped one) this is the network's own alpha; only
-    the clamping to [0, 1] and the upsampling, which follow the network, are done once at
-    alpha = 1 instead of per alpha. ``torch.lerp`` keeps the ends exact: alpha 0 returns the
-    content and alpha 1 the stylization, bit for bit.
+    network output is linear in alpha (the default model) this is the network's own alpha: the
+    ``guided`` and ``change`` upsamplers carry the change linearly, and only the clamp to
+    [0, 1] comes before the blend instead of after it. ``torch.lerp`` keeps the ends exact:
+    alpha 0 returns the content and alpha 1 the stylization, bit for bit.
 
     Args:
         content: RGB in [0, 1].

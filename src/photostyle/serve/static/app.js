@@ -34,6 +34,7 @@ for (const id of ["content", "style"]) {
   });
   $(id).addEventListener("change", inputsChanged);
 }
+for (const id of ["content_mask", "style_mask"]) $(id).addEventListener("change", inputsChanged);
 $("run").addEventListener("click", stylize);
 $("max_size").addEventListener("change", () => { if (!$("run").disabled) stylize(); });
 
