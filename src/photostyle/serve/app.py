@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import anyio
 import torch
@@ -162,8 +162,12 @@ class _Server:
         self, stylizer: StylizerLike | Callable[[], StylizerLike], config: ServeConfig
     ) -> None:
         self.config = config
-        self._factory = None if hasattr(stylizer, "stylize") else stylizer
-        self._stylizer: StylizerLike | None = None if self._factory else stylizer  # type: ignore[assignment]
+        self._factory: Callable[[], StylizerLike] | None = None
+        self._stylizer: StylizerLike | None = None
+        if hasattr(stylizer, "stylize"):
+            self._stylizer = cast(StylizerLike, stylizer)
+        else:
+            self._factory = cast(Callable[[], StylizerLike], stylizer)
         self.queue = JobQueue(config.concurrency, config.max_queue, config.timeout)
         self.io_limiter = anyio.CapacityLimiter(config.io_threads)
         self.kept: OrderedDict[str, _Kept] = OrderedDict()  # touched on the event loop only
@@ -376,7 +380,7 @@ def create_app(
 
     Args:
         stylizer: the model (e.g. :class:`photostyle.api.Stylizer`), or a function that builds
-            it once when the app starts (then ``/healthz`` answers 503 until it is loaded).
+            it once at the app's lifespan startup (before uvicorn accepts connections).
         config: limits and defaults; None = :class:`ServeConfig` defaults.
 
     Returns:

@@ -34,7 +34,11 @@ for (const id of ["content", "style"]) {
   });
   $(id).addEventListener("change", inputsChanged);
 }
-for (const id of ["content_mask", "style_mask"]) $(id).addEventListener("change", inputsChanged);
+for (const id of ["content_mask", "style_mask"]) {
+  $(id).addEventListener("change", () => {  // masks count in pairs: wait for the second one
+    if ($("content_mask").files.length === $("style_mask").files.length) inputsChanged();
+  });
+}
 $("run").addEventListener("click", stylize);
 $("max_size").addEventListener("change", () => { if (!$("run").disabled) stylize(); });
 
