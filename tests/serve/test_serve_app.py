@@ -337,3 +337,26 @@ def test_real_stylizer_at_small_size(make_png: Callable[..., bytes]) -> None:
     want = blend(c, full, 0.5).mul(255).round() / 255
     assert torch.equal(decoded(response.content), want)
     assert np.asarray(Image.open(io.BytesIO(response.content))).shape == (48, 64, 3)
+
+
+def test_a_failing_pass_is_a_500_and_the_server_goes_on(
+    fake_stylizer: Any, make_png: Callable[..., bytes]
+) -> None:
+    calls = [0]
+    stylize = fake_stylizer.stylize
+
+    def flaky(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("CUDA out of memory")
+        return stylize(*args, **kwargs)
+
+    fake_stylizer.stylize = flaky
+    files = as_files(content=make_png(), style=make_png(seed=1))
+    app = create_app(fake_stylizer)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        failed = client.post("/v1/stylize", files=files)
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "internal error; see the server's log"}
+        assert client.post("/v1/stylize", files=files).status_code == 200
+        assert client.get("/healthz").json()["queue"]["admitted"] == 0

@@ -368,6 +368,10 @@ async def _timeout(_request: Request, exc: Exception) -> Response:
     return _error(504, str(exc))
 
 
+async def _internal_error(_request: Request, _exc: Exception) -> Response:
+    return _error(500, "internal error; see the server's log")  # no internals to the client
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return _error(exc.status_code, str(exc.detail))
@@ -405,6 +409,7 @@ def create_app(
         QueueFull: _busy,
         JobTimeout: _timeout,
         HTTPException: _http_error,
+        500: _internal_error,  # then re-raised to uvicorn, which logs it; the server goes on
     }
     return Starlette(
         routes=routes,
