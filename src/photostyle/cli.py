@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_parsers(sub)
     _add_speed_parser(sub)
     _add_video_parser(sub)
+    _add_serve_parsers(sub)
     return parser
 
 
@@ -448,6 +449,33 @@ def _add_video_parser(sub: argparse._SubParsersAction) -> None:
         "--fps", type=float, help="output frame rate (default: the input video's; 25 for frames)"
     )
     _add_model_args(sv)
+
+
+def _add_serve_parsers(sub: argparse._SubParsersAction) -> None:
+    sv = sub.add_parser("serve", help="a local web page and HTTP API (needs photostyle[serve])")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=7860, help="0 picks a free port (default 7860)")
+    sv.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    sv.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    sv.add_argument(
+        "--max-size", type=int, default=1024, help="working size when a request gives none"
+    )
+    sv.add_argument("--concurrency", type=int, default=1, help="network passes at once (1)")
+    sv.add_argument(
+        "--max-queue", type=int, default=8, help="requests that may wait; more get 503 (8)"
+    )
+    sv.add_argument("--timeout", type=float, default=300.0, help="seconds per request (300)")
+    sv.add_argument("--max-upload-mb", type=float, default=64.0, help="request body limit (64)")
+
+    ld = sub.add_parser("serve-load", help="load check of a running photostyle serve")
+    ld.add_argument("--url", default="http://127.0.0.1:7860", help="the server's base URL")
+    ld.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    ld.add_argument("--seconds", type=float, default=30.0, help="duration (default 30)")
+    ld.add_argument("--content", type=Path, help="content photo (default: the demo pair)")
+    ld.add_argument("--style", type=Path, help="style photo (default: the demo pair)")
+    ld.add_argument("--max-size", type=int, help="working size asked for (default: server's)")
+    ld.add_argument("--alpha", type=float, help="strength asked for (default 1)")
+    ld.add_argument("--allow-remote", action="store_true", help="allow a server on another machine")
 
 
 def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
@@ -1289,6 +1317,87 @@ def _plot_target(explicit: Path | None, default: Path | None) -> Path | None:
     return path
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from photostyle.serve import ServeConfig, create_app
+        from photostyle.serve.net import is_loopback, listen_socket
+    except ImportError as err:
+        raise ValueError(
+            f"serve needs the serve extra ({err}): pip install 'photostyle[serve]'"
+        ) from err
+    from photostyle.api import Stylizer
+
+    config = ServeConfig(
+        concurrency=args.concurrency,
+        max_queue=args.max_queue,
+        timeout=args.timeout,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        default_max_size=args.max_size,
+        max_working_size=max(2048, args.max_size),
+    )
+    if not is_loopback(args.host):
+        print(
+            f"photostyle: warning: --host {args.host} lets other machines use this server; it "
+            "has no authentication or encryption",
+            file=sys.stderr,
+        )
+    sock = listen_socket(args.host, args.port)  # a taken port fails before the model loads
+    with sock:
+        stylizer = Stylizer(args.weights, device=args.device)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"photostyle: serving http://{shown}:{port} (model on {stylizer.device}; Ctrl+C stops)"
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(stylizer, config), log_level="warning", access_log=False)
+        )
+        server.run(sockets=[sock])
+    return EXIT_OK
+
+
+def _cmd_serve_load(args: argparse.Namespace) -> int:
+    try:
+        from photostyle.serve.load import run_load
+    except ImportError as err:
+        raise ValueError(
+            f"serve-load needs the serve extra ({err}): pip install 'photostyle[serve]'"
+        ) from err
+    from importlib import resources
+
+    if (args.content is None) != (args.style is None):
+        raise ValueError("give both --content and --style, or neither (the demo pair)")
+    assets = resources.files("photostyle") / "assets"
+    content = args.content or Path(str(assets / "demo_content.jpg"))
+    style = args.style or Path(str(assets / "demo_style.jpg"))
+    for path in (content, style):
+        if not path.is_file():
+            raise ImageError(f"{path}: no such file")
+    fields = {}
+    if args.max_size is not None:
+        fields["max_size"] = str(args.max_size)
+    if args.alpha is not None:
+        fields["alpha"] = str(args.alpha)
+    report = run_load(
+        args.url,
+        content.read_bytes(),
+        style.read_bytes(),
+        clients=args.clients,
+        seconds=args.seconds,
+        fields=fields,
+        allow_remote=args.allow_remote,
+    )
+    outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))
+    print(
+        f"{report.clients} clients, {report.seconds:.1f} s: {report.requests} requests "
+        f"({outcomes}); {report.throughput:.2f} results/s; latency of 200s "
+        f"p50 {report.p50:.2f} s, p95 {report.p95:.2f} s"
+    )
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -1317,6 +1426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": _cmd_export,
         "speed": _cmd_speed,
         "stylize-video": _cmd_stylize_video,
+        "serve": _cmd_serve,
+        "serve-load": _cmd_serve_load,
     }
     try:
         return commands[args.command](args)

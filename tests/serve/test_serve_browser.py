@@ -1,0 +1,139 @@
+"""The page end to end in headless Chromium (Debian's ``chromium`` and ``chromium-driver``).
+
+Upload two photos, wait for the result, move the strength slider, download the full-size
+image and compare it with ``POST /v1/stylize`` at the same strength. Set
+``PHOTOSTYLE_SCREENSHOT=docs/serve.png`` to keep the page's screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+if CHROMIUM is None or CHROMEDRIVER is None:
+    pytest.skip(
+        "needs Debian's chromium and chromedriver (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (requirements-ci)")
+uvicorn = pytest.importorskip("uvicorn", reason="needs the serve extra")
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+from photostyle.api import Stylizer  # noqa: E402
+from photostyle.serve import ServeConfig, create_app  # noqa: E402
+from photostyle.serve.net import listen_socket  # noqa: E402
+
+ASSETS = resources.files("photostyle") / "assets"
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    """The server with the shipped model, on a free loopback port in a thread."""
+    app = create_app(Stylizer(device="cpu"), ServeConfig())
+    sock = listen_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.02)
+    port = sock.getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1280,860")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.downloads = downloads
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver: Any, condition: str, seconds: float = 180) -> None:
+    WebDriverWait(driver, seconds).until(lambda d: d.execute_script(f"return {condition};"))
+
+
+def test_upload_slide_download_matches_the_api(server_url: str, browser: Any) -> None:
+    import httpx2
+
+    content, style = Path(str(ASSETS / "demo_content.jpg")), Path(str(ASSETS / "demo_style.jpg"))
+    browser.get(server_url)
+    Select(browser.find_element(By.ID, "max_size")).select_by_value("512")
+    browser.find_element(By.ID, "content").send_keys(str(content))
+    browser.find_element(By.ID, "style").send_keys(str(style))
+    wait_for(browser, "document.body.dataset.state === 'ready'")
+    assert browser.find_element(By.ID, "size").text == "600 × 400 px"
+    first = browser.find_element(By.ID, "after").get_attribute("src")
+
+    slider = browser.find_element(By.ID, "alpha")
+    slider.click()  # the middle of the track: strength 0.5
+    slider.send_keys(Keys.RIGHT, Keys.RIGHT)  # two steps of 0.05
+    wait_for(browser, "document.body.dataset.alpha === '0.60'")
+    wait_for(browser, "document.body.dataset.state === 'ready'")
+    assert browser.find_element(By.ID, "after").get_attribute("src") != first
+    assert browser.find_element(By.ID, "alpha-value").text == "0.60"
+
+    browser.find_element(By.ID, "download").click()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = [p for p in browser.downloads.iterdir() if not p.name.endswith(".crdownload")]
+        if done:
+            break
+        time.sleep(0.1)
+    assert [p.name for p in done] == ["photostyle_alpha0.60.png"]
+    downloaded = done[0].read_bytes()
+
+    with content.open("rb") as c, style.open("rb") as s:
+        api = httpx2.post(
+            f"{server_url}/v1/stylize",
+            files={"content": c, "style": s},
+            data={"alpha": "0.6", "max_size": "512", "format": "png"},
+            timeout=300,
+        )
+    assert api.status_code == 200
+    assert downloaded == api.content  # the same pixels, the same bytes
+
+    keep = os.environ.get("PHOTOSTYLE_SCREENSHOT")
+    shot = Path(keep) if keep else browser.downloads.parent / "serve.png"
+    assert browser.save_screenshot(str(shot))
+
+    browser.find_element(By.ID, "content").send_keys(str(Path(__file__)))  # not an image
+    wait_for(browser, "document.body.dataset.state === 'error'")
+    status = browser.find_element(By.ID, "status")
+    assert status.text == "content: not a recognised image file"
