@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from photostyle.io import check_output_path, load_image, load_mask, save_image
+from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
@@ -241,6 +242,53 @@ class Stylizer:
         out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
         return out[0].clamp_(0, 1).cpu()  # out is a fresh buffer: clamp in place
 
+    @torch.inference_mode()
+    def stylize_many(
+        self,
+        contents: Iterable[torch.Tensor],
+        style: torch.Tensor,
+        *,
+        options: StylizeOptions | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Stylize many photos with one style, encoding the style once (a generator).
+
+        Each result equals :meth:`stylize` of that photo (up to float rounding); the style is
+        resized and run through the encoder once, before the first photo (with the
+        onnxruntime backend the exported graph encodes it on every call). ``contents`` is
+        consumed lazily: one photo is read, stylized and yielded at a time, so a folder of any
+        length runs in the memory of one photo.
+
+        Args:
+            contents: (3, H, W) RGB photos in [0, 1], any sizes.
+            style: (3, Hs, Ws) RGB in [0, 1].
+            options: strength, working size, FA variant, upsampling (the same for every photo).
+
+        Yields:
+            (3, H, W) RGB in [0, 1], one per photo, in order.
+        """
+        opts = options or StylizeOptions()
+        if style.ndim != 3 or style.shape[0] != 3 or not style.is_floating_point():
+            raise ValueError(f"style must be a float (3, H, W) tensor, got {tuple(style.shape)}")
+        sh, sw = working_size(style.shape[-2], style.shape[-1], opts.max_size)
+        s = resize_image(style[None].to(self.device, torch.float32), (sh, sw)).to(self.dtype)
+        style_enc = None
+        if self.onnx is None:
+            style_enc = self.model.encoder(s.contiguous(memory_format=self.memory_format))
+        fa = opts.fa or self.config.fa
+        for content in contents:
+            if content.ndim != 3 or content.shape[0] != 3 or not content.is_floating_point():
+                raise ValueError(
+                    f"content must be a float (3, H, W) tensor, got {tuple(content.shape)}"
+                )
+            h, w = content.shape[-2:]
+            c_full = content[None].to(self.device, torch.float32)  # (1, 3, H, W)
+            c = resize_image(c_full, working_size(h, w, opts.max_size))
+            out = self._network(
+                c.to(self.dtype), s, alpha=opts.alpha, fa=fa, style_enc=style_enc
+            ).float()
+            out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
+            yield out[0].clamp_(0, 1).cpu()
+
     def _network(
         self,
         content: torch.Tensor,
@@ -250,8 +298,12 @@ class Stylizer:
         fa: FAVariant,
         labels_c: torch.Tensor | None = None,
         labels_s: torch.Tensor | None = None,
+        style_enc: EncoderOutput | None = None,
     ) -> torch.Tensor:
         """One network pass at working size (the seam where other backends plug in).
+
+        ``style_enc``: the encoder's output for ``style``, computed once by :meth:`stylize_many`
+        (ignored by the onnxruntime backend, whose graph encodes the style itself).
 
         Shape: content (1, 3, h, w), style (1, 3, hs, ws) -> (1, 3, h, w), unclamped.
         """
@@ -269,6 +321,7 @@ class Stylizer:
                 alpha=alpha,
                 content_labels=labels_c,
                 style_labels=labels_s,
+                style_enc=style_enc,
             ).image
         finally:
             decoder.set_variant(previous)
