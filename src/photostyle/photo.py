@@ -476,7 +476,7 @@ def _png16(samples: npt.NDArray[np.uint16], icc: bytes, exif: bytes) -> bytes:
     Shape: samples (H, W, 3) uint16.
     """
     h, w, _ = samples.shape
-    rows = samples.astype(">u2").view(np.uint8).reshape(h, w * 6)
+    rows = np.ascontiguousarray(samples, dtype=">u2").view(np.uint8).reshape(h, w * 6)
     up = rows.copy()
     up[1:] -= rows[:-1]  # filter type 2 (Up), modulo 256
     raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1).tobytes()
