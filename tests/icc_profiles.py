@@ -42,7 +42,14 @@ def _s15(values) -> bytes:
 
 def _mluc(text: str) -> bytes:
     s = text.encode("utf-16-be")
-    return b"mluc" + b"\0" * 4 + struct.pack(">II", 1, 12) + b"enUS" + struct.pack(">II", len(s), 28) + s
+    return (
+        b"mluc"
+        + b"\0" * 4
+        + struct.pack(">II", 1, 12)
+        + b"enUS"
+        + struct.pack(">II", len(s), 28)
+        + s
+    )
 
 
 def _para(params) -> bytes:

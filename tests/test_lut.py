@@ -29,7 +29,7 @@ def _warm_lut(size: int = 9) -> Lut3D:
 
 
 def _parse_cube(path: Path) -> tuple[int, np.ndarray]:
-    """An independent minimal .cube reader: (size, table[r, g, b, 3]) with red fastest in the file."""
+    """An independent minimal .cube reader: (size, table[r, g, b, 3]); red is fastest in files."""
     size, rows = 0, []
     for line in path.read_text().splitlines():
         line = line.strip()
@@ -149,7 +149,7 @@ def test_fit_of_identity_is_identity() -> None:
         ("hello world\n", "line 1"),
         ("LUT_1D_SIZE 4\n0 0 0\n", "1D LUT"),
         ("LUT_3D_SIZE 2\n0 0 0\n1 1 1\n", "2 rows"),
-        ("TITLE \"x\"\n", "no LUT_3D_SIZE"),
+        ('TITLE "x"\n', "no LUT_3D_SIZE"),
         ("LUT_3D_SIZE 2\n" + "0 0 nan\n" * 8, "line 2"),
     ],
 )

@@ -30,9 +30,11 @@ def _in_gamut_pixels(icc: bytes, h: int = 24, w: int = 32, seed: int = 0) -> np.
 
 def _is_srgb(icc: bytes | None) -> bool:
     """The profile is LittleCMS's sRGB (compared by name: its header holds a creation time)."""
-    return icc is not None and ImageCms.getProfileDescription(
-        ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    ).strip() == ImageCms.getProfileDescription(SRGB).strip()
+    return (
+        icc is not None
+        and ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+        == ImageCms.getProfileDescription(SRGB).strip()
+    )
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -86,16 +88,15 @@ def _png16_bytes(pixels: np.ndarray, icc: bytes | None = None) -> bytes:
     """An independent 16-bit RGB PNG writer (filter 0), for inputs."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     h, w, _ = pixels.shape
     raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
     iccp = [chunk(b"iCCP", b"p\x00\x00" + zlib.compress(icc))] if icc else []
-    return b"".join(
-        [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))]
-        + iccp
-        + [chunk(b"IDAT", zlib.compress(raw)), chunk(b"IEND", b"")]
-    )
+    head = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))]
+    return b"".join([*head, *iccp, chunk(b"IDAT", zlib.compress(raw)), chunk(b"IEND", b"")])
 
 
 def _read16(path: Path) -> np.ndarray:

@@ -687,7 +687,15 @@ def _stylize_batch(args: argparse.Namespace) -> int:
     done = skipped = 0
     failures = []
     start = time.perf_counter()
-    bar = tqdm(total=len(plan.jobs), desc="stylize", unit="photo", file=sys.stderr, delay=1.0)
+    single = args.output is not None  # errors are raised (exit 2) instead of listed
+    bar = tqdm(
+        total=len(plan.jobs),
+        desc="stylize",
+        unit="photo",
+        file=sys.stderr,
+        delay=1.0,
+        disable=single,
+    )
     with bar:
         for item in run_batch(plan, look, options):
             bar.update()
@@ -697,9 +705,10 @@ def _stylize_batch(args: argparse.Namespace) -> int:
                 skipped += 1
             else:
                 failures.append(item)
-                tqdm.write(f"photostyle: {item.error}", file=sys.stderr)
+                if not single:
+                    tqdm.write(f"photostyle: {item.error}", file=sys.stderr)
     seconds = time.perf_counter() - start
-    if args.output is not None:
+    if single:
         if failures:
             raise ImageError(failures[0].error)
         print(f"wrote {args.output}")
