@@ -614,6 +614,12 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
         )
     args.content, args.style = args.inputs
     from photostyle.api import check_output_path
+    from photostyle.photo import OUTPUT_FORMATS
+
+    plain = args.content_mask is None and args.style_mask is None
+    if plain and args.content.is_file() and args.output.suffix.lower() in OUTPUT_FORMATS:
+        args.inputs = [args.content]  # colour-managed, with metadata: the one-photo batch path
+        return _stylize_batch(args)
 
     options = _options(args)
     inputs = [args.content, args.style, args.content_mask, args.style_mask]
