@@ -163,7 +163,7 @@ def fit_lut(
     target: torch.Tensor,
     *,
     size: int = DEFAULT_LUT_SIZE,
-    smoothness: float = 1e-3,
+    smoothness: float = 0.1,
     max_samples: int = 1_000_000,
     title: str = "",
 ) -> Lut3D:
