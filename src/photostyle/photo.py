@@ -291,11 +291,8 @@ def read_photo(
         depth = max(img.tag_v2.get(258, (8,)))  # type: ignore[attr-defined]
     depth = 16 if depth > 8 else 8
     icc = img.info.get("icc_profile") or None
-    profile = (
-        _check_profile(icc, p)
-        if icc is not None and img.mode not in ("L", "LA", "1", "I;16")
-        else None
-    )
+    grey = img.mode in ("1", "L", "LA", "I", "F") or img.mode.startswith("I;16")
+    profile = _check_profile(icc, p) if icc is not None and not grey else None  # grey: as sRGB
     exif = img.getexif()
     if _ORIENTATION in exif:
         exif[_ORIENTATION] = 1
@@ -420,12 +417,14 @@ def write_photo(
     icc = srgb_profile()
     lut_profile = None
     if opts.profile == "same" and info is not None and info.icc is not None:
-        icc = info.icc
+        icc = info.icc  # replaced below for a lookup-table profile at 16 bits
         model = _matrix_profile(info.icc)
         if model is not None:
             x = _convert(x, _srgb_matrix(), model)
-        else:
+        elif depth == 8:  # LittleCMS converts 8-bit images only
             lut_profile = info.icc
+        else:  # a lookup-table profile at 16 bits: written in sRGB, tagged as such
+            icc = srgb_profile()
     exif = Image.Exif()
     if info is not None and info.exif is not None and not opts.strip_metadata:
         exif.load(info.exif)
