@@ -215,3 +215,28 @@ def test_corrupt_and_cmyk_profiles_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="is CMYK, not RGB") as err:
         read_photo(cmyk)
     assert str(cmyk) in str(err.value)
+
+
+def test_profiles_without_matrix_go_through_littlecms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lookup-table profiles (no colorant/TRC tags) are converted by LittleCMS in 8 bits."""
+    import photostyle.photo
+
+    icc = display_p3()
+    pixels = _in_gamut_pixels(icc, seed=5)
+    path = tmp_path / "p3.png"
+    Image.fromarray(pixels).save(path, icc_profile=icc)
+    monkeypatch.setattr(photostyle.photo, "_matrix_profile", lambda _icc: None)
+    x, info = read_photo(path)
+    src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    want = np.asarray(
+        ImageCms.profileToProfile(Image.fromarray(pixels), src, SRGB, outputMode="RGB")
+    ).astype(int)
+    assert np.array_equal(np.rint(x.permute(1, 2, 0).numpy() * 255).astype(int), want)
+    out = write_photo(x, tmp_path / "out.png", info)
+    with Image.open(out) as img:
+        assert img.info["icc_profile"] == icc
+    assert np.abs(_pixels(out) - pixels).max() <= 3  # two 8-bit conversions
+    sixteen = write_photo(x, tmp_path / "out.tif", info, options=OutputOptions(bit_depth=16))
+    assert sixteen.is_file()  # written in sRGB, tagged sRGB
