@@ -25,7 +25,6 @@ import warnings
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Final, Literal, get_args
 
@@ -67,6 +66,7 @@ OUTPUT_FORMATS: Final[dict[str, tuple[str, tuple[int, ...]]]] = {
 }
 _ORIENTATION, _SOFTWARE = 0x0112, 0x0131  # EXIF tags
 _CURVE_POINTS: Final = 16384  # samples of each tone curve (inverse by interpolation)
+_CONVERT_PIXELS: Final = 1 << 20  # pixels per block of a colour conversion
 _TRANSPOSE_NUMPY: Final = {  # EXIF orientation -> upright, as ImageOps.exif_transpose does
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
@@ -80,7 +80,9 @@ _TRANSPOSE_NUMPY: Final = {  # EXIF orientation -> upright, as ImageOps.exif_tra
 
 def software_tag() -> str:
     """What the ``Software`` tag of written photos says."""
-    return f"photostyle {version('photostyle')}"
+    from photostyle import __version__
+
+    return f"photostyle {__version__}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,12 +193,20 @@ def _check_profile(icc: bytes, path: Path) -> _Profile:
     return _Profile(icc, name, cms, matrix)
 
 
-def _convert(
-    x: npt.NDArray[np.float64], src: _MatrixProfile, dst: _MatrixProfile
-) -> npt.NDArray[np.float64]:
-    """Encoded RGB in ``src`` -> encoded RGB in ``dst`` (relative colorimetric, through PCS)."""
-    lin = src.decode(x) @ (np.linalg.inv(dst.to_xyz) @ src.to_xyz).T
-    return dst.encode(lin)
+def _convert(x: npt.NDArray[np.floating], src: _MatrixProfile, dst: _MatrixProfile) -> np.ndarray:
+    """Encoded RGB in ``src`` -> encoded RGB in ``dst`` (relative colorimetric, through PCS).
+
+    Computed in float64 over blocks of rows (bounded memory at any photo size).
+
+    Shape: (H, W, 3) -> (H, W, 3) float32.
+    """
+    m = (np.linalg.inv(dst.to_xyz) @ src.to_xyz).T
+    out = np.empty(x.shape, dtype=np.float32)
+    rows = max(1, _CONVERT_PIXELS // max(1, x.shape[1]))
+    for top in range(0, x.shape[0], rows):
+        block = x[top : top + rows].astype(np.float64)
+        out[top : top + rows] = dst.encode(src.decode(block) @ m)
+    return out
 
 
 def _srgb_matrix() -> _MatrixProfile:
@@ -302,6 +312,8 @@ def read_photo(
             with Image.open(p) as header:  # the orientation _read_image applied (and removed)
                 orientation = int(header.getexif().get(_ORIENTATION, 1))
             x = _pixels_16bit(p, fmt, orientation)
+        except ImageError:
+            raise
         except (OSError, ValueError, RuntimeError, StopIteration) as err:
             raise ImageError(f"{p}: unreadable 16-bit image ({err})") from err
     else:
@@ -323,9 +335,8 @@ def read_photo(
 
 def _to_srgb(x: torch.Tensor, img: Image.Image, profile: _Profile) -> torch.Tensor:
     if profile.matrix is not None:
-        hwc = x.permute(1, 2, 0).double().numpy()
-        out = _convert(hwc, profile.matrix, _srgb_matrix())
-        return torch.from_numpy(out.astype(np.float32)).permute(2, 0, 1).contiguous()
+        out = _convert(x.permute(1, 2, 0).numpy(), profile.matrix, _srgb_matrix())
+        return torch.from_numpy(out).permute(2, 0, 1).contiguous()
     rgb = img.convert("RGB")
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
     converted = ImageCms.profileToProfile(rgb, profile.cms, srgb, outputMode="RGB")
@@ -413,7 +424,7 @@ def write_photo(
         info.bit_depth if info is not None and info.bit_depth in depths else 8
     )
     hwc = torch.nan_to_num(image.detach().float().cpu(), nan=0.0).clamp(0, 1).permute(1, 2, 0)
-    x = hwc.double().numpy()
+    x = hwc.numpy()
     icc = srgb_profile()
     lut_profile = None
     if opts.profile == "same" and info is not None and info.icc is not None:
