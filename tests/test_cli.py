@@ -255,7 +255,7 @@ def test_interrupt(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Stylizer, "stylize", interrupted)
+    monkeypatch.setattr(Stylizer, "_network", interrupted)  # stylize and stylize_many
     content, style = photos
     out = tmp_path / "r.png"
     assert cli.main(["stylize", str(content), str(style), "-o", str(out), *model_args]) == 130

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from photostyle.io import check_output_path, load_image, load_mask, save_image
 from photostyle.models.affine import AffineHead
+from photostyle.models.decoder import Decoder
+from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
@@ -231,26 +233,92 @@ class Stylizer:
         if style_mask is not None and style_mask.shape != style.shape[-2:]:
             raise ValueError("style mask size differs from the style image")
 
-        dev, dt = self.device, self.dtype
-        h, w = content.shape[-2:]
-        ch, cw = working_size(h, w, opts.max_size)
+        s = self._working_style(style, opts)
+        labels_s = None
+        if style_mask is not None:
+            labels_s = _resize_labels(style_mask, (s.shape[-2], s.shape[-1])).to(self.device)
+        return self._stylize_one(content, s, opts, content_mask=content_mask, labels_s=labels_s)
+
+    @torch.inference_mode()
+    def stylize_many(
+        self,
+        contents: Iterable[torch.Tensor],
+        style: torch.Tensor,
+        *,
+        options: StylizeOptions | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Stylize many photos with one style, encoding the style once (a generator).
+
+        Each result equals :meth:`stylize` of that photo (up to float rounding); the style is
+        resized and run through the encoder once, before the first photo (with the
+        onnxruntime backend the exported graph encodes it on every call). ``contents`` is
+        consumed lazily: one photo is read, stylized and yielded at a time, so a folder of any
+        length runs in the memory of one photo.
+
+        Args:
+            contents: (3, H, W) RGB photos in [0, 1], any sizes.
+            style: (3, Hs, Ws) RGB in [0, 1].
+            options: strength, working size, FA variant, upsampling (the same for every photo).
+
+        Yields:
+            (3, H, W) RGB in [0, 1], one per photo, in order.
+        """
+        opts = options or StylizeOptions()
+        if style.ndim != 3 or style.shape[0] != 3 or not style.is_floating_point():
+            raise ValueError(f"style must be a float (3, H, W) tensor, got {tuple(style.shape)}")
+        s = self._working_style(style, opts)
+        style_enc = None
+        if self.onnx is None:
+            style_enc = self.model.encoder(s.contiguous(memory_format=self.memory_format))
+        for content in contents:
+            if content.ndim != 3 or content.shape[0] != 3 or not content.is_floating_point():
+                raise ValueError(
+                    f"content must be a float (3, H, W) tensor, got {tuple(content.shape)}"
+                )
+            yield self._stylize_one(content, s, opts, style_enc=style_enc)
+
+    def _working_style(self, style: torch.Tensor, opts: StylizeOptions) -> torch.Tensor:
+        """The style at working size, in the compute dtype. Shape: (3, Hs, Ws) -> (1, 3, hs, ws)."""
         sh, sw = working_size(style.shape[-2], style.shape[-1], opts.max_size)
         # Resizing and upsampling stay in float32; only the network computes in ``dtype``.
-        c_full = content[None].to(dev, torch.float32)  # (1, 3, H, W)
-        c = resize_image(c_full, (ch, cw))
-        s = resize_image(style[None].to(dev, torch.float32), (sh, sw))
-        labels_c = labels_s = None
-        if content_mask is not None and style_mask is not None:
-            labels_c = _resize_labels(content_mask, (ch, cw)).to(dev)
-            labels_s = _resize_labels(style_mask, (sh, sw)).to(dev)
+        return resize_image(style[None].to(self.device, torch.float32), (sh, sw)).to(self.dtype)
+
+    def _stylize_one(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        opts: StylizeOptions,
+        *,
+        content_mask: torch.Tensor | None = None,
+        labels_s: torch.Tensor | None = None,
+        style_enc: EncoderOutput | None = None,
+    ) -> torch.Tensor:
+        """Working size -> network -> full size for one photo.
+
+        Shape: content (3, H, W), style (1, 3, hs, ws) at working size -> (3, H, W) in [0, 1].
+        """
+        h, w = content.shape[-2:]
+        c_full = content[None].to(self.device, torch.float32)  # (1, 3, H, W)
+        c = resize_image(c_full, working_size(h, w, opts.max_size))
+        labels_c = None
+        if content_mask is not None:
+            labels_c = _resize_labels(content_mask, (c.shape[-2], c.shape[-1])).to(self.device)
         fa = opts.fa or self.config.fa
-        if isinstance(self.model.decoder, AffineHead):
-            coeffs = self._colour_model(c.to(dt), s.to(dt), opts.alpha, fa, labels_c, labels_s)
+        if isinstance(self.model.decoder, AffineHead) and self.onnx is None:
+            coeffs = self._colour_model(
+                c.to(self.dtype), style, opts.alpha, fa, labels_c, labels_s, style_enc
+            )
             out = apply_local_affine(coeffs.float(), c_full)  # (1, 3, H, W)
         else:
             out = self._network(
-                c.to(dt), s.to(dt), alpha=opts.alpha, fa=fa, labels_c=labels_c, labels_s=labels_s
-            ).float()  # (1, 3, ch, cw)
+                c.to(self.dtype),
+                style,
+                alpha=opts.alpha,
+                fa=fa,
+                labels_c=labels_c,
+                labels_s=labels_s,
+                style_enc=style_enc,
+            ).float()  # (1, 3, h, w)
             out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
         return out[0].clamp_(0, 1).cpu()  # out is a fresh buffer: clamp in place
 
@@ -262,6 +330,7 @@ class Stylizer:
         fa: FAVariant,
         labels_c: torch.Tensor | None,
         labels_s: torch.Tensor | None,
+        style_enc: EncoderOutput | None = None,
     ) -> torch.Tensor:
         """The affine head's colour model at working size.
 
@@ -272,7 +341,7 @@ class Stylizer:
         fmt = self.memory_format
         encoder = self.model.encoder
         enc_c = encoder(content.contiguous(memory_format=fmt))
-        enc_s = encoder(style.contiguous(memory_format=fmt))
+        enc_s = style_enc if style_enc is not None else encoder(style.contiguous(memory_format=fmt))
         return head(
             content,
             style,
@@ -293,8 +362,12 @@ class Stylizer:
         fa: FAVariant,
         labels_c: torch.Tensor | None = None,
         labels_s: torch.Tensor | None = None,
+        style_enc: EncoderOutput | None = None,
     ) -> torch.Tensor:
-        """One network pass at working size (the seam where other backends plug in).
+        """One pixel-decoder pass at working size (the seam where other backends plug in).
+
+        ``style_enc``: the encoder's output for ``style``, computed once by :meth:`stylize_many`
+        (ignored by the onnxruntime backend, whose graph encodes the style itself).
 
         Shape: content (1, 3, h, w), style (1, 3, hs, ws) -> (1, 3, h, w), unclamped.
         """
@@ -303,6 +376,7 @@ class Stylizer:
                 raise ValueError("the onnxruntime backend does not support semantic masks")
             return self.onnx(content, style, alpha=alpha, fa=fa)
         decoder = self.model.decoder
+        assert isinstance(decoder, Decoder)
         previous = decoder.variant
         decoder.set_variant(fa)
         try:
@@ -312,6 +386,7 @@ class Stylizer:
                 alpha=alpha,
                 content_labels=labels_c,
                 style_labels=labels_s,
+                style_enc=style_enc,
             ).image
         finally:
             decoder.set_variant(previous)

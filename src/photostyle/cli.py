@@ -19,6 +19,7 @@ from photostyle.upsample import UPSAMPLE_METHODS
 
 if TYPE_CHECKING:
     from photostyle.api import Backend, StylizeOptions, Stylizer
+    from photostyle.batch import Look
     from photostyle.models.encoder import VGGEncoder
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -89,16 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="photostyle", description="Fast photorealistic style transfer.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    st = sub.add_parser("stylize", help="stylize a photo (or a folder of pairs) with a style photo")
-    st.add_argument("content", nargs="?", type=Path, help="content photo")
-    st.add_argument("style", nargs="?", type=Path, help="style photo")
+    st = sub.add_parser(
+        "stylize",
+        help="stylize a photo, a whole shoot (--style/--lut) or a folder of pairs with a look",
+    )
+    st.add_argument(
+        "inputs",
+        nargs="*",
+        type=Path,
+        metavar="PHOTO",
+        help="CONTENT STYLE (one photo, with -o); or, with --style or --lut, the photos: files, "
+        "folders, glob patterns",
+    )
     st.add_argument("-o", "--output", type=Path, help="output image (.png, .jpg, .webp, .tif)")
+    _add_batch_args(st)
     st.add_argument("--content-mask", type=Path, help="DPST-style colour mask of the content")
     st.add_argument("--style-mask", type=Path, help="DPST-style colour mask of the style")
     st.add_argument(
         "--pairs", type=Path, help="folder with content/, style/ [content_mask/, style_mask/]"
     )
-    st.add_argument("--out-dir", type=Path, help="output folder for --pairs")
+    st.add_argument("--out-dir", type=Path, help="output folder for --pairs, --style, --lut")
     st.add_argument("--no-masks", action="store_true", help="ignore masks in --pairs mode")
     st.add_argument(
         "--sheet", type=Path, help="with --pairs: also write a contact sheet content|style|result"
@@ -328,7 +339,76 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speed_parser(sub)
     _add_video_parser(sub)
     _add_serve_parsers(sub)
+    _add_lut_parser(sub)
     return parser
+
+
+def _add_batch_args(p: argparse.ArgumentParser) -> None:
+    from photostyle.photo import OUTPUT_PROFILES
+
+    p.add_argument("--style", type=Path, help="the look: a style photo applied to every PHOTO")
+    p.add_argument(
+        "--lut", type=Path, metavar="CUBE", help="the look: a .cube 3D LUT applied to every PHOTO"
+    )
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument(
+        "--suffix", default="", help="appended to output names: IMG_1.jpg -> IMG_1SUFFIX.jpg"
+    )
+    p.add_argument(
+        "--format",
+        choices=["jpg", "png", "tif", "webp"],
+        help="output format (default: each photo's own, png for others)",
+    )
+    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (95)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
+    )
+    p.add_argument(
+        "--output-profile",
+        choices=OUTPUT_PROFILES,
+        default="same",
+        help="colour profile of the outputs: same (the photo's own ICC profile) or srgb "
+        "(default same)",
+    )
+    p.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=[8, 16],
+        help="bits per sample of the outputs (default: the photo's, 16 only for png/tif)",
+    )
+    p.add_argument(
+        "--strip-metadata",
+        action="store_true",
+        help="drop the photos' EXIF (camera, date, GPS) from the outputs",
+    )
+
+
+def _add_lut_parser(sub: argparse._SubParsersAction) -> None:
+    lu = sub.add_parser(
+        "lut",
+        help="bake a look into a .cube 3D LUT (Lightroom, Photoshop, Resolve, ffmpeg), or "
+        "measure how much of the stylization a LUT captures (--pairs)",
+    )
+    lu.add_argument(
+        "inputs",
+        nargs="*",
+        type=Path,
+        metavar="PHOTO",
+        help="CONTENT STYLE: the LUT of this pair's stylization; STYLE alone: over a neutral "
+        "reference image",
+    )
+    lu.add_argument("-o", "--output", type=Path, metavar="CUBE", help="output .cube file")
+    lu.add_argument("--size", type=int, default=33, help="lattice points per axis (default 33)")
+    lu.add_argument("--title", help="TITLE stored in the file (default: the style's name)")
+    lu.add_argument(
+        "--pairs",
+        type=Path,
+        help="instead: DPST-layout folder; report PSNR of LUTs against photostyle's results",
+    )
+    lu.add_argument("--no-masks", action="store_true", help="with --pairs: ignore the masks")
+    lu.add_argument("--limit", type=int, help="with --pairs: only the first N pairs")
+    lu.add_argument("--json", type=Path, help="with --pairs: also write the rows as JSON")
+    _add_model_args(lu)
 
 
 def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
@@ -429,7 +509,14 @@ def _add_video_parser(sub: argparse._SubParsersAction) -> None:
     sv.add_argument(
         "output", type=Path, help="video (.mp4, .mkv, .mov) or a new folder of PNG frames"
     )
-    sv.add_argument("--style", type=Path, required=True, help="style photo")
+    sv.add_argument("--style", type=Path, help="style photo")
+    sv.add_argument(
+        "--lut",
+        type=Path,
+        metavar="CUBE",
+        help="instead of --style: apply a .cube 3D LUT to every frame (no model; exactly as "
+        "steady as the input)",
+    )
     sv.add_argument(
         "--per-frame",
         action="store_true",
@@ -551,15 +638,28 @@ def _options(args: argparse.Namespace) -> StylizeOptions:
 
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
+    batch = args.style is not None or args.lut is not None
     if args.pairs is not None:
-        if args.content or args.style or args.output:
-            raise ValueError("--pairs takes no CONTENT/STYLE/-o; use --out-dir")
+        if args.inputs or args.output or batch:
+            raise ValueError("--pairs takes no PHOTO, -o, --style or --lut; use --out-dir")
         if args.out_dir is None:
             raise ValueError("--pairs needs --out-dir")
         return _stylize_folder(args)
-    if args.content is None or args.style is None or args.output is None:
-        raise ValueError("stylize needs CONTENT STYLE -o OUTPUT (or --pairs DIR --out-dir DIR)")
+    if batch:
+        return _stylize_batch(args)
+    if len(args.inputs) != 2 or args.output is None:
+        raise ValueError(
+            "stylize needs CONTENT STYLE -o OUTPUT, or PHOTOS... --style LOOK --out-dir DIR "
+            "(or --lut CUBE), or --pairs DIR --out-dir DIR"
+        )
+    args.content, args.style = args.inputs
     from photostyle.api import check_output_path
+    from photostyle.photo import OUTPUT_FORMATS
+
+    plain = args.content_mask is None and args.style_mask is None
+    if plain and args.content.is_file() and args.output.suffix.lower() in OUTPUT_FORMATS:
+        args.inputs = [args.content]  # colour-managed, with metadata: the one-photo batch path
+        return _stylize_batch(args)
 
     options = _options(args)
     inputs = [args.content, args.style, args.content_mask, args.style_mask]
@@ -580,6 +680,170 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
         options=options,
     )
     print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _stylize_batch(args: argparse.Namespace) -> int:
+    """PHOTOS... with one look (--style photo or --lut file) into --out-dir (or -o for one)."""
+    import time
+
+    from tqdm import tqdm
+
+    from photostyle.batch import BatchOptions, BatchPlan, collect_photos, plan_batch, run_batch
+    from photostyle.photo import OutputOptions, check_output
+
+    if args.style is not None and args.lut is not None:
+        raise ValueError("give --style or --lut, not both")
+    if args.content_mask is not None or args.style_mask is not None:
+        raise ValueError("masks belong to the single-photo form CONTENT STYLE -o OUT")
+    if not args.inputs:
+        raise ValueError("no photos given: stylize PHOTOS... --style LOOK --out-dir DIR")
+    if (args.output is None) == (args.out_dir is None):
+        raise ValueError("give --out-dir DIR (or -o OUT for a single photo)")
+    look_file = args.style if args.style is not None else args.lut
+    if not look_file.is_file():
+        raise ImageError(f"{look_file}: no such file")
+    photos = collect_photos(args.inputs, recursive=args.recursive)
+    output = OutputOptions(
+        profile=args.output_profile,
+        bit_depth=args.bit_depth,
+        quality=args.quality,
+        strip_metadata=args.strip_metadata,
+    )
+    if args.output is not None:  # one photo, one named output; errors are exit 2
+        if len(photos) != 1:
+            raise ValueError(f"-o takes one photo, got {len(photos)}; use --out-dir")
+        photo = photos[0][0]
+        options = BatchOptions(out_dir=args.output.parent, overwrite=True, output=output)
+        check_output(args.output, output, protect=[photo, look_file])
+        plan = BatchPlan(((photo, args.output),), 0)
+    else:
+        options = BatchOptions(
+            out_dir=args.out_dir,
+            suffix=args.suffix,
+            format=args.format,
+            overwrite=args.overwrite,
+            output=output,
+        )
+        plan = plan_batch(photos, options, protect=[look_file])
+    if plan.existing == len(plan.jobs) and not options.overwrite:  # nothing left: no model load
+        print(f"all {len(plan.jobs)} outputs exist in {args.out_dir}; --overwrite redoes them")
+        return EXIT_OK
+    look = _batch_look(args)
+    done = skipped = 0
+    failures = []
+    start = time.perf_counter()
+    single = args.output is not None  # errors are raised (exit 2) instead of listed
+    bar = tqdm(
+        total=len(plan.jobs),
+        desc="stylize",
+        unit="photo",
+        file=sys.stderr,
+        delay=1.0,
+        disable=single,
+    )
+    with bar:
+        for item in run_batch(plan, look, options):
+            bar.update()
+            if item.status == "done":
+                done += 1
+            elif item.status == "skipped":
+                skipped += 1
+            else:
+                failures.append(item)
+                if not single:
+                    tqdm.write(f"photostyle: {item.error}", file=sys.stderr)
+    seconds = time.perf_counter() - start
+    if single:
+        if failures:
+            raise ImageError(failures[0].error)
+        print(f"wrote {args.output}")
+        return EXIT_OK
+    rate = done / seconds if seconds > 0 else 0.0
+    print(
+        f"stylized {done} of {len(plan.jobs)} photos into {args.out_dir} in {seconds:.1f} s "
+        f"({rate:.2f} photos/s); {skipped} existing skipped, {len(failures)} failed"
+    )
+    for item in failures:
+        print(f"  failed: {item.source}", file=sys.stderr)
+    return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _batch_look(args: argparse.Namespace) -> Look:
+    """The look of a batch: the stylizer with the style encoded once, or a LUT."""
+    if args.lut is not None:
+        from photostyle.lut import apply_lut, read_cube
+
+        lut = read_cube(args.lut)
+        return lambda photos: (apply_lut(x, lut) for x in photos)
+    from photostyle.photo import read_photo
+
+    style, _ = read_photo(args.style)
+    options = _options(args)
+    stylizer = _stylizer(args)
+    return lambda photos: stylizer.stylize_many(photos, style, options=options)
+
+
+def _cmd_lut(args: argparse.Namespace) -> int:
+    if args.pairs is not None:
+        return _lut_pairs(args)
+    from dataclasses import replace
+
+    from photostyle.lut import bake_lut, write_cube
+    from photostyle.photo import read_photo, software_tag
+
+    if len(args.inputs) not in (1, 2) or args.output is None:
+        raise ValueError("lut needs [CONTENT] STYLE -o LOOK.cube (or --pairs DIR)")
+    if args.output.suffix.lower() != ".cube":
+        raise ValueError(f"{args.output}: a LUT file must end in .cube")
+    if not 2 <= args.size <= 256:
+        raise ValueError(f"--size must be in 2..256, got {args.size}")
+    if any(path.resolve() == args.output.resolve() for path in args.inputs):
+        raise ValueError(f"{args.output}: refusing to overwrite an input file")
+    if args.output.is_dir():
+        raise ValueError(f"{args.output}: is a directory")
+    *content_path, style_path = args.inputs
+    style, _ = read_photo(style_path)
+    content = read_photo(content_path[0])[0] if content_path else None
+    stylizer = _stylizer(args)
+    source = f"{content_path[0].name} + " if content_path else "neutral reference + "
+    lut = bake_lut(
+        stylizer,
+        style,
+        content,
+        size=args.size,
+        options=_options(args),
+        title=args.title or f"photostyle {style_path.stem}",
+    )
+    lut = replace(lut, comments=(f"{software_tag()}: {source}{style_path.name}",))
+    print(f"wrote {write_cube(lut, args.output)} ({args.size}^3 3D LUT)")
+    return EXIT_OK
+
+
+def _lut_pairs(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from photostyle.data.pairs import find_pairs
+    from photostyle.eval.lut_capture import capture_markdown, lut_capture
+    from photostyle.utils import atomic_path
+
+    if args.inputs or args.output is not None:
+        raise ValueError("--pairs takes no PHOTO or -o")
+    pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
+    if args.limit is not None:
+        pairs = pairs[: args.limit]
+    stylizer = _stylizer(args)
+    with tqdm(total=len(pairs), desc="lut", unit="pair", file=sys.stderr) as bar:
+        rows = lut_capture(
+            stylizer, pairs, size=args.size, options=_options(args), on_pair=lambda _: bar.update()
+        )
+    print(capture_markdown(rows), end="")
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps([r.to_json() for r in rows], indent=2))
+        print(f"rows: {args.json}")
     return EXIT_OK
 
 
@@ -1270,6 +1534,10 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
     )
     if args.fps is not None and not args.fps > 0:
         raise ValueError(f"--fps must be positive, got {args.fps}")
+    if (args.style is None) == (args.lut is None):
+        raise ValueError("stylize-video needs --style PHOTO or --lut CUBE (one of them)")
+    if args.lut is not None:
+        return _grade_video(args)
     style = load_image(args.style)
     check_output(args.output, open_clip(args.input), (args.style,))  # before loading the model
     stylizer = _stylizer(args)
@@ -1292,6 +1560,29 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
     mode = "per-frame" if args.per_frame else "clip"
     print(
         f"wrote {result.frames} frames to {result.output} ({mode}); "
+        f"flicker {result.flicker:.4f} (output / input frame change)"
+    )
+    return EXIT_OK
+
+
+def _grade_video(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from photostyle.lut import read_cube
+    from photostyle.video import grade_video
+
+    lut = read_cube(args.lut)
+    with tqdm(desc="stylize-video", unit="frame", file=sys.stderr, delay=1.0) as bar:
+
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = grade_video(
+            args.input, args.output, lut, fps=args.fps, protect=(args.lut,), progress=progress
+        )
+    print(
+        f"wrote {result.frames} frames to {result.output} (LUT {args.lut.name}); "
         f"flicker {result.flicker:.4f} (output / input frame change)"
     )
     return EXIT_OK
@@ -1428,6 +1719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stylize-video": _cmd_stylize_video,
         "serve": _cmd_serve,
         "serve-load": _cmd_serve_load,
+        "lut": _cmd_lut,
     }
     try:
         return commands[args.command](args)

@@ -14,8 +14,10 @@ import torch
 
 from photostyle.api import Stylizer
 from photostyle.eval.metrics import frame_change
+from photostyle.lut import Lut3D, apply_lut
 from photostyle.video.frames import (
     DEFAULT_FPS,
+    Clip,
     FolderWriter,
     VideoError,
     VideoWriter,
@@ -79,7 +81,49 @@ def stylize_video(
         raise ValueError(f"fps must be positive, got {fps}")
     clip = open_clip(src)
     out = check_output(dst, clip, protect)
-    stylize = ClipStylizer(stylizer, style, options)
+    return _run_clip(clip, out, ClipStylizer(stylizer, style, options), fps, progress)
+
+
+def grade_video(
+    src: str | Path,
+    dst: str | Path,
+    lut: Lut3D,
+    *,
+    fps: float | None = None,
+    protect: tuple[Path, ...] = (),
+    progress: Callable[[int, int | None], None] | None = None,
+) -> VideoResult:
+    """Applies a 3D LUT to every frame (a look from ``photostyle lut``), as :func:`stylize_video`.
+
+    A LUT maps each colour the same way in every frame, so the result is exactly as steady as
+    the input (its flicker ratio is about 1).
+
+    Args:
+        src: video file or folder of frames.
+        dst: output video file or folder.
+        lut: the look.
+        fps: output frame rate; default the input video's, 25 for a folder of frames.
+        protect: further paths ``dst`` must not be (e.g. the LUT file).
+        progress: called after every frame with (frames done, total if known).
+
+    Raises:
+        VideoError: as :func:`stylize_video`.
+    """
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be positive, got {fps}")
+    clip = open_clip(src)
+    out = check_output(dst, clip, protect)
+    return _run_clip(clip, out, lambda frame: apply_lut(frame, lut), fps, progress)
+
+
+def _run_clip(
+    clip: Clip,
+    out: Path,
+    stylize: Callable[[torch.Tensor], torch.Tensor],
+    fps: float | None,
+    progress: Callable[[int, int | None], None] | None,
+) -> VideoResult:
+    """Transforms every frame of ``clip`` into ``out`` (written only if all frames succeed)."""
     rate = Fraction(fps).limit_denominator(1001) if fps else clip.fps or DEFAULT_FPS
     writer: AbstractContextManager[_Writer] = (
         VideoWriter(out, rate) if is_video_path(out) else FolderWriter(out)
