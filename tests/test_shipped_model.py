@@ -13,7 +13,12 @@ import torch.nn.functional as F
 from photostyle import StylizeOptions, Stylizer, WeightsError, load_image
 from photostyle.cli import main
 from photostyle.models import weights as weights_module
-from photostyle.models.weights import BUNDLED_STYLIZER, BUNDLED_STYLIZER_SHA256, bundled_path
+from photostyle.models.weights import (
+    BUNDLED_STYLIZER,
+    BUNDLED_STYLIZER_SHA256,
+    PREVIOUS_STYLIZER,
+    bundled_path,
+)
 from photostyle.utils import sha256_file
 
 
@@ -36,13 +41,30 @@ def test_shipped_weights_match_their_checksum_and_card():
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["sha256"] == BUNDLED_STYLIZER_SHA256
     assert card["file"] == BUNDLED_STYLIZER
-    assert card["training"]["data"] and card["training"]["steps"] > 0
+    assert card["training"]["steps"] >= 0 and card["training"]["note"]  # how it was made
 
 
 def test_shipped_model_architecture(shipped: Stylizer):
     cfg = shipped.config
-    assert (cfg.arch, cfg.residual, cfg.convention) == ("vgg16", True, "caffe_bgr255")
+    assert (cfg.arch, cfg.head, cfg.convention) == ("vgg16", "affine", "caffe_bgr255")
     assert cfg.fa in ("mean_std", "wct", "quantile")
+
+
+def test_previous_release_loads_by_name():
+    previous = Stylizer(PREVIOUS_STYLIZER, device="cpu")
+    assert (previous.config.head, previous.config.residual) == ("decoder", True)
+    content, style = _demo_pair(32)
+    assert previous.stylize(content, style).shape == content.shape
+
+
+def test_shipped_model_is_exactly_linear_in_alpha(shipped: Stylizer):
+    content, style = _demo_pair(64)
+    full = shipped.stylize(content, style)
+    half = shipped.stylize(content, style, options=StylizeOptions(alpha=0.5))
+    inside = (full > 0) & (full < 1)  # clamping is the only non-linearity
+    assert torch.allclose(half[inside], (content + 0.5 * (full - content))[inside], atol=1e-5)
+    zero = shipped.stylize(content, style, options=StylizeOptions(alpha=0.0))
+    assert torch.allclose(zero, content, atol=1e-6)
 
 
 def test_shipped_model_stylizes_towards_the_style(shipped: Stylizer):
@@ -65,7 +87,8 @@ def test_corrupt_shipped_weights_are_refused(tmp_path, monkeypatch):
         fh.seek(-16, 2)
         fh.write(b"\x00" * 16)
     monkeypatch.setattr(
-        "photostyle.api.bundled_path", lambda name: tmp_path / name if name == bad.name else None
+        "photostyle.models.weights.bundled_path",
+        lambda name: tmp_path / name if name == bad.name else None,
     )
     with pytest.raises(WeightsError, match="sha256"):
         Stylizer(device="cpu")

@@ -18,15 +18,13 @@ from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
-    BUNDLED_STYLIZER,
-    BUNDLED_STYLIZER_SHA256,
     BUNDLED_VGG16_SHA256,
     STYLIZER_FORMAT,
     WeightsError,
     build_encoder,
-    bundled_path,
     check_sha256,
     load_checkpoint,
+    stylizer_file,
 )
 from photostyle.upsample import (
     UPSAMPLE_METHODS,
@@ -76,7 +74,8 @@ class Stylizer:
     """A trained photorealistic stylizer (paper Fig. 2), ready for inference.
 
     Args:
-        weights: stylizer checkpoint (``.safetensors``); None loads the shipped model.
+        weights: stylizer checkpoint (``.safetensors``), or a bundled model's name (``"affine"``,
+            the default, or ``"decoder"``, the previous release); None loads the default.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         encoder_weights: VGG weights the decoder was trained with; None = bundled ImageNet VGG16.
         fa: default FA variant; None = the variant stored in the checkpoint's metadata.
@@ -116,9 +115,9 @@ class Stylizer:
             raise ValueError("an ONNX file needs the onnxruntime backend")
         if backend == "onnxruntime" and dtype != torch.float32:
             raise ValueError("the onnxruntime backend computes in float32 only")
-        path = Path(weights) if weights is not None else bundled_path(BUNDLED_STYLIZER)
-        if weights is None:
-            check_sha256(path, BUNDLED_STYLIZER_SHA256)
+        path, sha256 = stylizer_file(weights)
+        if sha256 is not None:
+            check_sha256(path, sha256)
         tensors, meta = load_checkpoint(path)
         if meta.get("format") != STYLIZER_FORMAT or "model_config" not in meta:
             raise WeightsError(f"{path}: not a photostyle stylizer checkpoint")
@@ -177,8 +176,8 @@ class Stylizer:
         self.onnx: OnnxNetwork | None = None
         if backend == "onnxruntime" and config.head != "decoder":
             raise ValueError(
-                f"the onnxruntime backend runs the decoder head only; {path} has a "
-                f"{config.head} head (use the torch backend)"
+                f"{path}: the onnxruntime backend runs pixel-decoder stylizers only, this one "
+                f"has the {config.head} head (use the torch backend)"
             )
         if backend == "onnxruntime":
             try:

@@ -338,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_parsers(sub)
     _add_speed_parser(sub)
     _add_video_parser(sub)
+    _add_train_affine_parser(sub)
     _add_serve_parsers(sub)
     _add_lut_parser(sub)
     return parser
@@ -1717,6 +1718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": _cmd_export,
         "speed": _cmd_speed,
         "stylize-video": _cmd_stylize_video,
+        "train-affine": _cmd_train_affine,
         "serve": _cmd_serve,
         "serve-load": _cmd_serve_load,
         "lut": _cmd_lut,
@@ -1746,3 +1748,62 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--flag`` per field of a config dataclass, its help the field's comment.
+
+    Fields without a default become required; ``bool`` fields become ``--flag`` / ``--no-flag``.
+    """
+    import dataclasses
+    import inspect
+    import re
+
+    comments = dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        text = comments.get(f.name, "")
+        if f.default is dataclasses.MISSING:
+            parser.add_argument(flag, required=True, help=text)
+        elif isinstance(f.default, bool):
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=text
+            )
+        else:
+            kind = type(f.default) if f.default is not None else int
+            parser.add_argument(
+                flag, type=kind, default=f.default, help=f"{text} (default {f.default})"
+            )
+
+
+def _add_train_affine_parser(sub: argparse._SubParsersAction) -> None:
+    from photostyle.train.affine import AffineTrainConfig
+
+    ta = sub.add_parser(
+        "train-affine",
+        help="train the affine colour head (resumes from --out-dir)",
+        description="Train the affine colour head along the SSIM / Gram frontier "
+        "(photostyle.train.affine); running again with the same --out-dir resumes.",
+    )
+    _dataclass_flags(ta, AffineTrainConfig)
+
+
+def _cmd_train_affine(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from photostyle.train.affine import AffineTrainConfig, train_affine
+
+    config = AffineTrainConfig(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(AffineTrainConfig)}
+    )
+    with tqdm(total=config.steps, desc="train-affine", unit="step") as bar:
+
+        def progress(step: int, terms: dict[str, float]) -> None:
+            bar.n = step
+            bar.set_postfix(gram=f"{terms['log_gram_ratio']:.3f}", ssim=f"{terms['ssim']:.3f}")
+
+        path = train_affine(config, progress=progress)
+    print(f"stylizer: {path}")
+    return 0

@@ -9,7 +9,7 @@ import pytest
 
 from photostyle.api import Stylizer
 from photostyle.deploy.onnx import export_onnx
-from photostyle.models.weights import load_checkpoint, save_checkpoint
+from photostyle.models.weights import PREVIOUS_STYLIZER, load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -39,4 +39,4 @@ def tiny_onnx(
 def shipped_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped model exported with its default FA (mean_std)."""
     path = tmp_path_factory.mktemp("onnx_shipped") / "shipped.onnx"
-    return export_onnx(Stylizer(device="cpu"), path).path
+    return export_onnx(Stylizer(PREVIOUS_STYLIZER, device="cpu"), path).path

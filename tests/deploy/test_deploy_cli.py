@@ -12,6 +12,7 @@ from PIL import Image
 
 from photostyle import cli
 from photostyle.io import load_image
+from photostyle.models.weights import PREVIOUS_STYLIZER
 
 Capsys = pytest.CaptureFixture[str]
 
@@ -191,8 +192,20 @@ def test_stylize_onnx_of_other_weights(
     content, style = photos
     out = tmp_path / "r.png"
     argv = ["stylize", str(content), str(style), "-o", str(out), "--device", "cpu"]
+    argv += ["--weights", PREVIOUS_STYLIZER]  # the previous release's pixel decoder
     assert cli.main([*argv, "--backend", "onnxruntime", "--onnx", str(tiny_onnx)]) == 2
-    assert "exported from other weights" in _one_line_error(capsys)  # the shipped model's
+    assert "exported from other weights" in _one_line_error(capsys)
+
+
+def test_onnxruntime_refuses_the_affine_head(
+    tmp_path: Path, photos: tuple[Path, Path], capsys: Capsys
+) -> None:
+    content, style = photos
+    out = tmp_path / "r.png"
+    argv = ["stylize", str(content), str(style), "-o", str(out), "--device", "cpu"]
+    assert cli.main([*argv, "--backend", "onnxruntime"]) == 2
+    assert "pixel-decoder stylizers only" in _one_line_error(capsys)
+    assert not out.exists()
 
 
 def test_onnx_file_needs_the_onnxruntime_backend(
@@ -217,3 +230,12 @@ def test_bench_with_onnxruntime(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("| max abs diff |")
     assert lines[3].startswith("| photostyle-onnxruntime | 32x16 | cpu |")
+
+
+def test_export_of_the_affine_default_is_refused_in_one_line(
+    tmp_path: Path, capsys: Capsys
+) -> None:
+    out = tmp_path / "m.onnx"
+    assert cli.main(["export", "--out", str(out)]) == 2
+    assert "pixel-decoder stylizers only" in _one_line_error(capsys)
+    assert not out.exists()

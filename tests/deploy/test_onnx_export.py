@@ -24,6 +24,7 @@ from photostyle.deploy.onnx import (
     unpool,
 )
 from photostyle.models.layers import feature_aggregation
+from photostyle.models.weights import PREVIOUS_STYLIZER
 from photostyle.utils import sha256_file
 
 
@@ -228,8 +229,10 @@ def test_export_refuses_non_onnx_suffix_and_the_weights_file(
 
 
 def test_shipped_model_onnxruntime_matches_pytorch_at_64(shipped_onnx: Path) -> None:
-    torch_stylizer = Stylizer(device="cpu")
-    onnx_stylizer = Stylizer(device="cpu", backend="onnxruntime", onnx_path=shipped_onnx)
+    torch_stylizer = Stylizer(PREVIOUS_STYLIZER, device="cpu")
+    onnx_stylizer = Stylizer(
+        PREVIOUS_STYLIZER, device="cpu", backend="onnxruntime", onnx_path=shipped_onnx
+    )
     content, style = _rand(1, 3, 64, 64, seed=9), _rand(1, 3, 64, 64, seed=10)
     for alpha in (1.0, 0.5):
         with torch.inference_mode():

@@ -143,7 +143,7 @@ class ExportableStylizer(nn.Module):
         super().__init__()
         check_exportable(fa)
         self.encoder = model.encoder
-        self.decoder = model.decoder
+        self.decoder = model.pixel_decoder
         self.variant = fa
 
     def forward(
@@ -395,11 +395,17 @@ def export_onnx(
     from photostyle import __version__
 
     variant = fa or stylizer.config.fa
+    if stylizer.config.head != "decoder":
+        raise ValueError(
+            f"{stylizer.path}: ONNX export handles pixel-decoder stylizers only, this one has "
+            f"the {stylizer.config.head} head (the previous release's model, weights 'decoder', "
+            "exports)"
+        )
     check_exportable(variant)
     check_opset(opset)
     out = check_onnx_path(out, protect=[stylizer.path])
     model = copy.deepcopy(stylizer.model).to("cpu", torch.float32).eval()
-    model.decoder.set_variant(variant)
+    model.pixel_decoder.set_variant(variant)
     info = OnnxInfo(
         fa=variant,
         config=replace(stylizer.config, fa=variant),

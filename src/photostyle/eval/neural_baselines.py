@@ -216,7 +216,7 @@ def autoencoder_transfer(
         enc_c.taps[3], enc_s.taps[3], alpha=alpha, content_labels=labels_c, style_labels=labels_s
     )  # relu4_1 (1, C4, h/8, w/8) with the style's statistics
     transformed = dataclasses.replace(enc_c, taps=[*enc_c.taps[:3], z])
-    decoder = model.decoder
+    decoder = model.pixel_decoder
     previous = decoder.variant
     decoder.set_variant("none")
     try:

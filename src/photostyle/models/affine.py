@@ -23,6 +23,7 @@ channel ``9 + k`` is ``b[k]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -47,17 +48,23 @@ def _sym_power(cov: torch.Tensor, power: float) -> torch.Tensor:
     return (evecs * evals.clamp_min(1e-10).pow(power).unsqueeze(-2)) @ evecs.transpose(-1, -2)
 
 
-def mkl_map(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+def mkl_map(
+    content: torch.Tensor, style: torch.Tensor, eps: float = 1e-4, power: float = 1.0
+) -> torch.Tensor:
     """Monge-Kantorovich linear colour map from the content's pixels to the style's.
 
     ``A = C_c^{-1/2} (C_c^{1/2} C_s C_c^{1/2})^{1/2} C_c^{-1/2}`` carries the content's RGB
     covariance ``C_c`` to the style's ``C_s`` with the least mean squared displacement of colours;
-    ``b = mu_s - A mu_c`` matches the means. Computed in float64.
+    ``b = mu_s - A mu_c`` matches the means. ``power`` < 1 takes ``A ** power`` (A is symmetric
+    positive definite) and still matches the means: the colour cast moves fully, contrast and
+    saturation only part of the way, which keeps more of the content's structure. Computed in
+    float64.
 
     Args:
         content: (3, N) content pixels.
         style: (3, M) style pixels.
         eps: added to the covariances' diagonals (a variance in [0, 1] units).
+        power: exponent of the linear part in [0, 1] (0: a pure shift of the mean colour).
 
     Returns:
         (3, 4) ``[A | b]``.
@@ -73,6 +80,8 @@ def mkl_map(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-4) -> to
     cov_y = (y - mu_y) @ (y - mu_y).T / y.shape[1] + eps * eye
     root, inv_root = _sym_power(cov_x, 0.5), _sym_power(cov_x, -0.5)
     a = inv_root @ _sym_power(root @ cov_y @ root, 0.5) @ inv_root
+    if power != 1.0:
+        a = _sym_power((a + a.T) / 2, power)
     return torch.cat([a, mu_y - a @ mu_x], dim=1)
 
 
@@ -97,6 +106,7 @@ def region_colour_grid(
     style_labels: torch.Tensor | None = None,
     feather: float = 1.5,
     min_pixels: int = 64,
+    power: float = 1.0,
 ) -> torch.Tensor:
     """The base grid: per-region MKL colour maps blended with feathered region masks.
 
@@ -113,6 +123,7 @@ def region_colour_grid(
         style_labels: optional (B, Hs, Ws) int64 labels; required with ``content_labels``.
         feather: blur of the region weights, in grid cells.
         min_pixels: smallest region that gets its own map.
+        power: exponent of each map's linear part (see :func:`mkl_map`).
 
     Returns:
         (B, 12, gh, gw) coefficients, in the content's dtype.
@@ -123,7 +134,7 @@ def region_colour_grid(
     for i in range(content.shape[0]):
         c = content[i].reshape(3, -1)
         s = style[i].reshape(3, -1)
-        whole = mkl_map(c, s)  # (3, 4)
+        whole = mkl_map(c, s, power=power)  # (3, 4)
         if content_labels is None or style_labels is None:
             grid = whole.reshape(COEFFS, 1, 1).expand(COEFFS, *size)
             out.append(_to_layout(grid))
@@ -133,7 +144,7 @@ def region_colour_grid(
         for label in lc.unique().tolist():
             xs, ys = lc == label, ls == label
             if label >= 0 and int(xs.sum()) >= min_pixels and int(ys.sum()) >= min_pixels:
-                maps.append(mkl_map(c[:, xs], s[:, ys]))
+                maps.append(mkl_map(c[:, xs], s[:, ys], power=power))
             else:
                 maps.append(whole)
             mask = (content_labels[i] == label).double()[None, None]  # (1, 1, H, W)
@@ -212,6 +223,7 @@ class AffineHead(nn.Module):
         hidden: channels of the head's convolutions.
         feature_scale: encoder features are multiplied by this on the way in.
         cell: grid cell size in working-size pixels (8 = the relu4_1 resolution).
+        base_power: exponent of the base's MKL maps (see :func:`mkl_map`).
     """
 
     def __init__(
@@ -222,14 +234,18 @@ class AffineHead(nn.Module):
         hidden: int = 64,
         feature_scale: float = 1.0,
         cell: int = 8,
+        base_power: float = 1.0,
     ) -> None:
         super().__init__()
         if bins < 1 or hidden < 1 or cell < 1:
             raise ValueError(
                 f"bins, hidden and cell must be positive, got {bins}, {hidden}, {cell}"
             )
+        if not 0.0 <= base_power <= 1.0:
+            raise ValueError(f"base_power must be in [0, 1], got {base_power}")
         self.bins = bins
         self.cell = cell
+        self.base_power = base_power
         self.feature_scale = feature_scale
         w3, w4 = widths[2], widths[3]
         self.reduce = nn.Conv2d(2 * (w3 + w4) + COEFFS, hidden, 1)
@@ -241,7 +257,7 @@ class AffineHead(nn.Module):
         self.glob = nn.Linear(hidden, hidden)  # image-wide context (HDRnet's global path)
         self.out = nn.Conv2d(hidden, COEFFS * bins, 1)
         nn.init.zeros_(self.out.weight)  # the untrained head returns the base exactly
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(cast(torch.Tensor, self.out.bias))
 
     def residual_grid(
         self,
@@ -317,6 +333,7 @@ class AffineHead(nn.Module):
                 size,
                 content_labels=content_labels,
                 style_labels=style_labels,
+                power=self.base_power,
             ).to(content_image.dtype)  # (B, 12, gh, gw)
         residual = self.residual_grid(
             content,

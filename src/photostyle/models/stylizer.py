@@ -40,6 +40,7 @@ class ModelConfig:
     head: Head = "decoder"  # "decoder": pixels (paper Fig. 2); "affine": colour models (affine.py)
     grid_bins: int = 8  # affine head: brightness bins of its bilateral grid
     grid_hidden: int = 64  # affine head: channels of its convolutions
+    base_power: float = 1.0  # affine head: exponent of its base's MKL maps (affine.mkl_map)
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
 
     @classmethod
@@ -102,6 +103,7 @@ class PhotoStylizer(nn.Module):
                 bins=config.grid_bins,
                 hidden=config.grid_hidden,
                 feature_scale=FEATURE_SCALE[config.convention],
+                base_power=config.base_power,
             )
         else:
             self.decoder = Decoder(
@@ -111,6 +113,17 @@ class PhotoStylizer(nn.Module):
                 FEATURE_SCALE[config.convention],
                 config.residual,
             )
+
+    @property
+    def pixel_decoder(self) -> Decoder:
+        """The pixel decoder (paper Fig. 2).
+
+        Raises:
+            ValueError: this stylizer has another head (the affine head has no pixel decoder).
+        """
+        if not isinstance(self.decoder, Decoder):
+            raise ValueError(f"this stylizer has the {self.config.head} head, not a pixel decoder")
+        return self.decoder
 
     def forward(
         self,

@@ -29,8 +29,20 @@ from photostyle.utils import atomic_path, sha256_file
 
 BUNDLED_VGG16 = "vgg16_imagenet.safetensors"
 BUNDLED_VGG16_SHA256 = "29d674a6927365c461ab0dbdf5d3ffea98b7f7dcbc8bc24d58424f9791fd8614"
-BUNDLED_STYLIZER = "photostyle_vgg16.safetensors"
-BUNDLED_STYLIZER_SHA256 = "a8ecf3ce6592755766c109004bf364d17cef4445dda888dce8a3cba979f628d2"
+# The default stylizer (affine colour head) and the previous release's pixel decoder, by name.
+BUNDLED_STYLIZERS: dict[str, tuple[str, str]] = {
+    "affine": (
+        "photostyle_affine.safetensors",
+        "dbdb83b4f496ea1b911f8e2bd09c8e518a5c10a59eae42fa20972226ef30d2dd",
+    ),
+    "decoder": (
+        "photostyle_vgg16.safetensors",
+        "a8ecf3ce6592755766c109004bf364d17cef4445dda888dce8a3cba979f628d2",
+    ),
+}
+DEFAULT_STYLIZER = "affine"  # what Stylizer() and every command load without --weights
+PREVIOUS_STYLIZER = "decoder"  # release 0.1's default, kept for comparisons (bench, eval)
+BUNDLED_STYLIZER, BUNDLED_STYLIZER_SHA256 = BUNDLED_STYLIZERS[DEFAULT_STYLIZER]
 BUNDLED_AUTOENCODER = "autoencoder_vgg16.safetensors"  # decoder of the adain/wct baselines
 BUNDLED_AUTOENCODER_SHA256 = "88c1e59d97b7d9415aedd3b197c21c144fa97884d5f48fab0f2209420cb18473"
 STYLIZER_FORMAT = "photostyle.stylizer"
@@ -43,6 +55,19 @@ class WeightsError(ValueError):
 def bundled_path(name: str) -> Path:
     """Path of a weights file shipped inside the package."""
     return Path(str(resources.files("photostyle") / "weights" / name))
+
+
+def stylizer_file(weights: str | Path | None) -> tuple[Path, str | None]:
+    """Where a stylizer's weights are, and their expected sha256 if bundled.
+
+    ``weights`` is a file, a bundled model's name (:data:`BUNDLED_STYLIZERS`: ``affine``, the
+    default, or ``decoder``, the previous release) or None for the default.
+    """
+    name = DEFAULT_STYLIZER if weights is None else str(weights)
+    if name in BUNDLED_STYLIZERS and not Path(name).exists():
+        file, sha256 = BUNDLED_STYLIZERS[name]
+        return bundled_path(file), sha256
+    return Path(name), None
 
 
 def check_sha256(path: Path, expected: str | None) -> None:

@@ -62,6 +62,7 @@ class AffineTrainConfig:
     tv_weight: float = 1.0  # w_tv: weight of the grid's total variation
     bins: int = 8  # brightness bins of the grid
     hidden: int = 64  # channels of the head's convolutions
+    base_power: float = 1.0  # exponent of the base's MKL maps (models.affine.mkl_map)
     seed: int = 0  # seed of the initial weights and of the stream of pairs
     device: str = "auto"  # torch device
     amp: bool = False  # run the VGG passes under bfloat16 autocast (CPUs with bf16 units, GPUs)
@@ -109,7 +110,10 @@ class _PairStream:
 
         Shape: -> two (size, 3, crop, crop) batches and two (size, crop, crop) int64 label maps.
         """
-        contents, styles, labels_c, labels_s = [], [], [], []
+        contents: list[torch.Tensor] = []
+        styles: list[torch.Tensor] = []
+        labels_c: list[torch.Tensor] = []
+        labels_s: list[torch.Tensor] = []
         rows = torch.arange(self.crop)[:, None].expand(self.crop, self.crop)
         n_images = len(self.images)
         for n in range(start, start + size):
@@ -138,6 +142,7 @@ def model_config(config: AffineTrainConfig) -> ModelConfig:
         head="affine",
         grid_bins=config.bins,
         grid_hidden=config.hidden,
+        base_power=config.base_power,
         encoder_sha256=BUNDLED_VGG16_SHA256,
     )
 
@@ -241,11 +246,9 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                 "tv": tv.item(),
             }
             if step % config.log_every == 0 or step == config.steps:
-                row = {"step": step, **terms, "seconds": time.perf_counter() - started}
-                history.append(row)
-                with metrics.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                log.scalars(step, terms)
+                seconds = {"seconds": time.perf_counter() - started}
+                history.append({"step": step, **terms, **seconds})
+                log.scalars(step, terms, seconds)  # metrics.jsonl and TensorBoard
             if progress is not None:
                 progress(step, terms)
             if step % config.checkpoint_every == 0 or step == config.steps:

@@ -199,7 +199,9 @@ class ClipStylizer:
         head = self.model.decoder
         # The affine head's colour model is smoothed itself, whatever its FA variant.
         self.affine = isinstance(head, AffineHead)
-        self.variant: FAVariant = stylizer.config.fa if self.affine else head.variant
+        self.variant: FAVariant = (
+            stylizer.config.fa if isinstance(head, AffineHead) else head.variant
+        )
         smoothable = (*SMOOTHED_VARIANTS, *STATELESS_VARIANTS)
         if not opts.per_frame and not self.affine and self.variant not in smoothable:
             raise ValueError(
@@ -250,32 +252,39 @@ class ClipStylizer:
         h, w = frame.shape[-2:]
         full = frame[None].to(self.device, torch.float32)  # (1, 3, H, W), float32 like stylize
         small = resize_image(full, working_size(h, w, opts.max_size))  # (1, 3, h, w)
-        if self.affine:
-            out = self._colour_model_forward(full, small)
-        elif opts.per_frame:
-            out = self.model(
-                small.to(self.dtype), self.style, alpha=opts.alpha, style_enc=self.style_enc
-            ).image  # (1, 3, h, w)
+        if opts.per_frame:
+            if self.affine:
+                out = self._colour_model_forward(full, small, smooth=False)
+            else:
+                out = self.model(
+                    small.to(self.dtype), self.style, alpha=opts.alpha, style_enc=self.style_enc
+                ).image  # (1, 3, h, w)
         else:
             previous, self._previous = self._previous, small
             if previous is not None and float((small - previous).abs().mean()) > opts.scene_cut:
                 previous = None  # a new shot: statistics of the old one do not apply
                 self._running.clear()
+                self._coeffs = None
             if opts.deflicker:
                 gain = self._exposure(small, previous)  # (1, 3, 1, 1)
                 full, small = full / gain, small / gain
-            out = self._stable_forward(small.to(self.dtype))
+            if self.affine:
+                out = self._colour_model_forward(full, small, smooth=True)
+            else:
+                out = self._stable_forward(small.to(self.dtype))
         self._size = (int(h), int(w))
         self.frames += 1
         if not self.affine:
             out = upsample_stylized(full, small, out.float(), opts.upsample)  # (1, 3, H, W)
         return out[0].clamp(0, 1).cpu()
 
-    def _colour_model_forward(self, full: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
-        """Affine head: the colour model of this frame, smoothed over the clip, at full size.
+    def _colour_model_forward(
+        self, full: torch.Tensor, small: torch.Tensor, *, smooth: bool
+    ) -> torch.Tensor:
+        """Affine head: the colour model of this frame, at full size.
 
-        Outside per-frame mode the (1, 12, h, w) colour model is an exponential moving average
-        over the frames (reset at a scene cut), so the look changes no faster than the scene.
+        With ``smooth`` the (1, 12, h, w) colour model is an exponential moving average over the
+        frames (reset at a scene cut), so the look changes no faster than the scene.
 
         Shape: full (1, 3, H, W), small (1, 3, h, w) -> (1, 3, H, W).
         """
@@ -291,10 +300,8 @@ class ClipStylizer:
             alpha=opts.alpha,
             variant=self.variant,
         ).coeffs.float()  # (1, 12, h, w)
-        if not opts.per_frame:
-            previous, self._previous = self._previous, small
-            cut = previous is None or float((small - previous).abs().mean()) > opts.scene_cut
-            if not cut and self._coeffs is not None:
+        if smooth:
+            if self._coeffs is not None and self._coeffs.shape == coeffs.shape:
                 coeffs = opts.smoothing * self._coeffs + (1 - opts.smoothing) * coeffs
             self._coeffs = coeffs
         return apply_local_affine(coeffs, full)
@@ -332,7 +339,7 @@ class ClipStylizer:
 
         Shape: (1, 3, h, w) -> (1, 3, h, w), unclamped.
         """
-        decoder = self.model.decoder
+        decoder = self.model.pixel_decoder
         taps = self.style_taps
         h, _ = decoder.decode(
             self.model.encoder(content), lambda level, x: self._aggregate(level + 1, x, taps[level])
