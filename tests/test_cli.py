@@ -387,3 +387,22 @@ def test_bfloat16_is_refused_on_a_cpu_without_bfloat16_units(
         assert cli.main([*train, "--device", "cpu"]) == 2
         assert "--amp (bfloat16)" in _one_line_error(capsys)
         assert not (tmp_path / "run").exists()
+
+
+def _commands_with(flag: str) -> list[str]:
+    """The subcommands that take ``flag``, read from the parser itself."""
+    import argparse
+
+    actions = cli.build_parser()._actions
+    sub = next(a for a in actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(name for name, p in sub.choices.items() if flag in p._option_string_actions)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "meta"])
+def test_unknown_device_is_one_line_naming_the_flag(capsys: Capsys, device: str) -> None:
+    commands = _commands_with("--device")
+    assert {"stylize", "train", "bench", "speed", "stylize-video"} <= set(commands)
+    for command in commands:
+        assert cli.main([command, "--device", device]) == 2, command
+        err = _one_line_error(capsys)
+        assert "argument --device" in err and repr(device) in err, (command, err)

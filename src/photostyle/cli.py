@@ -33,6 +33,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+def _device(text: str) -> str:
+    """``--device`` checked when the arguments are parsed, before any work (argparse names it)."""
+    from photostyle.utils import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N (default auto)"
+    )
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     p.add_argument(
@@ -60,7 +77,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "applied to the full-size photo), change (add the upsampled change), bicubic "
         "(default guided)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(p)
     p.add_argument(
         "--dtype",
         choices=["float32", "bfloat16"],
@@ -223,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="index directory from photostyle index: train on its images (--data optional)",
     )
     tr.add_argument("--time-limit", type=float, help="stop after this many seconds (resumable)")
-    tr.add_argument("--device")
+    tr.add_argument("--device", type=_device)
     tr.add_argument("--seed", type=int)
     tr.add_argument(
         "--reconstruction",
@@ -261,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     be.add_argument("--runs", type=int, default=5, help="timed runs per case (default 5)")
     be.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
-    be.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(be)
     be.add_argument("--json", type=Path, help="also write the rows and settings as JSON")
     be.add_argument(
         "--plot",
@@ -332,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument(
         "--batch-size", type=int, default=50, metavar="N", help="images per batch (default 50)"
     )
-    fd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(fd)
     fd.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     _add_ablate_parser(sub)
     _add_index_parsers(sub)
@@ -434,6 +451,7 @@ def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--json", type=Path, help="also write the rows as JSON")
     sp.add_argument(
         "--device",
+        type=_device,
         default="cpu",
         help="cpu, cuda or cuda:N (default cpu); the peak is that device's matmul rate",
     )
@@ -455,7 +473,7 @@ def _add_index_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t2", type=float, default=0.1, help="T2: top fraction outside it (0.1)")
     p.add_argument("--batch-size", type=int, default=64, help="images per encoder call (64)")
     p.add_argument("--workers", type=int, default=0, help="image-decoding processes (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(p)
 
 
 def _add_index_parsers(sub: argparse._SubParsersAction) -> None:
@@ -542,7 +560,7 @@ def _add_serve_parsers(sub: argparse._SubParsersAction) -> None:
     sv = sub.add_parser("serve", help="a local web page and HTTP API (needs photostyle[serve])")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=7860, help="0 picks a free port (default 7860)")
-    sv.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(sv)
     sv.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     sv.add_argument(
         "--max-size", type=int, default=1024, help="working size when a request gives none"
@@ -590,7 +608,7 @@ def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="stop each variant's training after S seconds (re-run to resume)",
     )
-    ab.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(ab)
     ab.add_argument("--limit-pairs", type=int, metavar="N", help="score only the first N pairs")
     ab.add_argument("--max-size", type=int, default=1024, help="working size at scoring (1024)")
     ab.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
@@ -1155,8 +1173,9 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from photostyle.api import Stylizer
-    from photostyle.eval.bench import demo_pair, environment, parse_sizes, resize_image
+    from photostyle.eval.bench import demo_pair, parse_sizes, resize_image
     from photostyle.eval.speed import SpeedRow, check_knobs, run_speed, speed_table_markdown
+    from photostyle.measure import environment
     from photostyle.utils import atomic_path, cpu_has_fast_bfloat16, resolve_device
 
     if args.json is not None and args.json.is_dir():

@@ -48,13 +48,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA when available, else CPU; anything else is passed to torch.
 
     Raises:
-        ValueError: CUDA was asked for but is not available.
+        ValueError: not a device string torch knows (``"tpu"``), or a device whose backend is
+            not available here (CUDA on a machine without a GPU); one-line message.
     """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was requested but no CUDA device is available")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {str(device)!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    backend = getattr(torch, dev.type, None) if dev.type != "mps" else torch.backends.mps
+    if backend is None or not backend.is_available():
+        raise ValueError(f"device {str(device)!r}: no {dev.type.upper()} device is available here")
     return dev
 
 

@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -43,9 +43,6 @@ from photostyle.models.layers import FAVariant, fa_mean_std, fa_none, fa_paper
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import WeightsError
 from photostyle.utils import atomic_path, sha256_file
-
-if TYPE_CHECKING:
-    from photostyle.api import Stylizer
 
 ONNX_FORMAT = "photostyle.stylizer.onnx"  # value of the "photostyle.format" metadata entry
 ONNX_FORMAT_VERSION = 1  # inputs, outputs and metadata keys as described in this module
@@ -74,6 +71,22 @@ _SHAPES: dict[str, list[int | str]] = {
     "alpha": [],
     "image": [1, 3, "height", "width"],
 }
+
+
+class ExportSource(Protocol):
+    """What the exporters read from a loaded stylizer; :class:`photostyle.Stylizer` is one.
+
+    Taking this rather than the API's facade keeps the arrow one way: the API imports deploy.
+    """
+
+    @property
+    def model(self) -> PhotoStylizer: ...  # the network to export (any device and dtype)
+
+    @property
+    def config(self) -> ModelConfig: ...  # its architecture, FA variant included
+
+    @property
+    def path(self) -> Path: ...  # the checkpoint file it was loaded from
 
 
 class OnnxError(WeightsError):
@@ -361,7 +374,7 @@ def check_onnx_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> 
 
 
 def export_onnx(
-    stylizer: Stylizer,
+    stylizer: ExportSource,
     out: str | Path,
     *,
     fa: FAVariant | None = None,
@@ -392,7 +405,7 @@ def export_onnx(
     """
     import onnx  # only the exporter needs the onnx package
 
-    from photostyle import __version__
+    from photostyle.version import __version__
 
     variant = fa or stylizer.config.fa
     check_exportable(variant)
@@ -491,7 +504,7 @@ def default_cache_dir() -> Path:
 
 
 def load_backend(
-    stylizer: Stylizer,
+    stylizer: ExportSource,
     onnx_path: str | Path | None = None,
     *,
     fa: FAVariant | None = None,

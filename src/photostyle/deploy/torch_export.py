@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 from torch.export import Dim
 
-from photostyle.api import Stylizer
 from photostyle.deploy.onnx import (
     CHECK_SIZES,
     PARITY_TOLERANCE,
     TRACE_SIZES,
     ExportableStylizer,
+    ExportSource,
     check_exportable,
 )
 from photostyle.models.encoder import MIN_SIDE
@@ -51,7 +51,9 @@ def check_pt2_path(path: str | Path) -> Path:
     return path
 
 
-def export_pt2(stylizer: Stylizer, out: str | Path, *, fa: FAVariant | None = None) -> Pt2Result:
+def export_pt2(
+    stylizer: ExportSource, out: str | Path, *, fa: FAVariant | None = None
+) -> Pt2Result:
     """Export, check against eager PyTorch on other (odd) sizes, then write ``out`` atomically.
 
     Raises:
