@@ -662,6 +662,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
             raise ValueError("--pairs takes no PHOTO, -o, --style or --lut; use --out-dir")
         if args.out_dir is None:
             raise ValueError("--pairs needs --out-dir")
+        _check_output(args.out_dir, folder=True)
         return _stylize_folder(args)
     if batch:
         return _stylize_batch(args)
@@ -818,8 +819,7 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         raise ValueError(f"--size must be in 2..256, got {args.size}")
     if any(path.resolve() == args.output.resolve() for path in args.inputs):
         raise ValueError(f"{args.output}: refusing to overwrite an input file")
-    if args.output.is_dir():
-        raise ValueError(f"{args.output}: is a directory")
+    _check_output(args.output)
     *content_path, style_path = args.inputs
     style, _ = read_photo(style_path)
     content = read_photo(content_path[0])[0] if content_path else None
@@ -849,6 +849,7 @@ def _lut_pairs(args: argparse.Namespace) -> int:
 
     if args.inputs or args.output is not None:
         raise ValueError("--pairs takes no PHOTO or -o")
+    _check_output(args.json)
     pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
     if args.limit is not None:
         pairs = pairs[: args.limit]
@@ -917,6 +918,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     assets = resources.files("photostyle") / "assets"
     content, style = Path(str(assets / "demo_content.jpg")), Path(str(assets / "demo_style.jpg"))
+    _check_output(args.out_dir, folder=True)
     out = _stylizer(args).stylize_files(
         content, style, args.out_dir / "demo_stylized.png", options=_options(args)
     )
@@ -985,6 +987,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not config.data and config.index is None:
         raise ValueError("train needs --data DIR or --index DIR (or 'data' in --config)")
+    _check_output(config.out_dir, folder=True)
     if config.amp and config.amp_dtype == "bfloat16":
         from photostyle.utils import check_bfloat16_speed, resolve_device
 
@@ -1034,6 +1037,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from photostyle.utils import atomic_path, resolve_device
 
     options = _options(args)  # validates --alpha / --max-size before any work
+    _check_output(args.json)
+    _check_output(args.out_dir, folder=True)
     try:
         alphas = None if args.alpha_sweep is None else parse_alphas(args.alpha_sweep)
     except ValueError as err:
@@ -1130,8 +1135,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     from photostyle.utils import atomic_path
 
-    if args.json is not None and args.json.is_dir():
-        raise ValueError(f"{args.json}: is a directory")
+    _check_output(args.json)
     plot = _plot_target(args.plot, None)
     config = BenchConfig(
         sizes=parse_sizes(args.sizes),
@@ -1178,8 +1182,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     from photostyle.measure import environment
     from photostyle.utils import atomic_path, cpu_has_fast_bfloat16, resolve_device
 
-    if args.json is not None and args.json.is_dir():
-        raise ValueError(f"{args.json}: is a directory")
+    _check_output(args.json)
     if args.runs < 1:
         raise ValueError(f"--runs must be at least 1, got {args.runs}")
     sizes = parse_sizes(args.sizes)
@@ -1263,6 +1266,7 @@ def _cmd_fid(args: argparse.Namespace) -> int:
     from photostyle.eval.fid import fid, list_images
     from photostyle.utils import atomic_path
 
+    _check_output(args.json)
     total = len(list_images(args.outputs)) + len(list_images(args.reference))
     with tqdm(total=total, desc="fid", unit="img", file=sys.stderr, delay=1.0) as bar:
         result = fid(
@@ -1316,8 +1320,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from photostyle.train.config import TrainConfig
     from photostyle.utils import atomic_path
 
-    if args.json is not None and args.json.is_dir():
-        raise ValueError(f"{args.json}: is a directory")
+    _check_output(args.json)
+    _check_output(args.out_dir, folder=True)
     plot = _plot_target(args.plot, args.out_dir / "ablation.png")
     overrides = {
         "steps": args.steps,
@@ -1456,6 +1460,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     shard = _parse_shard(args.shard)
     if args.max_mb < 1 or args.clusters < 1:
         raise ValueError("--max-mb and --clusters must be >= 1")
+    _check_output(args.out, folder=True)
     source, encoder, device, config, sampling = _index_setup(args, shard)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     bars: list[tqdm] = []
@@ -1503,8 +1508,7 @@ def _cmd_index_bench(args: argparse.Namespace) -> int:
     from photostyle.data.index_bench import bench_json, bench_markdown, run_index_bench
     from photostyle.utils import atomic_path
 
-    if args.json is not None and args.json.is_dir():
-        raise ValueError(f"{args.json}: is a directory")
+    _check_output(args.json)
     sizes = _int_list(args.sizes, "--sizes")
     threshold_sizes = (
         _int_list(args.threshold_sizes, "--threshold-sizes") if args.threshold_sizes else []
@@ -1607,6 +1611,14 @@ def _grade_video(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_output(path: str | Path | None, *, folder: bool = False) -> None:
+    """An output file (or folder) named by a flag, checked before any work; None = not asked."""
+    from photostyle.utils import check_writable
+
+    if path is not None:
+        check_writable(path, folder=folder)
+
+
 def _plot_target(explicit: Path | None, default: Path | None) -> Path | None:
     """Where a command's plot goes: an explicit ``--plot`` must be writable with matplotlib
     installed (checked before any work); a default one is dropped, with a note, without it."""
@@ -1615,8 +1627,7 @@ def _plot_target(explicit: Path | None, default: Path | None) -> Path | None:
     path = explicit or default
     if path is None:
         return None
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory")
+    _check_output(path)
     try:
         pyplot()
     except PlotUnavailable as err:

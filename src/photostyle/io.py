@@ -27,6 +27,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from photostyle.measure import available_memory_bytes
+from photostyle.utils import check_writable
 
 __all__ = [
     "DPST_PALETTE",
@@ -459,7 +460,8 @@ def check_output_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ImageError: unsupported suffix, ``path`` is a directory or one of ``protect``.
+        ImageError: unsupported suffix, ``path`` is a directory or one of ``protect``, or its
+            folder cannot be written (a parent is a file, permission denied).
     """
     target = Path(path)
     suffix = target.suffix.lower()
@@ -468,8 +470,10 @@ def check_output_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -
         raise ImageError(f"{target}: unsupported output format {suffix or '(none)'!r}; use {known}")
     if any(_same_file(target, Path(p)) for p in protect):
         raise ImageError(f"{target}: refusing to overwrite an input file")
-    if target.is_dir():
-        raise ImageError(f"{target}: is a directory")
+    try:
+        check_writable(target)
+    except ValueError as err:
+        raise ImageError(str(err)) from None
     return target
 
 

@@ -64,6 +64,31 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return stale
 
 
+def check_writable(path: str | Path, *, folder: bool = False) -> Path:
+    """Check, before any work, that a file (or with ``folder`` a folder) can be written at ``path``.
+
+    Missing parent folders are fine (writers create them); the nearest existing one must be a
+    writable folder.
+
+    Raises:
+        ValueError: ``path`` is a folder where a file is wanted (or a file where a folder is),
+            one of its parents is a file, or the nearest existing parent is not writable.
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file, not a folder")
+    if not folder and path.is_dir():
+        raise ValueError(f"{path}: is a directory")
+    parent = path if folder else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{path}: cannot write in {parent} (permission denied)")
+    return path
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -42,7 +42,7 @@ from photostyle.models.encoder import MIN_SIDE
 from photostyle.models.layers import FAVariant, fa_mean_std, fa_none, fa_paper
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import WeightsError
-from photostyle.utils import atomic_path, sha256_file
+from photostyle.utils import atomic_path, check_writable, sha256_file
 
 ONNX_FORMAT = "photostyle.stylizer.onnx"  # value of the "photostyle.format" metadata entry
 ONNX_FORMAT_VERSION = 1  # inputs, outputs and metadata keys as described in this module
@@ -365,8 +365,7 @@ def check_onnx_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> 
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"{path}: the output must be a .onnx file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory")
+    check_writable(path)  # not a directory, in a folder that can be written
     for other in protect:
         if Path(other).exists() and path.resolve() == Path(other).resolve():
             raise ValueError(f"{path}: refusing to overwrite an input file")

@@ -27,7 +27,7 @@ from photostyle.deploy.onnx import (
 )
 from photostyle.models.encoder import MIN_SIDE
 from photostyle.models.layers import FAVariant
-from photostyle.utils import atomic_path
+from photostyle.utils import atomic_path, check_writable
 
 MAX_SIDE = 1 << 15  # largest height/width the exported program accepts
 
@@ -46,8 +46,7 @@ def check_pt2_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".pt2":
         raise ValueError(f"{path}: the output must be a .pt2 file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory")
+    check_writable(path)  # not a directory, in a folder that can be written
     return path
 
 
