@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from photostyle.io import ImageError
 from photostyle.models.layers import FA_VARIANTS
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_FAILED = 1  # a run that could not finish (e.g. training diverged)
+_C = TypeVar("_C")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -647,11 +648,24 @@ def _stylizer(args: argparse.Namespace) -> Stylizer:
     )
 
 
+def _flag_config(cls: Callable[..., _C], **values: object) -> _C:
+    """``cls(**values)`` for a config dataclass whose fields are flags: a message that starts
+    with a field's name names the flag instead (``--max-size``, not ``max_size``)."""
+    try:
+        return cls(**values)
+    except ValueError as err:
+        text = str(err)
+        for name in values:
+            if text.startswith(f"{name} "):
+                raise ValueError(f"--{name.replace('_', '-')}{text[len(name) :]}") from None
+        raise
+
+
 def _options(args: argparse.Namespace) -> StylizeOptions:
     from photostyle.api import StylizeOptions
 
-    return StylizeOptions(
-        alpha=args.alpha, max_size=args.max_size, fa=args.fa, upsample=args.upsample
+    return _flag_config(
+        StylizeOptions, alpha=args.alpha, max_size=args.max_size, fa=args.fa, upsample=args.upsample
     )
 
 
@@ -1137,7 +1151,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     _check_output(args.json)
     plot = _plot_target(args.plot, None)
-    config = BenchConfig(
+    config = _flag_config(
+        BenchConfig,
         sizes=parse_sizes(args.sizes),
         methods=tuple(args.method or BENCH_METHODS),
         runs=args.runs,
