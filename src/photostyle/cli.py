@@ -1002,10 +1002,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not config.data and config.index is None:
         raise ValueError("train needs --data DIR or --index DIR (or 'data' in --config)")
     _check_output(config.out_dir, folder=True)
-    if config.amp and config.amp_dtype == "bfloat16":
-        from photostyle.utils import check_bfloat16_speed, resolve_device
+    from photostyle.utils import check_bfloat16_speed, resolve_device
 
-        check_bfloat16_speed(resolve_device(config.device), "--amp (bfloat16)")
+    try:
+        device = resolve_device(config.device)  # --device is checked already; --config's now
+    except ValueError as err:
+        raise ValueError(f"{args.config}: {err}") from None
+    if config.amp and config.amp_dtype == "bfloat16":
+        check_bfloat16_speed(device, "--amp (bfloat16)")
     with distributed(config.device) as dist:  # joins the torchrun job, if any
         quiet = not dist.is_main  # rank 0 alone reports progress
         logging.basicConfig(

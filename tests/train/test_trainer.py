@@ -491,6 +491,7 @@ def test_cli_print_config_shows_defaults_then_file_then_flags(
     [
         ("batch_sise: 2\n", "unknown config key 'batch_sise' (did you mean 'batch_size'?)"),
         ("crop: big\n", "config key 'crop' must be an integer, got 'big'"),
+        ("device: tpu\n", "unknown device 'tpu': use auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_cli_bad_config_file_is_one_line_and_exit_2(
