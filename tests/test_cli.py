@@ -204,7 +204,7 @@ def test_bad_option_values(
     out = tmp_path / "r.png"
     argv = ["stylize", str(content), str(style), "-o", str(out), flag, value, *model_args]
     assert cli.main(argv) == 2
-    assert flag.strip("-").replace("-", "_") in _one_line_error(capsys)
+    assert f"error: {flag} must" in _one_line_error(capsys)  # the flag, not the field name
     assert not out.exists()
 
 
@@ -462,20 +462,6 @@ def test_output_under_a_file_is_refused_before_any_work(
         assert str(blocker) in err and ("not a folder" in err or "file" in err), (name, err)
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--max-size", "3"], "--max-size must be at least 16, got 3"),
-        (["--alpha", "2"], "--alpha must be in [0, 1]"),
-    ],
-)
-def test_option_errors_name_the_flag(
-    photos: tuple[Path, Path], tmp_path: Path, capsys: Capsys, argv: list[str], message: str
-) -> None:
-    content, style = photos
-    out = tmp_path / "o.png"
-    assert cli.main(["stylize", str(content), str(style), "-o", str(out), *argv]) == 2
-    assert f"error: {message}" in _one_line_error(capsys)
+def test_bench_option_errors_name_the_flag(capsys: Capsys) -> None:
     assert cli.main(["bench", "--runs", "0"]) == 2
     assert "error: --runs must be at least 1" in _one_line_error(capsys)
-    assert not out.exists()

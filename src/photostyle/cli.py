@@ -853,13 +853,11 @@ def _cmd_lut(args: argparse.Namespace) -> int:
 
 
 def _lut_pairs(args: argparse.Namespace) -> int:
-    import json
 
     from tqdm import tqdm
 
     from photostyle.data.pairs import find_pairs
     from photostyle.eval.lut_capture import capture_markdown, lut_capture
-    from photostyle.utils import atomic_path
 
     if args.inputs or args.output is not None:
         raise ValueError("--pairs takes no PHOTO or -o")
@@ -873,10 +871,7 @@ def _lut_pairs(args: argparse.Namespace) -> int:
             stylizer, pairs, size=args.size, options=_options(args), on_pair=lambda _: bar.update()
         )
     print(capture_markdown(rows), end="")
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps([r.to_json() for r in rows], indent=2))
-        print(f"rows: {args.json}")
+    _write_json(args.json, [r.to_json() for r in rows], "rows")
     return EXIT_OK
 
 
@@ -1036,7 +1031,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import json
 
     import torch
     from tqdm import tqdm
@@ -1121,10 +1115,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             alphas=alphas,
         )
     print(markdown_table(results), end="")
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(results_json(results), indent=2))
-        print(f"scores: {args.json}")
+    _write_json(args.json, results_json(results), "scores")
     if args.out_dir is not None:
         rows = [[thumbnail(p.content), thumbnail(p.style), *outputs[p.name]] for p in pairs]
         with atomic_path(args.out_dir / "sheet.png") as tmp:
@@ -1190,7 +1181,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_speed(args: argparse.Namespace) -> int:
-    import json
     from dataclasses import asdict
 
     from tqdm import tqdm
@@ -1199,7 +1189,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     from photostyle.eval.bench import demo_pair, parse_sizes, resize_image
     from photostyle.eval.speed import SpeedRow, check_knobs, run_speed, speed_table_markdown
     from photostyle.measure import environment
-    from photostyle.utils import atomic_path, cpu_has_fast_bfloat16, resolve_device
+    from photostyle.utils import cpu_has_fast_bfloat16, resolve_device
 
     _check_output(args.json)
     if args.runs < 1:
@@ -1228,9 +1218,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     print(speed_table_markdown(rows), end="")
     if args.json is not None:
         report = {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
-        print(f"timings: {args.json}")
+        _write_json(args.json, report, "timings")
     return EXIT_OK
 
 
@@ -1278,12 +1266,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_fid(args: argparse.Namespace) -> int:
-    import json
 
     from tqdm import tqdm
 
     from photostyle.eval.fid import fid, list_images
-    from photostyle.utils import atomic_path
 
     _check_output(args.json)
     total = len(list_images(args.outputs)) + len(list_images(args.reference))
@@ -1314,15 +1300,11 @@ def _cmd_fid(args: argparse.Namespace) -> int:
         f"{result.metric}: {result.value:.3f} (outputs: {result.outputs_count} images, "
         f"reference: {result.reference_count} images)"
     )
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result.to_json(), indent=2))
-        print(f"{result.metric}: {args.json}")
+    _write_json(args.json, result.to_json(), result.metric)
     return EXIT_OK
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    import json
     import logging
 
     from tqdm import tqdm
@@ -1337,7 +1319,6 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         run_ablation,
     )
     from photostyle.train.config import TrainConfig
-    from photostyle.utils import atomic_path
 
     _check_output(args.json)
     _check_output(args.out_dir, folder=True)
@@ -1399,10 +1380,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     variant_bar.n = len(config.variants)
     variant_bar.close()
     print(ablation_markdown(rows), end="")
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(ablation_json(rows, config, base), indent=2))
-        print(f"ablation: {args.json}")
+    _write_json(args.json, ablation_json(rows, config, base), "ablation")
     if plot is not None:
         from photostyle.eval.plots import plot_ablation
 
@@ -1520,12 +1498,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_bench(args: argparse.Namespace) -> int:
-    import json
 
     from tqdm import tqdm
 
     from photostyle.data.index_bench import bench_json, bench_markdown, run_index_bench
-    from photostyle.utils import atomic_path
 
     _check_output(args.json)
     sizes = _int_list(args.sizes, "--sizes")
@@ -1553,10 +1529,7 @@ def _cmd_index_bench(args: argparse.Namespace) -> int:
             on_step=lambda step: bar.set_description_str(f"index-bench: {step}"),
         )
     print(bench_markdown(bench), end="")
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(bench_json(bench), indent=2))
-        print(f"results: {args.json}")
+    _write_json(args.json, bench_json(bench), "results")
     return EXIT_OK
 
 
@@ -1636,6 +1609,18 @@ def _check_output(path: str | Path | None, *, folder: bool = False) -> None:
 
     if path is not None:
         check_writable(path, folder=folder)
+
+
+def _write_json(path: Path | None, data: object, what: str) -> None:
+    """``--json FILE``: ``data`` written atomically (indented), and a line saying where."""
+    import json
+
+    from photostyle.utils import atomic_path
+
+    if path is not None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2))
+        print(f"{what}: {path}")
 
 
 def _plot_target(explicit: Path | None, default: Path | None) -> Path | None:
