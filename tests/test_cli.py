@@ -204,7 +204,7 @@ def test_bad_option_values(
     out = tmp_path / "r.png"
     argv = ["stylize", str(content), str(style), "-o", str(out), flag, value, *model_args]
     assert cli.main(argv) == 2
-    assert flag.strip("-").replace("-", "_") in _one_line_error(capsys)
+    assert f"error: {flag} must" in _one_line_error(capsys)  # the flag, not the field name
     assert not out.exists()
 
 
@@ -387,3 +387,81 @@ def test_bfloat16_is_refused_on_a_cpu_without_bfloat16_units(
         assert cli.main([*train, "--device", "cpu"]) == 2
         assert "--amp (bfloat16)" in _one_line_error(capsys)
         assert not (tmp_path / "run").exists()
+
+
+def _commands_with(flag: str) -> list[str]:
+    """The subcommands that take ``flag``, read from the parser itself."""
+    import argparse
+
+    actions = cli.build_parser()._actions
+    sub = next(a for a in actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(name for name, p in sub.choices.items() if flag in p._option_string_actions)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "meta"])
+def test_unknown_device_is_one_line_naming_the_flag(capsys: Capsys, device: str) -> None:
+    commands = _commands_with("--device")
+    assert {"stylize", "train", "bench", "speed", "stylize-video"} <= set(commands)
+    for command in commands:
+        assert cli.main([command, "--device", device]) == 2, command
+        err = _one_line_error(capsys)
+        assert "argument --device" in err and repr(device) in err, (command, err)
+
+
+def _outputs_under_a_file(c: Path, s: Path, blocker: Path) -> dict[str, list[str]]:
+    """For every command that writes files: argv whose output lies under ``blocker`` (a file)."""
+    d, out = str(blocker.parent), str(blocker)
+    return {
+        "stylize": ["stylize", str(c), str(s), "-o", f"{out}/o.png"],
+        "stylize --pairs": ["stylize", "--pairs", d, "--out-dir", out],
+        "stylize --style": ["stylize", str(c), "--style", str(s), "--out-dir", out],
+        "lut": ["lut", str(s), "-o", f"{out}/look.cube"],
+        "lut --pairs": ["lut", "--pairs", d, "--json", f"{out}/rows.json"],
+        "demo": ["demo", "--out-dir", out],
+        "eval --json": ["eval", "--pairs", d, "--json", f"{out}/scores.json"],
+        "eval --out-dir": ["eval", "--pairs", d, "--out-dir", out],
+        "eval --plot": ["eval", "--pairs", d, "--plot", f"{out}/p.png"],
+        "train": ["train", "--data", d, "--out-dir", out],
+        "bench": ["bench", "--json", f"{out}/t.json"],
+        "speed": ["speed", "--json", f"{out}/t.json"],
+        "export onnx": ["export", "--out", f"{out}/m.onnx"],
+        "export pt2": ["export", "--format", "pt2", "--out", f"{out}/m.pt2"],
+        "fid": ["fid", d, d, "--json", f"{out}/fid.json"],
+        "ablate": ["ablate", "--data", d, "--pairs", d, "--out-dir", out],
+        "index": ["index", "--data", d, "--out", out],
+        "index-bench": ["index-bench", "--data", d, "--json", f"{out}/r.json"],
+        "stylize-video": ["stylize-video", d, f"{out}/v.mp4", "--style", str(s)],
+        "stylize-video frames": ["stylize-video", d, f"{out}/frames", "--style", str(s)],
+    }
+
+
+def test_output_under_a_file_is_refused_before_any_work(
+    photos: tuple[Path, Path], tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("work started before the output was checked")
+
+    for target in (
+        "photostyle.api.Stylizer.__init__",
+        "photostyle.train.trainer.Trainer.__init__",
+        "photostyle.eval.fid.fid",
+        "photostyle.data.pairs.find_pairs",
+    ):
+        monkeypatch.setattr(target, no_work)
+    content, style = photos
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    content.rename(frames / "0001.png")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder is needed")
+    cases = _outputs_under_a_file(frames / "0001.png", style, blocker)
+    cases["stylize-video"][1] = cases["stylize-video frames"][1] = str(frames)
+    for name, argv in cases.items():
+        assert cli.main(argv) == 2, name
+        err = _one_line_error(capsys)
+        assert str(blocker) in err and ("not a folder" in err or "file" in err), (name, err)
+
+
+def test_bench_option_errors_name_the_flag(capsys: Capsys) -> None:
+    assert cli.main(["bench", "--runs", "0"]) == 2
+    assert "error: --runs must be at least 1" in _one_line_error(capsys)

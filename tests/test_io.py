@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+import photostyle.io as photostyle_io
 from photostyle.io import (
     DPST_PALETTE,
     MAX_PIXELS,
@@ -350,6 +351,48 @@ def test_too_many_pixels_checked_from_header_before_decoding(tmp_path: Path) -> 
     Image.new("RGB", (40, 30)).save(small)
     with pytest.raises(ImageError, match="more than the limit"):
         load_image(small, max_pixels=1000)
+
+
+def test_decoding_memory_checked_from_header_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 20000 x 10000 = 200 M pixels, below MAX_PIXELS; about 4 GB to decode, 2 GB available.
+    path = tmp_path / "200mp.png"
+    path.write_bytes(_png_header_only(20_000, 10_000))
+    assert MAX_PIXELS > 20_000 * 10_000
+    monkeypatch.setattr(photostyle_io, "available_memory_bytes", lambda: 2_000_000_000)
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "20000x10000" in message
+    assert "4.0 GB" in message and "2.0 GB is available" in message
+    assert "downscale the file to at most 100 megapixels" in message and "--max-size" in message
+
+    small = tmp_path / "small.png"
+    Image.new("RGB", (40, 30)).save(small)
+    assert load_image(small).shape == (3, 30, 40)  # 24 kB fit
+    monkeypatch.setattr(photostyle_io, "available_memory_bytes", lambda: 40 * 30 * 19)
+    with pytest.raises(ImageError, match="downscale"):
+        load_image(small)
+    monkeypatch.setattr(photostyle_io, "available_memory_bytes", lambda: None)  # unknown: no check
+    assert load_image(small).shape == (3, 30, 40)
+
+
+def test_cli_refuses_a_photo_too_big_to_decode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from photostyle.cli import main
+
+    content = tmp_path / "200mp.png"
+    content.write_bytes(_png_header_only(20_000, 10_000))
+    style = tmp_path / "style.png"
+    Image.new("RGB", (40, 30)).save(style)
+    monkeypatch.setattr(photostyle_io, "available_memory_bytes", lambda: 2_000_000_000)
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(content), str(style), "-o", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "downscale" in err and "Traceback" not in err
+    assert not out.exists()
 
 
 def test_pillow_bomb_warning_does_not_leak(tmp_path: Path) -> None:

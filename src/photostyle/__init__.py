@@ -10,8 +10,7 @@ Example:
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.io import ImageError, load_image, load_mask, save_image
 from photostyle.models.weights import WeightsError
-
-__version__ = "0.1.0"
+from photostyle.version import __version__
 
 __all__ = [
     "ImageError",

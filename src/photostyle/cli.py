@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from photostyle.io import ImageError
 from photostyle.models.layers import FA_VARIANTS
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_FAILED = 1  # a run that could not finish (e.g. training diverged)
+_C = TypeVar("_C")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +32,23 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _device(text: str) -> str:
+    """``--device`` checked when the arguments are parsed, before any work (argparse names it)."""
+    from photostyle.utils import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N (default auto)"
+    )
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -60,7 +78,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "applied to the full-size photo), change (add the upsampled change), bicubic "
         "(default guided)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(p)
     p.add_argument(
         "--dtype",
         choices=["float32", "bfloat16"],
@@ -223,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="index directory from photostyle index: train on its images (--data optional)",
     )
     tr.add_argument("--time-limit", type=float, help="stop after this many seconds (resumable)")
-    tr.add_argument("--device")
+    tr.add_argument("--device", type=_device)
     tr.add_argument("--seed", type=int)
     tr.add_argument(
         "--reconstruction",
@@ -261,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     be.add_argument("--runs", type=int, default=5, help="timed runs per case (default 5)")
     be.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
-    be.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(be)
     be.add_argument("--json", type=Path, help="also write the rows and settings as JSON")
     be.add_argument(
         "--plot",
@@ -332,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument(
         "--batch-size", type=int, default=50, metavar="N", help="images per batch (default 50)"
     )
-    fd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(fd)
     fd.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     _add_ablate_parser(sub)
     _add_index_parsers(sub)
@@ -435,6 +453,7 @@ def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--json", type=Path, help="also write the rows as JSON")
     sp.add_argument(
         "--device",
+        type=_device,
         default="cpu",
         help="cpu, cuda or cuda:N (default cpu); the peak is that device's matmul rate",
     )
@@ -456,7 +475,7 @@ def _add_index_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t2", type=float, default=0.1, help="T2: top fraction outside it (0.1)")
     p.add_argument("--batch-size", type=int, default=64, help="images per encoder call (64)")
     p.add_argument("--workers", type=int, default=0, help="image-decoding processes (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(p)
 
 
 def _add_index_parsers(sub: argparse._SubParsersAction) -> None:
@@ -543,7 +562,7 @@ def _add_serve_parsers(sub: argparse._SubParsersAction) -> None:
     sv = sub.add_parser("serve", help="a local web page and HTTP API (needs photostyle[serve])")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=7860, help="0 picks a free port (default 7860)")
-    sv.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(sv)
     sv.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     sv.add_argument(
         "--max-size", type=int, default=1024, help="working size when a request gives none"
@@ -591,7 +610,7 @@ def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="stop each variant's training after S seconds (re-run to resume)",
     )
-    ab.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    _add_device_arg(ab)
     ab.add_argument("--limit-pairs", type=int, metavar="N", help="score only the first N pairs")
     ab.add_argument("--max-size", type=int, default=1024, help="working size at scoring (1024)")
     ab.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
@@ -630,11 +649,24 @@ def _stylizer(args: argparse.Namespace) -> Stylizer:
     )
 
 
+def _flag_config(cls: Callable[..., _C], **values: object) -> _C:
+    """``cls(**values)`` for a config dataclass whose fields are flags: a message that starts
+    with a field's name names the flag instead (``--max-size``, not ``max_size``)."""
+    try:
+        return cls(**values)
+    except ValueError as err:
+        text = str(err)
+        for name in values:
+            if text.startswith(f"{name} "):
+                raise ValueError(f"--{name.replace('_', '-')}{text[len(name) :]}") from None
+        raise
+
+
 def _options(args: argparse.Namespace) -> StylizeOptions:
     from photostyle.api import StylizeOptions
 
-    return StylizeOptions(
-        alpha=args.alpha, max_size=args.max_size, fa=args.fa, upsample=args.upsample
+    return _flag_config(
+        StylizeOptions, alpha=args.alpha, max_size=args.max_size, fa=args.fa, upsample=args.upsample
     )
 
 
@@ -645,6 +677,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
             raise ValueError("--pairs takes no PHOTO, -o, --style or --lut; use --out-dir")
         if args.out_dir is None:
             raise ValueError("--pairs needs --out-dir")
+        _check_output(args.out_dir, folder=True)
         return _stylize_folder(args)
     if batch:
         return _stylize_batch(args)
@@ -801,8 +834,7 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         raise ValueError(f"--size must be in 2..256, got {args.size}")
     if any(path.resolve() == args.output.resolve() for path in args.inputs):
         raise ValueError(f"{args.output}: refusing to overwrite an input file")
-    if args.output.is_dir():
-        raise ValueError(f"{args.output}: is a directory")
+    _check_output(args.output)
     *content_path, style_path = args.inputs
     style, _ = read_photo(style_path)
     content = read_photo(content_path[0])[0] if content_path else None
@@ -822,16 +854,15 @@ def _cmd_lut(args: argparse.Namespace) -> int:
 
 
 def _lut_pairs(args: argparse.Namespace) -> int:
-    import json
 
     from tqdm import tqdm
 
     from photostyle.data.pairs import find_pairs
     from photostyle.eval.lut_capture import capture_markdown, lut_capture
-    from photostyle.utils import atomic_path
 
     if args.inputs or args.output is not None:
         raise ValueError("--pairs takes no PHOTO or -o")
+    _check_output(args.json)
     pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
     if args.limit is not None:
         pairs = pairs[: args.limit]
@@ -841,10 +872,7 @@ def _lut_pairs(args: argparse.Namespace) -> int:
             stylizer, pairs, size=args.size, options=_options(args), on_pair=lambda _: bar.update()
         )
     print(capture_markdown(rows), end="")
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps([r.to_json() for r in rows], indent=2))
-        print(f"rows: {args.json}")
+    _write_json(args.json, [r.to_json() for r in rows], "rows")
     return EXIT_OK
 
 
@@ -900,6 +928,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     assets = resources.files("photostyle") / "assets"
     content, style = Path(str(assets / "demo_content.jpg")), Path(str(assets / "demo_style.jpg"))
+    _check_output(args.out_dir, folder=True)
     out = _stylizer(args).stylize_files(
         content, style, args.out_dir / "demo_stylized.png", options=_options(args)
     )
@@ -968,10 +997,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not config.data and config.index is None:
         raise ValueError("train needs --data DIR or --index DIR (or 'data' in --config)")
-    if config.amp and config.amp_dtype == "bfloat16":
-        from photostyle.utils import check_bfloat16_speed, resolve_device
+    _check_output(config.out_dir, folder=True)
+    from photostyle.utils import check_bfloat16_speed, resolve_device
 
-        check_bfloat16_speed(resolve_device(config.device), "--amp (bfloat16)")
+    try:
+        device = resolve_device(config.device)  # --device is checked already; --config's now
+    except ValueError as err:
+        raise ValueError(f"{args.config}: {err}") from None
+    if config.amp and config.amp_dtype == "bfloat16":
+        check_bfloat16_speed(device, "--amp (bfloat16)")
     with distributed(config.device) as dist:  # joins the torchrun job, if any
         quiet = not dist.is_main  # rank 0 alone reports progress
         logging.basicConfig(
@@ -998,7 +1032,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import json
 
     import torch
     from tqdm import tqdm
@@ -1017,6 +1050,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from photostyle.utils import atomic_path, resolve_device
 
     options = _options(args)  # validates --alpha / --max-size before any work
+    _check_output(args.json)
+    _check_output(args.out_dir, folder=True)
     try:
         alphas = None if args.alpha_sweep is None else parse_alphas(args.alpha_sweep)
     except ValueError as err:
@@ -1081,10 +1116,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             alphas=alphas,
         )
     print(markdown_table(results), end="")
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(results_json(results), indent=2))
-        print(f"scores: {args.json}")
+    _write_json(args.json, results_json(results), "scores")
     if args.out_dir is not None:
         rows = [[thumbnail(p.content), thumbnail(p.style), *outputs[p.name]] for p in pairs]
         with atomic_path(args.out_dir / "sheet.png") as tmp:
@@ -1113,10 +1145,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     from photostyle.utils import atomic_path
 
-    if args.json is not None and args.json.is_dir():
-        raise ValueError(f"{args.json}: is a directory")
+    _check_output(args.json)
     plot = _plot_target(args.plot, None)
-    config = BenchConfig(
+    config = _flag_config(
+        BenchConfig,
         sizes=parse_sizes(args.sizes),
         methods=tuple(args.method or BENCH_METHODS),
         runs=args.runs,
@@ -1150,18 +1182,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_speed(args: argparse.Namespace) -> int:
-    import json
     from dataclasses import asdict
 
     from tqdm import tqdm
 
     from photostyle.api import Stylizer
-    from photostyle.eval.bench import demo_pair, environment, parse_sizes, resize_image
+    from photostyle.eval.bench import demo_pair, parse_sizes, resize_image
     from photostyle.eval.speed import SpeedRow, check_knobs, run_speed, speed_table_markdown
-    from photostyle.utils import atomic_path, cpu_has_fast_bfloat16, resolve_device
+    from photostyle.measure import environment
+    from photostyle.utils import cpu_has_fast_bfloat16, resolve_device
 
-    if args.json is not None and args.json.is_dir():
-        raise ValueError(f"{args.json}: is a directory")
+    _check_output(args.json)
     if args.runs < 1:
         raise ValueError(f"--runs must be at least 1, got {args.runs}")
     sizes = parse_sizes(args.sizes)
@@ -1188,9 +1219,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     print(speed_table_markdown(rows), end="")
     if args.json is not None:
         report = {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
-        print(f"timings: {args.json}")
+        _write_json(args.json, report, "timings")
     return EXIT_OK
 
 
@@ -1238,13 +1267,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_fid(args: argparse.Namespace) -> int:
-    import json
 
     from tqdm import tqdm
 
     from photostyle.eval.fid import fid, list_images
-    from photostyle.utils import atomic_path
 
+    _check_output(args.json)
     total = len(list_images(args.outputs)) + len(list_images(args.reference))
     with tqdm(total=total, desc="fid", unit="img", file=sys.stderr, delay=1.0) as bar:
         result = fid(
@@ -1273,15 +1301,11 @@ def _cmd_fid(args: argparse.Namespace) -> int:
         f"{result.metric}: {result.value:.3f} (outputs: {result.outputs_count} images, "
         f"reference: {result.reference_count} images)"
     )
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result.to_json(), indent=2))
-        print(f"{result.metric}: {args.json}")
+    _write_json(args.json, result.to_json(), result.metric)
     return EXIT_OK
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    import json
     import logging
 
     from tqdm import tqdm
@@ -1296,10 +1320,9 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         run_ablation,
     )
     from photostyle.train.config import TrainConfig
-    from photostyle.utils import atomic_path
 
-    if args.json is not None and args.json.is_dir():
-        raise ValueError(f"{args.json}: is a directory")
+    _check_output(args.json)
+    _check_output(args.out_dir, folder=True)
     plot = _plot_target(args.plot, args.out_dir / "ablation.png")
     overrides = {
         "steps": args.steps,
@@ -1358,10 +1381,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     variant_bar.n = len(config.variants)
     variant_bar.close()
     print(ablation_markdown(rows), end="")
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(ablation_json(rows, config, base), indent=2))
-        print(f"ablation: {args.json}")
+    _write_json(args.json, ablation_json(rows, config, base), "ablation")
     if plot is not None:
         from photostyle.eval.plots import plot_ablation
 
@@ -1438,6 +1458,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     shard = _parse_shard(args.shard)
     if args.max_mb < 1 or args.clusters < 1:
         raise ValueError("--max-mb and --clusters must be >= 1")
+    _check_output(args.out, folder=True)
     source, encoder, device, config, sampling = _index_setup(args, shard)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     bars: list[tqdm] = []
@@ -1478,15 +1499,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_bench(args: argparse.Namespace) -> int:
-    import json
 
     from tqdm import tqdm
 
     from photostyle.data.index_bench import bench_json, bench_markdown, run_index_bench
-    from photostyle.utils import atomic_path
 
-    if args.json is not None and args.json.is_dir():
-        raise ValueError(f"{args.json}: is a directory")
+    _check_output(args.json)
     sizes = _int_list(args.sizes, "--sizes")
     threshold_sizes = (
         _int_list(args.threshold_sizes, "--threshold-sizes") if args.threshold_sizes else []
@@ -1512,10 +1530,7 @@ def _cmd_index_bench(args: argparse.Namespace) -> int:
             on_step=lambda step: bar.set_description_str(f"index-bench: {step}"),
         )
     print(bench_markdown(bench), end="")
-    if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(bench_json(bench), indent=2))
-        print(f"results: {args.json}")
+    _write_json(args.json, bench_json(bench), "results")
     return EXIT_OK
 
 
@@ -1589,6 +1604,26 @@ def _grade_video(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_output(path: str | Path | None, *, folder: bool = False) -> None:
+    """An output file (or folder) named by a flag, checked before any work; None = not asked."""
+    from photostyle.utils import check_writable
+
+    if path is not None:
+        check_writable(path, folder=folder)
+
+
+def _write_json(path: Path | None, data: object, what: str) -> None:
+    """``--json FILE``: ``data`` written atomically (indented), and a line saying where."""
+    import json
+
+    from photostyle.utils import atomic_path
+
+    if path is not None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2))
+        print(f"{what}: {path}")
+
+
 def _plot_target(explicit: Path | None, default: Path | None) -> Path | None:
     """Where a command's plot goes: an explicit ``--plot`` must be writable with matplotlib
     installed (checked before any work); a default one is dropped, with a note, without it."""
@@ -1597,8 +1632,7 @@ def _plot_target(explicit: Path | None, default: Path | None) -> Path | None:
     path = explicit or default
     if path is None:
         return None
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory")
+    _check_output(path)
     try:
         pyplot()
     except PlotUnavailable as err:

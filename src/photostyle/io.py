@@ -26,6 +26,9 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from photostyle.measure import available_memory_bytes
+from photostyle.utils import check_writable
+
 __all__ = [
     "DPST_PALETTE",
     "MAX_PIXELS",
@@ -60,6 +63,9 @@ DPST_PALETTE: Final[tuple[tuple[str, tuple[int, int, int]], ...]] = (
 
 MIN_SIDE: Final = 16  # photos with a side shorter than this are rejected
 MAX_PIXELS: Final = 250_000_000  # photos with more pixels are rejected before decoding
+# Memory one decoded pixel takes at the peak of loading an RGB photo: Pillow's 4-byte pixel, a
+# uint8 RGB copy and the float32 tensor (3 x 4 bytes), rounded up. Checked before decoding.
+DECODE_BYTES_PER_PIXEL: Final = 20
 
 # Output suffix -> (Pillow format, save options).
 _SAVE_FORMATS: Final[dict[str, tuple[str, dict[str, int]]]] = {
@@ -273,6 +279,7 @@ def _read_image(path: str | Path, *, min_side: int, max_pixels: int) -> Image.Im
             raise ImageError(
                 f"{p}: image is {w}x{h} pixels; both sides must be at least {min_side}"
             )
+        _check_decode_memory(p, w, h)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -286,15 +293,30 @@ def _read_image(path: str | Path, *, min_side: int, max_pixels: int) -> Image.Im
     return img
 
 
+def _check_decode_memory(path: Path, width: int, height: int) -> None:
+    """Refuse to decode an image whose pixels would not fit in the memory available now."""
+    need = width * height * DECODE_BYTES_PER_PIXEL
+    available = available_memory_bytes()
+    if available is None or need <= available:
+        return
+    fits = available // DECODE_BYTES_PER_PIXEL / 1e6
+    raise ImageError(
+        f"{path}: decoding this {width}x{height} image needs about {need / 1e9:.1f} GB of memory "
+        f"but {available / 1e9:.1f} GB is available; downscale the file to at most "
+        f"{fits:.0f} megapixels first (--max-size only sets the working size, after decoding)"
+    )
+
+
 def load_image(
     path: str | Path, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS
 ) -> torch.Tensor:
     """Loads a photo as an RGB float tensor with its EXIF orientation applied.
 
-    The pixel count is checked from the header before decoding (independently of Pillow's
-    global ``MAX_IMAGE_PIXELS``), and the file is decoded completely: a truncated file is an
-    error, never a partially decoded image (unless other code has set Pillow's global
-    ``ImageFile.LOAD_TRUNCATED_IMAGES``). Mode handling is that of :func:`image_to_tensor`.
+    The pixel count and the memory decoding needs are checked from the header before decoding
+    (independently of Pillow's global ``MAX_IMAGE_PIXELS``), and the file is decoded
+    completely: a truncated file is an error, never a partially decoded image (unless other code
+    has set Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``). Mode handling is that of
+    :func:`image_to_tensor`.
 
     Args:
         path: The image file (any format Pillow reads).
@@ -307,7 +329,8 @@ def load_image(
 
     Raises:
         ImageError: If the file is missing, a directory, empty, not an image, truncated or
-            corrupt, smaller than ``min_side`` or larger than ``max_pixels``.
+            corrupt, smaller than ``min_side``, larger than ``max_pixels``, or larger than
+            the memory available now can decode (:data:`DECODE_BYTES_PER_PIXEL`).
     """
     img = _read_image(path, min_side=min_side, max_pixels=max_pixels)
     try:
@@ -437,7 +460,8 @@ def check_output_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ImageError: unsupported suffix, ``path`` is a directory or one of ``protect``.
+        ImageError: unsupported suffix, ``path`` is a directory or one of ``protect``, or its
+            folder cannot be written (a parent is a file, permission denied).
     """
     target = Path(path)
     suffix = target.suffix.lower()
@@ -446,8 +470,10 @@ def check_output_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -
         raise ImageError(f"{target}: unsupported output format {suffix or '(none)'!r}; use {known}")
     if any(_same_file(target, Path(p)) for p in protect):
         raise ImageError(f"{target}: refusing to overwrite an input file")
-    if target.is_dir():
-        raise ImageError(f"{target}: is a directory")
+    try:
+        check_writable(target)
+    except ValueError as err:
+        raise ImageError(str(err)) from None
     return target
 
 

@@ -80,7 +80,7 @@ _TRANSPOSE_NUMPY: Final = {  # EXIF orientation -> upright, as ImageOps.exif_tra
 
 def software_tag() -> str:
     """What the ``Software`` tag of written photos says."""
-    from photostyle import __version__
+    from photostyle.version import __version__
 
     return f"photostyle {__version__}"
 

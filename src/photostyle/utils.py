@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,17 +14,25 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+_TOKEN_BYTES = 6  # random bytes in the name of atomic_path's temporary file
+
+
+def _temporary_name(path: Path, token: str) -> Path:
+    """The temporary file :func:`atomic_path` writes ``path`` through (hidden, same suffix)."""
+    return path.parent / f".{path.stem}.{token}.tmp{path.suffix}"
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
 
     The temporary file keeps ``path``'s suffix (writers that pick a format from it still work). On
-    any exception the temporary file is removed and ``path`` is left untouched.
+    any exception the temporary file is removed and ``path`` is left untouched. A process killed
+    outright leaves it behind: :func:`remove_stale_temporaries` removes it later.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}"
+    tmp = _temporary_name(path, secrets.token_hex(_TOKEN_BYTES))
     # os.open honours the umask (unlike mkstemp's 0600), so results get ordinary permissions.
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     mode = os.stat(tmp).st_mode
@@ -33,6 +42,51 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files :func:`atomic_path` left beside ``path`` when killed outright.
+
+    Call it only while no other process writes ``path`` (e.g. when a run resumes).
+
+    Returns:
+        The files removed.
+    """
+    path = Path(path)
+    token = re.compile(rf"[0-9a-f]{{{2 * _TOKEN_BYTES}}}")
+    stale = [
+        tmp
+        for tmp in path.parent.glob(_temporary_name(path, "*").name)
+        if token.fullmatch(tmp.name[len(path.stem) + 2 : -len(f".tmp{path.suffix}")])
+    ]
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+def check_writable(path: str | Path, *, folder: bool = False) -> Path:
+    """Check, before any work, that a file (or with ``folder`` a folder) can be written at ``path``.
+
+    Missing parent folders are fine (writers create them); the nearest existing one must be a
+    writable folder.
+
+    Raises:
+        ValueError: ``path`` is a folder where a file is wanted (or a file where a folder is),
+            one of its parents is a file, or the nearest existing parent is not writable.
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file, not a folder")
+    if not folder and path.is_dir():
+        raise ValueError(f"{path}: is a directory")
+    parent = path if folder else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{path}: cannot write in {parent} (permission denied)")
+    return path
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -48,13 +102,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA when available, else CPU; anything else is passed to torch.
 
     Raises:
-        ValueError: CUDA was asked for but is not available.
+        ValueError: not a device string torch knows (``"tpu"``), or a device whose backend is
+            not available here (CUDA on a machine without a GPU); one-line message.
     """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was requested but no CUDA device is available")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {str(device)!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    backend = getattr(torch, dev.type, None) if dev.type != "mps" else torch.backends.mps
+    if backend is None or not backend.is_available():
+        raise ValueError(f"device {str(device)!r}: no {dev.type.upper()} device is available here")
     return dev
 
 

@@ -143,11 +143,22 @@ def test_killed_run_resumes_like_an_uninterrupted_one(
         Trainer(make_config("killed", steps=6, ckpt_every=2), progress=kill_at_step_3).train()
     assert seen == list(range(3 * BATCH))
 
+    out = Path(make_config("killed").out_dir)
+    metrics = out / "metrics.jsonl"
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [1, 2, 3]
+    # A kill mid-write leaves a temporary checkpoint and half a metrics line behind.
+    stale = out / ".checkpoint.0123456789ab.tmp.safetensors"
+    stale.write_bytes(b"half a checkpoint")
+    metrics.write_text(metrics.read_text() + '{"step": 4, "tot')
+
     seen.clear()
     resumed = Trainer(make_config("killed", steps=6, ckpt_every=2))  # the same command again
     assert resumed.step == 2 and resumed.samples == 2 * BATCH
     assert resumed.train().step == 6
     assert seen == list(range(2 * BATCH, 6 * BATCH))  # the stream continues at sample 4
+    assert not stale.exists() and not list(out.glob(".*"))
+    logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert logged == [1, 2, 3, 4, 5, 6]  # step 3 once, although the killed run logged it
 
     expected, got = _trainable(straight), _trainable(resumed)
     for k in expected:
@@ -480,6 +491,7 @@ def test_cli_print_config_shows_defaults_then_file_then_flags(
     [
         ("batch_sise: 2\n", "unknown config key 'batch_sise' (did you mean 'batch_size'?)"),
         ("crop: big\n", "config key 'crop' must be an integer, got 'big'"),
+        ("device: tpu\n", "unknown device 'tpu': use auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_cli_bad_config_file_is_one_line_and_exit_2(

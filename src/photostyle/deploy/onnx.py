@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -42,10 +42,7 @@ from photostyle.models.encoder import MIN_SIDE
 from photostyle.models.layers import FAVariant, fa_mean_std, fa_none, fa_paper
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import WeightsError
-from photostyle.utils import atomic_path, sha256_file
-
-if TYPE_CHECKING:
-    from photostyle.api import Stylizer
+from photostyle.utils import atomic_path, check_writable, sha256_file
 
 ONNX_FORMAT = "photostyle.stylizer.onnx"  # value of the "photostyle.format" metadata entry
 ONNX_FORMAT_VERSION = 1  # inputs, outputs and metadata keys as described in this module
@@ -74,6 +71,22 @@ _SHAPES: dict[str, list[int | str]] = {
     "alpha": [],
     "image": [1, 3, "height", "width"],
 }
+
+
+class ExportSource(Protocol):
+    """What the exporters read from a loaded stylizer; :class:`photostyle.Stylizer` is one.
+
+    Taking this rather than the API's facade keeps the arrow one way: the API imports deploy.
+    """
+
+    @property
+    def model(self) -> PhotoStylizer: ...  # the network to export (any device and dtype)
+
+    @property
+    def config(self) -> ModelConfig: ...  # its architecture, FA variant included
+
+    @property
+    def path(self) -> Path: ...  # the checkpoint file it was loaded from
 
 
 class OnnxError(WeightsError):
@@ -352,8 +365,7 @@ def check_onnx_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> 
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"{path}: the output must be a .onnx file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory")
+    check_writable(path)  # not a directory, in a folder that can be written
     for other in protect:
         if Path(other).exists() and path.resolve() == Path(other).resolve():
             raise ValueError(f"{path}: refusing to overwrite an input file")
@@ -361,7 +373,7 @@ def check_onnx_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> 
 
 
 def export_onnx(
-    stylizer: Stylizer,
+    stylizer: ExportSource,
     out: str | Path,
     *,
     fa: FAVariant | None = None,
@@ -392,7 +404,7 @@ def export_onnx(
     """
     import onnx  # only the exporter needs the onnx package
 
-    from photostyle import __version__
+    from photostyle.version import __version__
 
     variant = fa or stylizer.config.fa
     if stylizer.config.head != "decoder":
@@ -497,7 +509,7 @@ def default_cache_dir() -> Path:
 
 
 def load_backend(
-    stylizer: Stylizer,
+    stylizer: ExportSource,
     onnx_path: str | Path | None = None,
     *,
     fa: FAVariant | None = None,

@@ -17,17 +17,17 @@ from pathlib import Path
 import torch
 from torch.export import Dim
 
-from photostyle.api import Stylizer
 from photostyle.deploy.onnx import (
     CHECK_SIZES,
     PARITY_TOLERANCE,
     TRACE_SIZES,
     ExportableStylizer,
+    ExportSource,
     check_exportable,
 )
 from photostyle.models.encoder import MIN_SIDE
 from photostyle.models.layers import FAVariant
-from photostyle.utils import atomic_path
+from photostyle.utils import atomic_path, check_writable
 
 MAX_SIDE = 1 << 15  # largest height/width the exported program accepts
 
@@ -46,12 +46,13 @@ def check_pt2_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".pt2":
         raise ValueError(f"{path}: the output must be a .pt2 file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory")
+    check_writable(path)  # not a directory, in a folder that can be written
     return path
 
 
-def export_pt2(stylizer: Stylizer, out: str | Path, *, fa: FAVariant | None = None) -> Pt2Result:
+def export_pt2(
+    stylizer: ExportSource, out: str | Path, *, fa: FAVariant | None = None
+) -> Pt2Result:
     """Export, check against eager PyTorch on other (odd) sizes, then write ``out`` atomically.
 
     Raises:

@@ -27,6 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from photostyle.losses.losses import gram_distance
+from photostyle.losses.losses import gram_matrix as gram_matrix  # re-exported
+from photostyle.measure import frame_change
 from photostyle.models.encoder import VGGEncoder
 from photostyle.upsample import apply_local_affine, fit_local_affine
 
@@ -62,34 +65,6 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
         ga, gb, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
     )
     return float(np.asarray(value))
-
-
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Channel Gram matrix over the number of locations. Shape: (B, C, H, W) -> (B, C, C)."""
-    if features.ndim != 4:
-        raise ValueError(f"expected (B, C, H, W) features, got {tuple(features.shape)}")
-    b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w)
-    return f @ f.transpose(1, 2) / (h * w)
-
-
-def gram_distance(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Sum over layers of the mean squared difference of Gram matrices.
-
-    Args:
-        a: feature maps of one image per layer, each (B, C_i, H_i, W_i).
-        b: feature maps of the other image, same channels (sizes may differ).
-
-    Returns:
-        (B,) distances; 0 when the Gram matrices agree.
-    """
-    if len(a) != len(b):
-        raise ValueError(f"got {len(a)} and {len(b)} feature maps")
-    total = a[0].new_zeros(a[0].shape[0])
-    for fa, fb in zip(a, b, strict=True):
-        diff = gram_matrix(fa) - gram_matrix(fb)  # (B, C, C)
-        total = total + diff.pow(2).mean(dim=(1, 2))
-    return total
 
 
 @dataclass(frozen=True)
@@ -259,13 +234,6 @@ def photorealism(
         both = F.interpolate(both, size=(round(h * scale), round(w * scale)), mode="area")
     model = local_affine_model(both[0], both[1], radius=radius, eps=eps)
     return psnr(model, both[0])
-
-
-def frame_change(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean absolute difference of two frames of equal shape, e.g. (3, H, W), in [0, 1] units."""
-    if a.shape != b.shape:
-        raise ValueError(f"frames differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
-    return float((a.detach().double() - b.detach().double()).abs().mean())
 
 
 def flicker_ratio(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor]) -> float:

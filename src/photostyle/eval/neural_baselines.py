@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from photostyle.api import Stylizer, working_size
-from photostyle.eval.metrics import gram_matrix
+from photostyle.losses.losses import gram_matrix
 from photostyle.models.encoder import VGGEncoder
 from photostyle.models.layers import FAVariant, feature_aggregation
 from photostyle.models.weights import (

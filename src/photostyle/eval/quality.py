@@ -31,7 +31,6 @@ import torch
 
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.eval.baselines import BASELINES, PEERS, require_peer
-from photostyle.eval.bench import memory_probe
 from photostyle.eval.metrics import PairScorer, psnr
 from photostyle.eval.neural_baselines import (
     GATYS_MAX_SIZE,
@@ -41,6 +40,7 @@ from photostyle.eval.neural_baselines import (
     gatys,
 )
 from photostyle.io import load_image, load_mask
+from photostyle.measure import memory_probe
 from photostyle.models.encoder import VGG16, VGGEncoder
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.weights import build_encoder
@@ -225,7 +225,7 @@ def evaluate(
             how close an upsampled result comes to running the network at full size); in a sweep,
             to the reference's output at the same strength.
         memory_device: where each call's peak memory is measured (see
-            :func:`photostyle.eval.bench.memory_probe`: the process's resident set sampled every
+            :func:`photostyle.measure.memory_probe`: the process's resident set sampled every
             2 ms on the CPU, the allocator's peak on CUDA); None = not measured.
         alphas: a strength sweep, e.g. ``(0, 0.25, 0.5, 0.75, 1)``: :class:`Adjustable` methods
             run at each strength, the others once, blended towards the content (:func:`blend`).

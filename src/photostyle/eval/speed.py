@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from photostyle.eval.bench import time_call
+from photostyle.measure import time_call
 from photostyle.models.stylizer import PhotoStylizer
 
 KNOBS: tuple[str, ...] = (

@@ -3,9 +3,19 @@
 from photostyle.losses.losses import (
     SCPHead,
     channel_stats,
+    gram_distance,
+    gram_matrix,
     perceptual_loss,
     scp_loss,
     statistics_loss,
 )
 
-__all__ = ["SCPHead", "channel_stats", "perceptual_loss", "scp_loss", "statistics_loss"]
+__all__ = [
+    "SCPHead",
+    "channel_stats",
+    "gram_distance",
+    "gram_matrix",
+    "perceptual_loss",
+    "scp_loss",
+    "statistics_loss",
+]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from photostyle.eval.metrics import gram_distance
+from photostyle.losses.losses import gram_distance
 
 _LUMA = (0.299, 0.587, 0.114)
 

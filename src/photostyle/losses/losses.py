@@ -137,3 +137,31 @@ class SCPHead(nn.Module):
     ) -> torch.Tensor:
         """Shape: Q^i, P^i (B, C_i, H_i, W_i) for i = 1..3 -> scalar."""
         return scp_loss(q, p, self.convs, relative=relative)
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Channel Gram matrix over the number of locations. Shape: (B, C, H, W) -> (B, C, C)."""
+    if features.ndim != 4:
+        raise ValueError(f"expected (B, C, H, W) features, got {tuple(features.shape)}")
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (h * w)
+
+
+def gram_distance(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Sum over layers of the mean squared difference of Gram matrices.
+
+    Args:
+        a: feature maps of one image per layer, each (B, C_i, H_i, W_i).
+        b: feature maps of the other image, same channels (sizes may differ).
+
+    Returns:
+        (B,) distances; 0 when the Gram matrices agree.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"got {len(a)} and {len(b)} feature maps")
+    total = a[0].new_zeros(a[0].shape[0])
+    for fa, fb in zip(a, b, strict=True):
+        diff = gram_matrix(fa) - gram_matrix(fb)  # (B, C, C)
+        total = total + diff.pow(2).mean(dim=(1, 2))
+    return total

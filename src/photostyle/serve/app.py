@@ -30,7 +30,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from photostyle import __version__
 from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions
 from photostyle.serve.fields import STYLIZE_FIELDS, RequestOptions, parse_options
 from photostyle.serve.images import (
@@ -43,6 +42,7 @@ from photostyle.serve.images import (
 )
 from photostyle.serve.jobs import JobQueue, JobTimeout, QueueFull
 from photostyle.serve.openapi import openapi_document
+from photostyle.version import __version__
 
 __all__ = ["ServeConfig", "StylizerLike", "create_app"]
 

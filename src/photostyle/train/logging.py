@@ -89,6 +89,28 @@ class RunLogger:
             plot_loss_curves(history, path)
 
 
+def truncate_metrics(out_dir: str | Path, step: int) -> None:
+    """Keep the lines of ``out_dir/metrics.jsonl`` up to ``step``, before a run resumes there.
+
+    A run killed after its last checkpoint logged steps that the resumed run logs again; those
+    lines, and a line cut short by the kill, are dropped (the file is rewritten atomically).
+    """
+    metrics = Path(out_dir) / "metrics.jsonl"
+    if not metrics.exists():
+        return
+    kept = []
+    for line in metrics.read_text().splitlines(keepends=True):
+        try:
+            logged = json.loads(line)
+        except json.JSONDecodeError:  # the line the kill cut short
+            continue
+        complete = line.endswith("\n") and isinstance(logged, dict)
+        if complete and logged.get("step", step + 1) <= step:
+            kept.append(line)
+    with atomic_path(metrics) as tmp:
+        tmp.write_text("".join(kept))
+
+
 def plot_loss_curves(history: list[dict[str, float]], path: str | Path) -> None:
     """Write the loss curves of ``history`` (log scale, one line per term) as a PNG, atomically.
 

@@ -45,9 +45,9 @@ from photostyle.models.weights import (
 )
 from photostyle.train.config import TrainConfig, config_yaml
 from photostyle.train.distributed import DistContext, StreamShard
-from photostyle.train.logging import RunLogger, plot_loss_curves
+from photostyle.train.logging import RunLogger, plot_loss_curves, truncate_metrics
 from photostyle.train.pipeline import LossSwitches, TwoStageModel
-from photostyle.utils import atomic_path, sha256_file
+from photostyle.utils import atomic_path, remove_stale_temporaries, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -510,6 +510,14 @@ class Trainer:
         world = self.dist.world_size
         self.model.train()
         if self.dist.is_main:
+            for name in (
+                "checkpoint.safetensors",
+                "stylizer.safetensors",
+                "loss_curves.png",
+                "config.yaml",
+            ):
+                remove_stale_temporaries(self.out / name)  # left by a run killed while writing
+            truncate_metrics(self.out, self.step)  # steps after the checkpoint are logged again
             with atomic_path(self.out / "config.yaml") as tmp:
                 tmp.write_text(config_yaml(cfg))
         with RunLogger(self.out, enabled=self.dist.is_main) as log:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from photostyle.io import ImageError, load_image, save_image
-from photostyle.utils import atomic_path
+from photostyle.utils import atomic_path, check_writable
 
 IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 VIDEO_SUFFIXES: Final = (".mp4", ".mkv", ".mov")  # outputs; inputs: whatever FFmpeg reads
@@ -189,14 +189,21 @@ def check_output(out: str | Path, clip: Clip, protect: tuple[Path, ...] = ()) ->
     if is_video_path(target):
         if target.is_dir():
             raise VideoError(f"{target}: is a folder, not a video file")
-        return target
+        return _writable(target, folder=False)
     if target.suffix.lower() in IMAGE_SUFFIXES:
         raise VideoError(
             f"{target}: the output is a folder of frames or a video ({' '.join(VIDEO_SUFFIXES)})"
         )
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise VideoError(f"{target}: already exists; give a new or empty folder")
-    return target
+    return _writable(target, folder=True)
+
+
+def _writable(target: Path, *, folder: bool) -> Path:
+    try:
+        return check_writable(target, folder=folder)
+    except ValueError as err:
+        raise VideoError(str(err)) from None
 
 
 class FolderWriter(AbstractContextManager["FolderWriter"]):

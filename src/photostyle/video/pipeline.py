@@ -13,8 +13,8 @@ from typing import Protocol
 import torch
 
 from photostyle.api import Stylizer
-from photostyle.eval.metrics import frame_change
 from photostyle.lut import Lut3D, apply_lut
+from photostyle.measure import frame_change
 from photostyle.video.frames import (
     DEFAULT_FPS,
     Clip,
@@ -38,7 +38,9 @@ class VideoResult:
 
     output: Path  # the folder or video written
     frames: int  # frames stylized
-    flicker: float  # output frame change / input frame change (eval.metrics.flicker_ratio)
+    flicker: (
+        float  # output frame change / input frame change (photostyle.eval.metrics.flicker_ratio)
+    )
 
 
 def stylize_video(
