@@ -318,7 +318,11 @@ def _read_image(
 
 
 def load_image(
-    path: str | Path, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS
+    path: str | Path,
+    *,
+    min_side: int = MIN_SIDE,
+    max_pixels: int = MAX_PIXELS,
+    reduce_to: int | None = None,
 ) -> torch.Tensor:
     """Loads a photo as an RGB float tensor with its EXIF orientation applied.
 
@@ -331,6 +335,9 @@ def load_image(
         path: The image file (any format Pillow reads).
         min_side: Smallest accepted width and height, in pixels.
         max_pixels: Largest accepted width * height.
+        reduce_to: for a photo needed only at a working size (a style): a JPEG is decoded at
+            1/2, 1/4 or 1/8 scale (Pillow's draft mode) where its longest side stays at least
+            this many pixels; other formats are decoded in full.
 
     Returns:
         The photo as float32 RGB in [0, 1].
@@ -340,7 +347,7 @@ def load_image(
         ImageError: If the file is missing, a directory, empty, not an image, truncated or
             corrupt, smaller than ``min_side`` or larger than ``max_pixels``.
     """
-    img = _read_image(path, min_side=min_side, max_pixels=max_pixels)
+    img = _read_image(path, min_side=min_side, max_pixels=max_pixels, reduce_to=reduce_to)
     try:
         return image_to_tensor(img)
     except ImageError as err:
