@@ -501,3 +501,25 @@ def test_stage_hook_synchronises_cuda_around_each_stage(monkeypatch: pytest.Monk
     with Stylizer._stage(fake, None, "network"):  # type: ignore[arg-type]
         log.append("work")
     assert log == ["work"]  # no hook: no synchronisation, nothing timed
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("head", ["decoder", "affine"])
+def test_cuda_result_matches_the_cpu_and_the_hook_times_it(
+    tiny_stylizer_files: tuple[Path, Path], tiny_affine_weights: Path, head: str
+) -> None:
+    weights = tiny_stylizer_files[0] if head == "decoder" else tiny_affine_weights
+    encoder = tiny_stylizer_files[1]
+    content, style = _rand(3, 96, 128, seed=13), _rand(3, 40, 60, seed=14)
+    options = StylizeOptions(max_size=48)
+    cpu = Stylizer(weights, encoder_weights=encoder, device="cpu").stylize(
+        content, style, options=options
+    )
+    gpu = Stylizer(weights, encoder_weights=encoder, device="cuda")
+    stages: list[str] = []
+    out = gpu.stylize(content, style, options=options, on_stage=lambda n, s: stages.append(n))
+    assert out.device.type == "cpu" and out.shape == cpu.shape
+    torch.testing.assert_close(out, cpu, atol=1e-3, rtol=0)  # TF32/cuDNN rounding only
+    assert set(stages) == set(STAGES)
+    bf16 = Stylizer(weights, encoder_weights=encoder, device="cuda", dtype=torch.bfloat16)
+    assert float((bf16.stylize(content, style, options=options) - cpu).abs().mean()) < 0.03

@@ -285,3 +285,26 @@ def test_cli_plain_bench_still_caps_at_1024(monkeypatch: pytest.MonkeyPatch) -> 
     assert configs[0].max_size == 1024
     assert configs[0].sizes == bench.PAPER_SIZES
     assert build_parser().parse_args(["bench", "--end-to-end"]).max_size is None
+
+
+@pytest.mark.cuda
+def test_cuda_end_to_end_rows_measure_cuda_memory(
+    tiny_stylizer_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config = _config(
+        tiny_stylizer_files,
+        sizes=SMALL[:1],
+        methods=("photostyle", "reinhard"),
+        device="cuda",
+        dtypes=("float32", "bfloat16"),
+        runs=1,
+        warmup=1,
+    )
+    rows = run_end_to_end(config, tmp_path)
+    assert [(r.method, r.device.split(":")[0], r.memory) for r in rows] == [
+        ("photostyle", "cuda", "cuda_allocated"),
+        ("photostyle (bfloat16)", "cuda", "cuda_allocated"),
+        ("reinhard", "cpu", "rss_statm"),
+    ]
+    profile = run_profile(config, tmp_path, bandwidth_gbps=copy_bandwidth("cuda", 1 << 24))
+    assert profile[0].stages["network"] > 0
