@@ -248,11 +248,11 @@ def transfer_job(name: str, *, quality: int = 95, decoded: _Decoded | None = Non
 class _Runner:
     """A method ready to run: its job and where it computes."""
 
-    label: str
-    job: Job
-    device: torch.device
-    dtype: str
-    decoded: _Decoded = field(default_factory=_Decoded)
+    label: str  # the row's method name
+    job: Job  # (content, style, out) -> None, file to file
+    device: torch.device  # where it computes (timing synchronises a CUDA device)
+    dtype: str  # the network's dtype name ("float32" for colour transfers)
+    decoded: _Decoded = field(default_factory=_Decoded)  # its last job's decoded buffers
 
 
 def _options(config: EndToEndConfig, method: str) -> StylizeOptions:
