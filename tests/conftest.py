@@ -16,6 +16,16 @@ from photostyle.models.encoder import InputConvention, VGGConfig, VGGEncoder
 TINY = VGGConfig("tiny", widths=(4, 8, 8, 16), depths=(1, 1, 2, 1), full_depths=(1, 1, 2, 2, 2))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``cuda`` where there is no CUDA GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (scripts/gpu_check.sh runs these)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_thread() -> Iterator[None]:
     """Run the whole session with one intra-op thread, then restore the previous count."""

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from photostyle.api import StylizeOptions, Stylizer, check_output_path, working_size
+from photostyle.api import STAGES, StylizeOptions, Stylizer, check_output_path, working_size
 from photostyle.io import ImageError, load_image, save_image
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.models.weights import (
@@ -445,3 +445,81 @@ def test_channels_last_gives_the_same_result(tiny_stylizer_files: tuple[Path, Pa
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     content, style = _rand(3, 40, 52, seed=9), _rand(3, 30, 30, seed=10)
     torch.testing.assert_close(nhwc.stylize(content, style), nchw.stylize(content, style))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-stage timing hook (photostyle bench --profile)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_affine_weights(tiny_stylizer_files: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A tiny affine-head stylizer on the tiny encoder (seeded, untrained)."""
+    from photostyle.models.stylizer import ModelConfig, PhotoStylizer
+    from photostyle.models.weights import STYLIZER_FORMAT, build_encoder
+    from photostyle.utils import sha256_file
+
+    _, encoder = tiny_stylizer_files
+    base = Stylizer(tiny_stylizer_files[0], encoder_weights=encoder, device="cpu").config
+    config = ModelConfig.from_dict(
+        {**base.to_dict(), "head": "affine", "grid_bins": 4, "grid_hidden": 8}
+    )
+    assert config.encoder_sha256 == sha256_file(encoder)
+    torch.manual_seed(0)
+    model = PhotoStylizer(config, build_encoder(encoder, config.vgg()))
+    tensors = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
+    meta = {"format": STYLIZER_FORMAT, "version": "1", "model_config": config.to_dict()}
+    path = tmp_path / "affine_tiny.safetensors"
+    save_checkpoint(path, tensors, meta)
+    return path
+
+
+@pytest.mark.parametrize("head", ["decoder", "affine"])
+def test_stage_hook_reports_every_stage_and_changes_nothing(
+    tiny_stylizer_files: tuple[Path, Path], tiny_affine_weights: Path, head: str
+) -> None:
+    weights = tiny_stylizer_files[0] if head == "decoder" else tiny_affine_weights
+    stylizer = Stylizer(weights, encoder_weights=tiny_stylizer_files[1], device="cpu")
+    content, style = _rand(3, 48, 64, seed=11), _rand(3, 30, 40, seed=12)
+    options = StylizeOptions(max_size=32)
+    stages: list[tuple[str, float]] = []
+    timed = stylizer.stylize(content, style, options=options, on_stage=lambda *s: stages.append(s))
+    plain = stylizer.stylize(content, style, options=options)
+    torch.testing.assert_close(timed, plain)
+    assert {name for name, _ in stages} == set(STAGES)
+    assert all(seconds >= 0 for _, seconds in stages)
+
+
+def test_stage_hook_synchronises_cuda_around_each_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append("sync"))
+    fake = SimpleNamespace(device=torch.device("cuda"))
+    with Stylizer._stage(fake, lambda name, s: log.append(name), "network"):  # type: ignore[arg-type]
+        log.append("work")
+    assert log == ["sync", "work", "sync", "network"]
+    log.clear()
+    with Stylizer._stage(fake, None, "network"):  # type: ignore[arg-type]
+        log.append("work")
+    assert log == ["work"]  # no hook: no synchronisation, nothing timed
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("head", ["decoder", "affine"])
+def test_cuda_result_matches_the_cpu_and_the_hook_times_it(
+    tiny_stylizer_files: tuple[Path, Path], tiny_affine_weights: Path, head: str
+) -> None:
+    weights = tiny_stylizer_files[0] if head == "decoder" else tiny_affine_weights
+    encoder = tiny_stylizer_files[1]
+    content, style = _rand(3, 96, 128, seed=13), _rand(3, 40, 60, seed=14)
+    options = StylizeOptions(max_size=48)
+    cpu = Stylizer(weights, encoder_weights=encoder, device="cpu").stylize(
+        content, style, options=options
+    )
+    gpu = Stylizer(weights, encoder_weights=encoder, device="cuda")
+    stages: list[str] = []
+    out = gpu.stylize(content, style, options=options, on_stage=lambda n, s: stages.append(n))
+    assert out.device.type == "cpu" and out.shape == cpu.shape
+    torch.testing.assert_close(out, cpu, atol=1e-3, rtol=0)  # TF32/cuDNN rounding only
+    assert set(stages) == set(STAGES)
+    bf16 = Stylizer(weights, encoder_weights=encoder, device="cuda", dtype=torch.bfloat16)
+    assert float((bf16.stylize(content, style, options=options) - cpu).abs().mean()) < 0.03

@@ -21,6 +21,7 @@ from photostyle.io import (
     MAX_PIXELS,
     MIN_SIDE,
     ImageError,
+    draft_size,
     image_to_tensor,
     load_image,
     load_mask,
@@ -629,3 +630,44 @@ def test_load_mask_half_size_raises_with_both_sizes(tmp_path: Path) -> None:
 def test_mask_rejects_bad_tolerance() -> None:
     with pytest.raises(ValueError, match="tolerance"):
         mask_from_image(Image.new("RGB", (4, 4)), tolerance=300)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reduced JPEG decoding (draft mode) for photos needed at a working size only
+# ---------------------------------------------------------------------------------------------
+
+
+def test_draft_size_keeps_the_longest_side() -> None:
+    assert draft_size(640, 480, 400) is None  # no power-of-two reduction keeps 400 px
+    assert draft_size(4000, 3000, 1024) == (1024, 768)
+    with pytest.raises(ValueError):
+        draft_size(10, 10, 0)
+
+
+@pytest.mark.parametrize(
+    ("reduce_to", "size"), [(None, (640, 480)), (150, (160, 120)), (80, (80, 60))]
+)
+def test_jpeg_is_decoded_at_reduced_scale_keeping_the_working_size(
+    tmp_path: Path, reduce_to: int | None, size: tuple[int, int]
+) -> None:
+    rng = np.random.default_rng(0)
+    pixels = np.repeat(np.repeat(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), 8, 0), 8, 1)
+    path = tmp_path / "p.jpg"
+    Image.fromarray(pixels).save(path, quality=95)
+    x = load_image(path, reduce_to=reduce_to)
+    assert (x.shape[2], x.shape[1]) == size
+    full = load_image(path)
+    small = torch.nn.functional.avg_pool2d(full[None], 640 // size[0])[0]
+    # the same picture, averaged in the DCT domain (random 8 px blocks differ by ~0.3)
+    assert float((x - small).abs().mean()) < 0.05
+
+
+def test_reduced_decoding_leaves_png_and_exif_orientation_alone(tmp_path: Path) -> None:
+    png = tmp_path / "p.png"
+    Image.new("RGB", (640, 480), (10, 20, 30)).save(png)
+    assert load_image(png, reduce_to=100).shape == (3, 480, 640)
+    jpg = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    Image.new("RGB", (640, 480), (10, 20, 30)).save(jpg, exif=exif)
+    assert load_image(jpg, reduce_to=100).shape == (3, 160, 120)  # upright, reduced 4x

@@ -240,3 +240,11 @@ def test_profiles_without_matrix_go_through_littlecms(
     assert np.abs(_pixels(out) - pixels).max() <= 3  # two 8-bit conversions
     sixteen = write_photo(x, tmp_path / "out.tif", info, options=OutputOptions(bit_depth=16))
     assert sixteen.is_file()  # written in sRGB, tagged sRGB
+
+
+def test_read_photo_reduces_a_jpeg_only_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "style.jpg"
+    Image.new("RGB", (640, 480), (200, 100, 50)).save(path, quality=95)
+    assert read_photo(path)[0].shape == (3, 480, 640)
+    x, info = read_photo(path, reduce_to=100)
+    assert x.shape == (3, 120, 160) and info.bit_depth == 8

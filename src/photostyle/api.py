@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -38,6 +40,11 @@ if TYPE_CHECKING:
     from photostyle.deploy.onnx import OnnxNetwork
 
 DEFAULT_MAX_SIZE = 1024
+# Per-call timing hook: called with (stage, seconds) after each stage of a stylization:
+# "resize", "style_encoding", "network", "full_resolution" (a stage may be reported more than
+# once per call: add them up). See :meth:`Stylizer.stylize`.
+StageHook = Callable[[str, float], None]
+STAGES: tuple[str, ...] = ("resize", "style_encoding", "network", "full_resolution")
 Backend = Literal["torch", "onnxruntime"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
@@ -199,6 +206,7 @@ class Stylizer:
         content_mask: torch.Tensor | None = None,
         style_mask: torch.Tensor | None = None,
         options: StylizeOptions | None = None,
+        on_stage: StageHook | None = None,
     ) -> torch.Tensor:
         """Stylize one photo.
 
@@ -215,6 +223,9 @@ class Stylizer:
             content_mask: optional (H, W) int64 labels (see :func:`photostyle.io.load_mask`).
             style_mask: optional (Hs, Ws) int64 labels; required with ``content_mask``.
             options: strength, working size, FA variant.
+            on_stage: optional timing hook, called with ``(stage, seconds)`` after each of
+                :data:`STAGES` (the style is then encoded apart, as :meth:`stylize_many` does;
+                on CUDA the device is synchronised around each stage). Nothing else changes.
 
         Returns:
             (3, H, W) RGB in [0, 1].
@@ -232,11 +243,38 @@ class Stylizer:
         if style_mask is not None and style_mask.shape != style.shape[-2:]:
             raise ValueError("style mask size differs from the style image")
 
-        s = self._working_style(style, opts)
+        with self._stage(on_stage, "resize"):
+            s = self._working_style(style, opts)
         labels_s = None
         if style_mask is not None:
             labels_s = _resize_labels(style_mask, (s.shape[-2], s.shape[-1])).to(self.device)
-        return self._stylize_one(content, s, opts, content_mask=content_mask, labels_s=labels_s)
+        style_enc = None
+        if on_stage is not None and self.onnx is None:
+            with self._stage(on_stage, "style_encoding"):
+                style_enc = self.model.encoder(s.contiguous(memory_format=self.memory_format))
+        return self._stylize_one(
+            content,
+            s,
+            opts,
+            content_mask=content_mask,
+            labels_s=labels_s,
+            style_enc=style_enc,
+            on_stage=on_stage,
+        )
+
+    @contextlib.contextmanager
+    def _stage(self, hook: StageHook | None, name: str) -> Iterator[None]:
+        """Time the enclosed work as stage ``name`` when a hook is given (else nothing)."""
+        if hook is None:
+            yield
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        hook(name, time.perf_counter() - start)
 
     @torch.inference_mode()
     def stylize_many(
@@ -291,35 +329,42 @@ class Stylizer:
         content_mask: torch.Tensor | None = None,
         labels_s: torch.Tensor | None = None,
         style_enc: EncoderOutput | None = None,
+        on_stage: StageHook | None = None,
     ) -> torch.Tensor:
         """Working size -> network -> full size for one photo.
 
         Shape: content (3, H, W), style (1, 3, hs, ws) at working size -> (3, H, W) in [0, 1].
         """
         h, w = content.shape[-2:]
-        c_full = content[None].to(self.device, torch.float32)  # (1, 3, H, W)
-        c = resize_image(c_full, working_size(h, w, opts.max_size))
+        with self._stage(on_stage, "resize"):
+            c_full = content[None].to(self.device, torch.float32)  # (1, 3, H, W)
+            c = resize_image(c_full, working_size(h, w, opts.max_size))
         labels_c = None
         if content_mask is not None:
             labels_c = _resize_labels(content_mask, (c.shape[-2], c.shape[-1])).to(self.device)
         fa = opts.fa or self.config.fa
         if isinstance(self.model.decoder, AffineHead) and self.onnx is None:
-            coeffs = self._colour_model(
-                c.to(self.dtype), style, opts.alpha, fa, labels_c, labels_s, style_enc
-            )
-            out = apply_local_affine(coeffs.float(), c_full)  # (1, 3, H, W)
+            with self._stage(on_stage, "network"):
+                coeffs = self._colour_model(
+                    c.to(self.dtype), style, opts.alpha, fa, labels_c, labels_s, style_enc
+                )
+            with self._stage(on_stage, "full_resolution"):
+                out = apply_local_affine(coeffs.float(), c_full)  # (1, 3, H, W)
         else:
-            out = self._network(
-                c.to(self.dtype),
-                style,
-                alpha=opts.alpha,
-                fa=fa,
-                labels_c=labels_c,
-                labels_s=labels_s,
-                style_enc=style_enc,
-            ).float()  # (1, 3, h, w)
-            out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
-        return out[0].clamp_(0, 1).cpu()  # out is a fresh buffer: clamp in place
+            with self._stage(on_stage, "network"):
+                out = self._network(
+                    c.to(self.dtype),
+                    style,
+                    alpha=opts.alpha,
+                    fa=fa,
+                    labels_c=labels_c,
+                    labels_s=labels_s,
+                    style_enc=style_enc,
+                ).float()  # (1, 3, h, w)
+            with self._stage(on_stage, "full_resolution"):
+                out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
+        with self._stage(on_stage, "full_resolution"):
+            return out[0].clamp_(0, 1).cpu()  # out is a fresh buffer: clamp in place
 
     def _colour_model(
         self,

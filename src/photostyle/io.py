@@ -13,6 +13,7 @@ are turned into ``(H, W)`` int64 label maps (index into the palette, ``-1`` for 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import struct
@@ -253,8 +254,34 @@ def _identify(fh: IO[bytes], path: Path) -> ImageFile.ImageFile:
         raise ImageError(f"{path}: unreadable image header ({err})") from err
 
 
-def _read_image(path: str | Path, *, min_side: int, max_pixels: int) -> Image.Image:
-    """Opens, size-checks, fully decodes and EXIF-orients an image file."""
+def draft_size(width: int, height: int, reduce_to: int) -> tuple[int, int] | None:
+    """The size to ask Pillow's JPEG draft mode for so the longest side stays >= ``reduce_to``.
+
+    Draft mode decodes a JPEG at 1/2, 1/4 or 1/8 scale in the DCT domain, choosing the largest
+    factor ``s`` with ``s <= min(width // w, height // h)`` for a requested ``(w, h)``; asking for
+    the size scaled by ``reduce_to / max(width, height)`` (rounded up) keeps both sides' factor
+    at most ``max(width, height) / reduce_to``.
+
+    Returns:
+        ``(w, h)`` to pass to ``Image.draft``, or None when the image is not larger than that.
+    """
+    if reduce_to < 1:
+        raise ValueError(f"reduce_to must be positive, got {reduce_to}")
+    longest = max(width, height)
+    if longest < 2 * reduce_to:  # no power-of-two reduction would keep the side
+        return None
+    scale = reduce_to / longest
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
+def _read_image(
+    path: str | Path, *, min_side: int, max_pixels: int, reduce_to: int | None = None
+) -> Image.Image:
+    """Opens, size-checks, fully decodes and EXIF-orients an image file.
+
+    ``reduce_to``: a JPEG may be decoded at reduced scale (draft mode), its longest side still at
+    least this many pixels; other formats are decoded at full size.
+    """
     p = Path(path)
     if p.is_dir():
         raise ImageError(f"{p}: is a directory, not an image file")
@@ -279,7 +306,11 @@ def _read_image(path: str | Path, *, min_side: int, max_pixels: int) -> Image.Im
             raise ImageError(
                 f"{p}: image is {w}x{h} pixels; both sides must be at least {min_side}"
             )
-        _check_decode_memory(p, w, h)
+        if reduce_to is not None:
+            request = draft_size(w, h, reduce_to)
+            if request is not None:
+                img.draft(None, request)  # a no-op for formats other than JPEG
+        _check_decode_memory(p, *img.size)  # the size after any reduced (draft) decoding
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -308,7 +339,11 @@ def _check_decode_memory(path: Path, width: int, height: int) -> None:
 
 
 def load_image(
-    path: str | Path, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS
+    path: str | Path,
+    *,
+    min_side: int = MIN_SIDE,
+    max_pixels: int = MAX_PIXELS,
+    reduce_to: int | None = None,
 ) -> torch.Tensor:
     """Loads a photo as an RGB float tensor with its EXIF orientation applied.
 
@@ -322,6 +357,9 @@ def load_image(
         path: The image file (any format Pillow reads).
         min_side: Smallest accepted width and height, in pixels.
         max_pixels: Largest accepted width * height.
+        reduce_to: for a photo needed only at a working size (a style): a JPEG is decoded at
+            1/2, 1/4 or 1/8 scale (Pillow's draft mode) where its longest side stays at least
+            this many pixels; other formats are decoded in full.
 
     Returns:
         The photo as float32 RGB in [0, 1].
@@ -332,7 +370,7 @@ def load_image(
             corrupt, smaller than ``min_side``, larger than ``max_pixels``, or larger than
             the memory available now can decode (:data:`DECODE_BYTES_PER_PIXEL`).
     """
-    img = _read_image(path, min_side=min_side, max_pixels=max_pixels)
+    img = _read_image(path, min_side=min_side, max_pixels=max_pixels, reduce_to=reduce_to)
     try:
         return image_to_tensor(img)
     except ImageError as err:

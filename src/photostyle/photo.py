@@ -270,14 +270,21 @@ def _pixels_16bit(path: Path, fmt: str, orientation: int) -> torch.Tensor:
 
 
 def read_photo(
-    path: str | Path, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS
+    path: str | Path,
+    *,
+    min_side: int = MIN_SIDE,
+    max_pixels: int = MAX_PIXELS,
+    reduce_to: int | None = None,
 ) -> tuple[torch.Tensor, PhotoInfo]:
     """Loads a photo in sRGB, with its profile, EXIF and bit depth.
 
     Args:
         path: the image file (checks and mode handling of :func:`photostyle.io.load_image`).
-        min_side: smallest accepted width and height.
+        min_side: smallest accepted width and height (of the file, before any reduction).
         max_pixels: largest accepted width * height.
+        reduce_to: for a photo that is only needed at a working size (a style): an 8-bit JPEG
+            is decoded at 1/2, 1/4 or 1/8 scale (Pillow's draft mode, in the DCT domain) where
+            its longest side stays at least this many pixels; other files are read in full.
 
     Returns:
         The upright photo as float32 sRGB in [0, 1], and its :class:`PhotoInfo`.
@@ -290,7 +297,8 @@ def read_photo(
         returns (3, H, W), H and W after EXIF orientation.
     """
     p = Path(path)
-    img = _read_image(p, min_side=min_side, max_pixels=max_pixels)  # upright, EXIF checked
+    # upright, EXIF checked
+    img = _read_image(p, min_side=min_side, max_pixels=max_pixels, reduce_to=reduce_to)
     fmt = img.format or ""
     depth = 8
     if img.mode.startswith("I;16"):

@@ -17,12 +17,34 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from photostyle.eval.ablate import AblationRow
-from photostyle.eval.bench import BenchRow
 from photostyle.eval.quality import MethodResult, summarize_sweep
 from photostyle.utils import PlotUnavailable, atomic_path, pyplot
+
+
+class TimedRow(Protocol):
+    """What :func:`plot_bench` reads of a row (``BenchRow``, ``EndToEndRow``)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def runs(self) -> int: ...
+    @property
+    def median_s(self) -> float: ...
+    @property
+    def spread_s(self) -> float: ...
+    @property
+    def peak_mib(self) -> float: ...
+    @property
+    def memory(self) -> str: ...
 
 
 def _pyplot_for(items: Sequence[object]) -> Any:
@@ -122,7 +144,7 @@ def plot_quality(results: Sequence[MethodResult], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_bench(rows: Sequence[BenchRow], path: str | Path) -> Path:
+def plot_bench(rows: Sequence[TimedRow], path: str | Path) -> Path:
     """Median time (left, with the interquartile range) and peak memory (right) against
     megapixels, one line per method, log-log.
     """
