@@ -33,7 +33,7 @@ Kind = Literal["file", "number", "integer", "string"]
 
 @dataclass(frozen=True)
 class FormField:
-    """One multipart form field."""
+    """One request field: of a multipart form, or of a query string."""
 
     name: str  # the field's name in the form
     kind: Kind  # file upload, or the type a text value is parsed as
