@@ -13,6 +13,7 @@ from photostyle.lut import (
     Lut3D,
     LutError,
     apply_lut,
+    cube_text,
     fit_lut,
     identity_lut,
     neutral_reference,
@@ -66,6 +67,7 @@ def test_cube_round_trip_read_by_an_independent_parser(tmp_path: Path) -> None:
     lut = _warm_lut(9)
     path = write_cube(lut, tmp_path / "warm.cube")
     text = path.read_text()
+    assert text == cube_text(lut)  # the server sends this text without a file
     assert 'TITLE "warm"' in text and "LUT_3D_SIZE 9" in text
     size, table = _parse_cube(path)
     assert size == 9

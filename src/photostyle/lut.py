@@ -43,6 +43,7 @@ __all__ = [
     "LutError",
     "apply_lut",
     "bake_lut",
+    "cube_text",
     "fit_lut",
     "identity_lut",
     "neutral_reference",
@@ -322,6 +323,26 @@ def _neighbour_differences(size: int) -> sp.csr_matrix:
 # --------------------------------------------------------------------------------------------
 
 
+def cube_text(lut: Lut3D) -> str:
+    """The LUT as the text of an Adobe / Resolve ``.cube`` file (what :func:`write_cube` writes).
+
+    Args:
+        lut: the table.
+
+    Returns:
+        The file's text, ``\\n`` line ends.
+    """
+    title = lut.title.replace('"', "'").replace("\n", " ")
+    lines = [f"# {c}" for c in lut.comments]
+    lines.append(f'TITLE "{title}"')
+    lines.append(f"LUT_3D_SIZE {lut.size}")
+    lines.append("DOMAIN_MIN " + " ".join(f"{v:.6g}" for v in lut.domain_min))
+    lines.append("DOMAIN_MAX " + " ".join(f"{v:.6g}" for v in lut.domain_max))
+    values = lut.table.reshape(-1, 3).double().numpy()  # blue-major, red fastest
+    body = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in values)
+    return "\n".join(lines) + "\n" + body + "\n"
+
+
 def write_cube(lut: Lut3D, path: str | Path) -> Path:
     """Writes the LUT as an Adobe / Resolve ``.cube`` file, atomically.
 
@@ -333,16 +354,9 @@ def write_cube(lut: Lut3D, path: str | Path) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
     """
     target = Path(path)
-    title = lut.title.replace('"', "'").replace("\n", " ")
-    lines = [f"# {c}" for c in lut.comments]
-    lines.append(f'TITLE "{title}"')
-    lines.append(f"LUT_3D_SIZE {lut.size}")
-    lines.append("DOMAIN_MIN " + " ".join(f"{v:.6g}" for v in lut.domain_min))
-    lines.append("DOMAIN_MAX " + " ".join(f"{v:.6g}" for v in lut.domain_max))
-    values = lut.table.reshape(-1, 3).double().numpy()  # blue-major, red fastest
-    body = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in values)
+    text = cube_text(lut)
     with atomic_path(target) as tmp:
-        tmp.write_text("\n".join(lines) + "\n" + body + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     return target
 
 

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from photostyle.io import image_to_tensor
 from photostyle.serve import ServeConfig, create_app
-from photostyle.serve.fields import STYLIZE_FIELDS
+from photostyle.serve.fields import LUT_FIELDS, STYLIZE_FIELDS
 from photostyle.serve.images import blend
 
 Files = dict[str, tuple[str, bytes, str]]
@@ -360,3 +360,59 @@ def test_a_failing_pass_is_a_500_and_the_server_goes_on(
         assert failed.json() == {"error": "internal error; see the server's log"}
         assert client.post("/v1/stylize", files=files).status_code == 200
         assert client.get("/healthz").json()["queue"]["admitted"] == 0
+
+
+def test_lut_download_is_the_look_at_the_sliders_strength(
+    client: TestClient,
+    tmp_path: Path,
+    make_png: Callable[..., bytes],
+    expected: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    from photostyle.lut import apply_lut, read_cube
+
+    content, style = make_png(60, 80, seed=7), make_png(30, 30, seed=8)
+    result = client.post("/v1/results", files=as_files(content=content, style=style)).json()
+    response = client.get(f"/v1/results/{result['id']}/look.cube?alpha=0.6&size=9")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="photostyle_alpha0.60.cube"'
+    )
+    path = tmp_path / "look.cube"
+    path.write_bytes(response.content)
+    lut = read_cube(path)
+    assert lut.size == 9 and lut.title == "photostyle alpha 0.60"
+    c, s = decoded(content), decoded(style)
+    want = blend(c, expected(c, s), 0.6)  # the full-size download's pixels
+    assert (apply_lut(c, lut) - want).abs().mean() < 1.5 / 255  # the fake's look is global
+
+    default = client.get(f"/v1/results/{result['id']}/look.cube")
+    path.write_bytes(default.content)
+    assert read_cube(path).size == 33 and b'TITLE "photostyle alpha 1.00"' in default.content
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("size=1", "size: must be in [2, 65], got 1"),
+        ("size=66", "size: must be in [2, 65], got 66"),
+        ("size=x", "size: expected a integer, got 'x'"),
+        ("alpha=1.5", "alpha: must be in [0, 1], got 1.5"),
+        ("format=png", "format: unknown field; fields: alpha, size"),
+    ],
+)
+def test_lut_download_bad_query_is_400(
+    client: TestClient, make_png: Callable[..., bytes], query: str, message: str
+) -> None:
+    result = client.post("/v1/results", files=as_files(content=make_png(), style=make_png(seed=1)))
+    response = client.get(f"/v1/results/{result.json()['id']}/look.cube?{query}")
+    assert response.status_code == 400
+    assert response.json() == {"error": message}
+    assert client.get("/v1/results/nope/look.cube").status_code == 404
+
+
+def test_openapi_lut_parameters_come_from_the_field_list(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    get = spec["paths"]["/v1/results/{result_id}/look.cube"]["get"]
+    assert [p["name"] for p in get["parameters"]] == ["result_id"] + [f.name for f in LUT_FIELDS]
+    assert get["parameters"][2]["schema"]["default"] == 33
+    assert {"200", "400", "404"} <= set(get["responses"])

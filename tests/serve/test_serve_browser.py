@@ -1,7 +1,8 @@
 """The page end to end in headless Chromium (Debian's ``chromium`` and ``chromium-driver``).
 
 Upload two photos, wait for the result, move the strength slider, download the full-size
-image and compare it with ``POST /v1/stylize`` at the same strength. Set
+image and compare it with ``POST /v1/stylize`` at the same strength, then download the look's
+``.cube`` LUT and read it back. Set
 ``PHOTOSTYLE_SCREENSHOT=docs/serve.png`` to keep the page's screenshot.
 """
 
@@ -34,6 +35,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from photostyle.api import Stylizer  # noqa: E402
+from photostyle.lut import read_cube  # noqa: E402
 from photostyle.serve import ServeConfig, create_app  # noqa: E402
 from photostyle.serve.net import listen_socket  # noqa: E402
 
@@ -89,6 +91,16 @@ def wait_for(driver: Any, condition: str, seconds: float = 180) -> None:
     WebDriverWait(driver, seconds).until(lambda d: d.execute_script(f"return {condition};"))
 
 
+def wait_for_download(folder: Path, name: str, seconds: float = 60) -> Path:
+    """The file ``name`` in ``folder`` once Chromium has finished it (renamed from .crdownload)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (folder / name).is_file():
+            return folder / name
+        time.sleep(0.1)
+    raise AssertionError(f"{name} not downloaded; in the folder: {sorted(folder.iterdir())}")
+
+
 def test_upload_slide_download_matches_the_api(server_url: str, browser: Any) -> None:
     import httpx2
 
@@ -110,14 +122,7 @@ def test_upload_slide_download_matches_the_api(server_url: str, browser: Any) ->
     assert browser.find_element(By.ID, "alpha-value").text == "0.60"
 
     browser.find_element(By.ID, "download").click()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        done = [p for p in browser.downloads.iterdir() if not p.name.endswith(".crdownload")]
-        if done:
-            break
-        time.sleep(0.1)
-    assert [p.name for p in done] == ["photostyle_alpha0.60.png"]
-    downloaded = done[0].read_bytes()
+    downloaded = wait_for_download(browser.downloads, "photostyle_alpha0.60.png").read_bytes()
 
     with content.open("rb") as c, style.open("rb") as s:
         api = httpx2.post(
@@ -128,6 +133,14 @@ def test_upload_slide_download_matches_the_api(server_url: str, browser: Any) ->
         )
     assert api.status_code == 200
     assert downloaded == api.content  # the same pixels, the same bytes
+
+    lut_link = browser.find_element(By.ID, "download-lut")
+    lut_link.click()
+    cube = wait_for_download(browser.downloads, "photostyle_alpha0.60.cube")
+    lut = read_cube(cube)
+    assert lut.size == 33 and lut.title == "photostyle alpha 0.60"
+    again = httpx2.get(str(lut_link.get_attribute("href")), timeout=60)
+    assert again.status_code == 200 and again.content == cube.read_bytes()
 
     keep = os.environ.get("PHOTOSTYLE_SCREENSHOT")
     shot = Path(keep) if keep else browser.downloads.parent / "serve.png"

@@ -100,3 +100,28 @@ def test_encode_png_is_lossless() -> None:
     assert torch.equal(back.float() / 255, image)
     with pytest.raises(ValueError, match="format: unknown 'gif'"):
         encode_image(image, "gif")
+
+
+def test_blend_is_the_default_models_alpha_except_where_clamped() -> None:
+    """The server's strength (blend of the alpha-1 result) against ``stylize(alpha=a)``.
+
+    The default model is linear in alpha before its clamp, and the guided upsampler carries the
+    change linearly, so the two differ only where the alpha-1 result was clamped to [0, 1].
+    """
+    from importlib import resources
+
+    from photostyle.api import StylizeOptions, Stylizer
+    from photostyle.io import load_image
+
+    assets = resources.files("photostyle") / "assets"
+    content = load_image(str(assets / "demo_content.jpg"))[:, ::4, ::4].contiguous()  # 100x150
+    style = load_image(str(assets / "demo_style.jpg"))
+    model = Stylizer(device="cpu")
+    with torch.no_grad():
+        one = model.stylize(content, style, options=StylizeOptions(max_size=64))
+        clamped = ((one <= 0) | (one >= 1)).any(dim=0)
+        assert 0 < clamped.float().mean() < 0.5  # the comparison below covers both kinds
+        for alpha in (0.25, 0.5, 0.75):
+            direct = model.stylize(content, style, options=StylizeOptions(alpha=alpha, max_size=64))
+            diff = (blend(content, one, alpha) - direct).abs().amax(dim=0) * 255
+            assert diff[~clamped].max() <= 1.0, alpha

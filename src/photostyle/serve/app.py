@@ -1,5 +1,10 @@
 """The web app: a page, ``POST /v1/stylize``, ``GET /healthz`` and ``/openapi.json``.
 
+The page's results (``POST /v1/results``) are kept for its slider, its full-size download and
+its ``.cube`` download (``GET /v1/results/{id}/look.cube``: a 3D LUT fitted by
+:func:`photostyle.lut.fit_lut` from the full-resolution content to the result at the slider's
+strength, i.e. to the very image the full-size download gives).
+
 Network passes run in a :class:`~photostyle.serve.jobs.JobQueue` (bounded concurrency, worker
 threads); decoding and encoding run in a few other threads, so the event loop stays free.
 Results are always computed at alpha = 1 and blended by :func:`~photostyle.serve.images.blend`:
@@ -31,7 +36,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions
-from photostyle.serve.fields import STYLIZE_FIELDS, RequestOptions, parse_options
+from photostyle.lut import cube_text, fit_lut
+from photostyle.serve.fields import (
+    STYLIZE_FIELDS,
+    RequestOptions,
+    parse_lut_query,
+    parse_options,
+)
 from photostyle.serve.images import (
     OUTPUT_FORMATS,
     DecodedInputs,
@@ -285,11 +296,15 @@ class _Server:
         height, width = inputs.content.shape[-2:]
         return JSONResponse({"id": result_id, "width": width, "height": height})
 
-    def _kept_result(self, request: Request) -> tuple[_Kept, RequestOptions]:
+    def _kept(self, request: Request) -> _Kept:
         kept = self.kept.get(request.path_params["result_id"])
         if kept is None:
             raise HTTPException(404, "unknown or expired result; stylize again")
         self.kept.move_to_end(request.path_params["result_id"])
+        return kept
+
+    def _kept_result(self, request: Request) -> tuple[_Kept, RequestOptions]:
+        kept = self._kept(request)
         query = {k: v for k, v in request.query_params.items() if k in ("alpha", "format")}
         try:
             options = parse_options(
@@ -319,6 +334,28 @@ class _Server:
         return Response(
             data,
             media_type=spec.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def result_lut(self, request: Request) -> Response:
+        kept = self._kept(request)
+        try:
+            query = parse_lut_query(dict(request.query_params))
+        except ValueError as err:
+            raise BadRequest(str(err)) from err
+
+        def work() -> bytes:
+            look = blend(kept.content, kept.stylized, query.alpha)  # what the download shows
+            lut = fit_lut(
+                kept.content, look, size=query.size, title=f"photostyle alpha {query.alpha:.2f}"
+            )
+            return cube_text(lut).encode("utf-8")
+
+        data = await anyio.to_thread.run_sync(work, limiter=self.io_limiter)
+        name = f"photostyle_alpha{query.alpha:.2f}.cube"
+        return Response(
+            data,
+            media_type="text/plain; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
@@ -389,8 +426,8 @@ def create_app(
 
     Returns:
         A Starlette app. Routes: ``GET /`` (page), ``POST /v1/stylize``, ``POST /v1/results``,
-        ``GET /v1/results/{id}/preview``, ``GET /v1/results/{id}/image``, ``GET /healthz``,
-        ``GET /openapi.json``.
+        ``GET /v1/results/{id}/preview``, ``GET /v1/results/{id}/image``,
+        ``GET /v1/results/{id}/look.cube``, ``GET /healthz``, ``GET /openapi.json``.
     """
     server = _Server(stylizer, config or ServeConfig())
     routes = [
@@ -400,6 +437,7 @@ def create_app(
         Route("/v1/results", server.create_result, methods=["POST"]),
         Route("/v1/results/{result_id}/preview", server.result_preview, methods=["GET"]),
         Route("/v1/results/{result_id}/image", server.result_image, methods=["GET"]),
+        Route("/v1/results/{result_id}/look.cube", server.result_lut, methods=["GET"]),
         Route("/healthz", server.healthz, methods=["GET"]),
         Route("/openapi.json", server.openapi_json, methods=["GET"]),
     ]

@@ -1,7 +1,8 @@
-"""The form fields of ``POST /v1/stylize``: parsed from requests and described in OpenAPI.
+"""The fields of the API's requests: parsed from requests and described in OpenAPI.
 
-:data:`STYLIZE_FIELDS` is the one list of fields; the request parser and the OpenAPI document
-both read it.
+:data:`STYLIZE_FIELDS` (the form of ``POST /v1/stylize``) and :data:`LUT_FIELDS` (the query of
+``GET /v1/results/{id}/look.cube``) are the one lists of fields; the request parsers and the
+OpenAPI document read them.
 """
 
 from __future__ import annotations
@@ -10,14 +11,20 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions
+from photostyle.lut import DEFAULT_LUT_SIZE, MIN_LUT_SIZE
 from photostyle.serve.images import OUTPUT_FORMATS
 from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod
 
 __all__ = [
+    "LUT_FIELDS",
+    "MAX_SERVED_LUT_SIZE",
     "STYLIZE_FIELDS",
     "FormField",
+    "LutRequest",
     "RequestOptions",
     "openapi_form_schema",
+    "openapi_query_parameters",
+    "parse_lut_query",
     "parse_options",
 ]
 
@@ -26,7 +33,7 @@ Kind = Literal["file", "number", "integer", "string"]
 
 @dataclass(frozen=True)
 class FormField:
-    """One multipart form field."""
+    """One request field: of a multipart form, or of a query string."""
 
     name: str  # the field's name in the form
     kind: Kind  # file upload, or the type a text value is parsed as
@@ -65,6 +72,27 @@ STYLIZE_FIELDS: Final[tuple[FormField, ...]] = (
 )
 
 
+MAX_SERVED_LUT_SIZE: Final = 65  # largest LUT the server fits (a 65^3 fit takes seconds)
+
+LUT_FIELDS: Final[tuple[FormField, ...]] = (
+    FormField("alpha", "number", "strength of the look in [0, 1] (the page's slider)", default=1.0),
+    FormField(
+        "size",
+        "integer",
+        f"lattice points per axis (LUT_3D_SIZE), {MIN_LUT_SIZE} to {MAX_SERVED_LUT_SIZE}",
+        default=DEFAULT_LUT_SIZE,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class LutRequest:
+    """The query of a LUT download, checked."""
+
+    alpha: float  # strength of the look the LUT is fitted to
+    size: int  # lattice points per axis
+
+
 @dataclass(frozen=True)
 class RequestOptions:
     """The non-file fields of a request, checked."""
@@ -92,6 +120,38 @@ def _parse(field: FormField, raw: str) -> float | int | str:
     return raw
 
 
+def _check_alpha(alpha: float) -> float:
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha: must be in [0, 1], got {alpha:g}")
+    return alpha
+
+
+def _parse_all(fields: tuple[FormField, ...], values: dict[str, str]) -> dict[str, Any]:
+    """Parses ``values`` against ``fields`` (file fields excluded); absent ones get defaults."""
+    known = {f.name: f for f in fields if f.kind != "file"}
+    parsed: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name not in known:
+            raise ValueError(f"{name[:40]}: unknown field; fields: {', '.join(known)}")
+        parsed[name] = _parse(known[name], raw)
+    for name, field in known.items():
+        parsed.setdefault(name, field.default)
+    return parsed
+
+
+def parse_lut_query(values: dict[str, str]) -> LutRequest:
+    """Checks the query of a LUT download (:data:`LUT_FIELDS`).
+
+    Raises:
+        ValueError: one line naming the field: unknown field, unparsable or out-of-range value.
+    """
+    parsed = _parse_all(LUT_FIELDS, values)
+    size = int(parsed["size"])
+    if not MIN_LUT_SIZE <= size <= MAX_SERVED_LUT_SIZE:
+        raise ValueError(f"size: must be in [{MIN_LUT_SIZE}, {MAX_SERVED_LUT_SIZE}], got {size}")
+    return LutRequest(alpha=_check_alpha(float(parsed["alpha"])), size=size)
+
+
 def parse_options(
     values: dict[str, str], *, default_max_size: int, max_working_size: int
 ) -> RequestOptions:
@@ -108,19 +168,10 @@ def parse_options(
     Raises:
         ValueError: one line naming the field: unknown field, unparsable or out-of-range value.
     """
-    known = {f.name: f for f in STYLIZE_FIELDS if f.kind != "file"}
-    parsed: dict[str, Any] = {}
-    for name, raw in values.items():
-        if name not in known:
-            raise ValueError(f"{name[:40]}: unknown field; fields: {', '.join(known)}")
-        parsed[name] = _parse(known[name], raw)
-    for name, field in known.items():
-        parsed.setdefault(name, field.default)
+    parsed = _parse_all(STYLIZE_FIELDS, values)
     if "max_size" not in values:
         parsed["max_size"] = default_max_size
-    alpha, max_size = float(parsed["alpha"]), int(parsed["max_size"])
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha: must be in [0, 1], got {alpha:g}")
+    alpha, max_size = _check_alpha(float(parsed["alpha"])), int(parsed["max_size"])
     if not 16 <= max_size <= max_working_size:
         raise ValueError(f"max_size: must be in [16, {max_working_size}], got {max_size}")
     upsample: UpsampleMethod = parsed["upsample"]
@@ -128,23 +179,32 @@ def parse_options(
     return RequestOptions(alpha=alpha, stylize=options, format=str(parsed["format"]))
 
 
+def _schema(f: FormField) -> dict[str, Any]:
+    types = {"file": "string", "number": "number", "integer": "integer", "string": "string"}
+    prop: dict[str, Any] = {"type": types[f.kind], "description": f.description}
+    if f.kind == "file":
+        prop["format"] = "binary"
+    if f.default is not None:
+        prop["default"] = f.default
+    if f.choices:
+        prop["enum"] = list(f.choices)
+    if f.name == "alpha":
+        prop |= {"minimum": 0, "maximum": 1}
+    return prop
+
+
 def openapi_form_schema() -> dict[str, Any]:
     """The multipart/form-data schema of :data:`STYLIZE_FIELDS` (OpenAPI 3.1)."""
-    types = {"file": "string", "number": "number", "integer": "integer", "string": "string"}
-    properties: dict[str, Any] = {}
-    for f in STYLIZE_FIELDS:
-        prop: dict[str, Any] = {"type": types[f.kind], "description": f.description}
-        if f.kind == "file":
-            prop["format"] = "binary"
-        if f.default is not None:
-            prop["default"] = f.default
-        if f.choices:
-            prop["enum"] = list(f.choices)
-        if f.name == "alpha":
-            prop |= {"minimum": 0, "maximum": 1}
-        properties[f.name] = prop
     return {
         "type": "object",
-        "properties": properties,
+        "properties": {f.name: _schema(f) for f in STYLIZE_FIELDS},
         "required": [f.name for f in STYLIZE_FIELDS if f.required],
     }
+
+
+def openapi_query_parameters(fields: tuple[FormField, ...]) -> list[dict[str, Any]]:
+    """The OpenAPI 3.1 query parameters of ``fields`` (e.g. :data:`LUT_FIELDS`)."""
+    return [
+        {"name": f.name, "in": "query", "required": f.required, "schema": _schema(f)}
+        for f in fields
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from photostyle.serve.fields import openapi_form_schema
+from photostyle.serve.fields import LUT_FIELDS, openapi_form_schema, openapi_query_parameters
 from photostyle.serve.images import OUTPUT_FORMATS
 
 __all__ = ["ERROR_RESPONSES", "openapi_document"]
@@ -109,6 +109,22 @@ def openapi_document(version: str) -> dict[str, Any]:
                             "description": "the image, as an attachment",
                             "content": {spec.media_type: image for spec in OUTPUT_FORMATS.values()},
                         },
+                        "404": {"description": "unknown or expired result"},
+                    },
+                }
+            },
+            "/v1/results/{result_id}/look.cube": {
+                "get": {
+                    "summary": "The look of a kept result at strength alpha as a .cube 3D LUT "
+                    "(fitted from the full-size content to the full-size result; the global "
+                    "part of the look only)",
+                    "parameters": [result_id, *openapi_query_parameters(LUT_FIELDS)],
+                    "responses": {
+                        "200": {
+                            "description": "an Adobe / Resolve .cube file, as an attachment",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **_errors("400"),
                         "404": {"description": "unknown or expired result"},
                     },
                 }

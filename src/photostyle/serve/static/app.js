@@ -1,5 +1,6 @@
 // photostyle page: uploads go to POST /v1/results (one network pass at alpha 1); the strength
-// slider only fetches re-blended previews; the download link asks for the full-size image.
+// slider only fetches re-blended previews; the download links ask for the full-size image and
+// for the .cube LUT of the look at the slider's strength.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = { id: null, seq: 0, timer: null };
@@ -83,6 +84,8 @@ async function updatePreview() {
   const fmt = $("format").value;
   $("download").href = "/v1/results/" + state.id + "/image?alpha=" + alpha + "&format=" + fmt;
   $("download").classList.remove("disabled");
+  $("download-lut").href = "/v1/results/" + state.id + "/look.cube?alpha=" + alpha;
+  $("download-lut").classList.remove("disabled");
   const response = await fetch("/v1/results/" + state.id + "/preview?alpha=" + alpha);
   if (!response.ok) throw new Error(await errorText(response));
   const url = URL.createObjectURL(await response.blob());
