@@ -52,7 +52,12 @@ def _add_device_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        help="stylizer .safetensors, or a bundled model: affine (the default) or decoder "
+        "(the previous release)",
+    )
     p.add_argument(
         "--encoder-weights",
         help="VGG weights file or URL the stylizer was trained with (default: bundled VGG16)",
@@ -1902,7 +1907,8 @@ if __name__ == "__main__":
 def _dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """One ``--flag`` per field of a config dataclass, its help the field's comment.
 
-    Fields without a default become required; ``bool`` fields become ``--flag`` / ``--no-flag``.
+    Fields without a default become required; ``bool`` fields become ``--flag`` / ``--no-flag``;
+    a ``device`` field is the shared ``--device`` flag.
     """
     import dataclasses
     import inspect
@@ -1910,6 +1916,9 @@ def _dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
 
     comments = dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
     for f in dataclasses.fields(cls):
+        if f.name == "device":
+            _add_device_arg(parser)  # checked when parsed, like every --device
+            continue
         flag = "--" + f.name.replace("_", "-")
         text = comments.get(f.name, "")
         if f.default is dataclasses.MISSING:

@@ -29,6 +29,7 @@ from photostyle.eval.end_to_end import (
     run_end_to_end,
     run_profile,
 )
+from photostyle.models.weights import stylizer_file
 
 SMALL = parse_sizes("48x32,64x40")
 
@@ -70,7 +71,7 @@ def test_defaults_are_the_issue_sizes_and_peers() -> None:
     config = EndToEndConfig()
     assert config.sizes == parse_sizes("1024x512,4000x3000,6000x4000")
     assert config.methods == ("photostyle", "previous", "reinhard", "mkl")
-    assert Path(config.previous_weights).name == "photostyle_vgg16.safetensors"
+    assert stylizer_file(config.previous_weights)[0].name == "photostyle_vgg16.safetensors"
     assert {"reinhard", "mkl", "histogram"} <= set(method_names())
 
 
