@@ -69,11 +69,14 @@ def test_train_resumes_from_its_checkpoint_and_exports_a_stylizer(tmp_path, writ
     # A later metrics line than the checkpoint (a run killed between the two) is dropped on resume.
     with (tmp_path / "run" / "metrics.jsonl").open("a") as fh:
         fh.write(json.dumps({"step": 3, "total": 0.0}) + "\n")
+    stale = tmp_path / "run" / ".checkpoint.0123456789ab.tmp.safetensors"  # a kill mid-write
+    stale.write_bytes(b"half a checkpoint")
     train_affine(AffineTrainConfig(**{**cfg.__dict__, "steps": 4}))
     steps = [
         json.loads(r)["step"] for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == [1, 2, 3, 4]
+    assert not stale.exists()
     stylizer = Stylizer(path, device="cpu")
     assert stylizer.config.head == "affine" and stylizer.config.grid_bins == 2
     content = torch.rand(3, 20, 30)

@@ -39,8 +39,8 @@ from photostyle.models.weights import (
     load_checkpoint,
     save_checkpoint,
 )
-from photostyle.train.logging import RunLogger, plot_loss_curves
-from photostyle.utils import resolve_device
+from photostyle.train.logging import RunLogger, plot_loss_curves, truncate_metrics
+from photostyle.utils import remove_stale_temporaries, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -198,12 +198,13 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
         opt.load_state_dict(_optimizer_state(json.loads(meta["optimizer"]), tensors))
         step = int(meta["step"])
+    for name in ("checkpoint.safetensors", "stylizer.safetensors", "loss_curves.png"):
+        remove_stale_temporaries(out / name)  # left by a run killed while writing
+    truncate_metrics(out, step)  # steps after the checkpoint are logged again
     metrics = out / "metrics.jsonl"
     history = (
         [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
     )
-    history = [h for h in history if h["step"] <= step]  # drop lines logged after the checkpoint
-    metrics.write_text("".join(json.dumps(h) + "\n" for h in history))
 
     def save() -> None:
         opt_meta, opt_tensors = _optimizer_tensors(opt)
