@@ -85,6 +85,20 @@ def unlabelled_folder(root: str | Path) -> ImageList:
     return ImageList(paths, torch.full((len(paths),), -1, dtype=torch.long), [])
 
 
+def load_training_image(path: Path, crop: int) -> torch.Tensor:
+    """A training photo, or a grey ``crop`` square (with a warning) if it cannot be read.
+
+    One unreadable file among thousands should not stop a long run.
+
+    Shape: -> (3, H, W) in [0, 1].
+    """
+    try:
+        return load_image(path)
+    except ImageError as err:
+        logger.warning("skipping unreadable training image: %s", err)
+        return torch.full((3, crop, crop), 0.5)
+
+
 def random_crop(img: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Random-scale square crop with random horizontal flip.
 
@@ -134,11 +148,7 @@ class TripletCrops(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         return self.length
 
     def _load(self, index: int, generator: torch.Generator) -> torch.Tensor:
-        try:
-            img = load_image(self.images.paths[index])
-        except ImageError as err:
-            logger.warning("skipping unreadable training image: %s", err)
-            img = torch.full((3, self.crop, self.crop), 0.5)
+        img = load_training_image(self.images.paths[index], self.crop)
         return random_crop(img, self.crop, generator)
 
     def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

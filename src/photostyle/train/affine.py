@@ -17,7 +17,6 @@ with the same ``out_dir`` resumes from the last one, continuing the same stream 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -26,8 +25,7 @@ from typing import Any
 
 import torch
 
-from photostyle.data.datasets import ImageList, image_folder, random_crop
-from photostyle.io import ImageError, load_image
+from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
 from photostyle.models.encoder import EncoderOutput
@@ -41,8 +39,6 @@ from photostyle.models.weights import (
 )
 from photostyle.train.logging import RunLogger, plot_loss_curves, truncate_metrics
 from photostyle.utils import remove_stale_temporaries, resolve_device
-
-logger = logging.getLogger(__name__)
 
 AFFINE_TRAIN_FORMAT = "photostyle.affine_train_state"
 Progress = Callable[[int, dict[str, float]], None]
@@ -91,11 +87,7 @@ class _PairStream:
 
     def _image(self, index: int) -> torch.Tensor:
         if index not in self.cache:
-            try:
-                img = load_image(self.images.paths[index])
-            except ImageError as err:
-                logger.warning("skipping unreadable training image: %s", err)
-                img = torch.full((3, self.crop, self.crop), 0.5)
+            img = load_training_image(self.images.paths[index], self.crop)
             self.cache[index] = (img * 255).round().to(torch.uint8)
         return self.cache[index].float() / 255
 

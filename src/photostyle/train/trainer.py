@@ -22,7 +22,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from photostyle.data.datasets import ImageList, TripletCrops, image_folder, random_crop
+from photostyle.data.datasets import (
+    ImageList,
+    TripletCrops,
+    image_folder,
+    load_training_image,
+    random_crop,
+)
 from photostyle.data.embed_index import (
     EmbeddingIndex,
     IndexConfig,
@@ -32,7 +38,6 @@ from photostyle.data.embed_index import (
 from photostyle.data.index import PerceptualIndex, pairwise_sq_distances, perceptual_features
 from photostyle.data.sampler import Sampler, TripletSampler
 from photostyle.data.sources import DataSource
-from photostyle.io import ImageError, load_image
 from photostyle.models.encoder import VGG_CONFIGS, VGGEncoder
 from photostyle.models.stylizer import ModelConfig
 from photostyle.models.weights import (
@@ -145,11 +150,7 @@ class ContentCrops(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         """Shape: three references to one (3, crop, crop) crop."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + n)
         index = int(torch.randint(0, len(self.images), (), generator=g))
-        try:
-            img = load_image(self.images.paths[index])
-        except ImageError as err:
-            logger.warning("skipping unreadable training image: %s", err)
-            img = torch.full((3, self.crop, self.crop), 0.5)
+        img = load_training_image(self.images.paths[index], self.crop)
         crop = random_crop(img, self.crop, g)
         return crop, crop, crop
 
