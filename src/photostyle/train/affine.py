@@ -38,6 +38,7 @@ from photostyle.models.weights import (
     save_checkpoint,
 )
 from photostyle.train.logging import RunLogger, plot_loss_curves, truncate_metrics
+from photostyle.train.trainer import load_optimizer, optimizer_tensors
 from photostyle.utils import remove_stale_temporaries, resolve_device
 
 AFFINE_TRAIN_FORMAT = "photostyle.affine_train_state"
@@ -188,7 +189,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         if meta.get("format") != AFFINE_TRAIN_FORMAT:
             raise ValueError(f"{ckpt}: not an affine-head training checkpoint")
         head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
-        opt.load_state_dict(_optimizer_state(json.loads(meta["optimizer"]), tensors))
+        load_optimizer(opt, tensors, json.loads(meta["optimizer"]))
         step = int(meta["step"])
     for name in ("checkpoint.safetensors", "stylizer.safetensors", "loss_curves.png"):
         remove_stale_temporaries(out / name)  # left by a run killed while writing
@@ -199,7 +200,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     )
 
     def save() -> None:
-        opt_meta, opt_tensors = _optimizer_tensors(opt)
+        opt_tensors, opt_meta = optimizer_tensors(opt)
         tensors = {f"head.{k}": v for k, v in head.state_dict().items()} | opt_tensors
         meta = {"format": AFFINE_TRAIN_FORMAT, "step": str(step), "optimizer": json.dumps(opt_meta)}
         save_checkpoint(ckpt, tensors, meta | {"config": json.dumps(asdict(config))})
@@ -250,33 +251,6 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     if not (out / "stylizer.safetensors").exists():
         save()
     return out / "stylizer.safetensors"
-
-
-def _optimizer_tensors(
-    opt: torch.optim.Optimizer,
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    state_meta: dict[str, dict[str, Any]] = {}
-    for pid, state in sd["state"].items():
-        state_meta[str(pid)] = {}
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"opt.{pid}.{key}"] = value
-            else:
-                state_meta[str(pid)][key] = value
-    return {"param_groups": sd["param_groups"], "state": state_meta}, tensors
-
-
-def _optimizer_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for pid, values in meta["state"].items():
-        state[int(pid)] = dict(values)
-    for name, value in tensors.items():
-        if name.startswith("opt."):
-            _, pid, key = name.split(".", 2)
-            state.setdefault(int(pid), {})[key] = value
-    return {"param_groups": meta["param_groups"], "state": state}
 
 
 __all__ = ["AffineTrainConfig", "export_affine", "model_config", "total_variation", "train_affine"]

@@ -155,7 +155,8 @@ class ContentCrops(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         return crop, crop, crop
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's state as checkpoint tensors (``optim.<param>.<name>``) and JSON metadata."""
     sd = opt.state_dict()
     tensors = {}
     for pid, state in sd["state"].items():
@@ -164,9 +165,10 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": sd["param_groups"]}
 
 
-def _load_optimizer(
+def load_optimizer(
     opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
 ) -> None:
+    """Restore what :func:`optimizer_tensors` saved."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -378,7 +380,7 @@ class Trainer:
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
         if unexpected or any(not k.startswith("encoder.") for k in missing):
             raise WeightsError(f"{self.checkpoint_path}: weights do not fit this architecture")
-        _load_optimizer(self.optimizer, tensors, json.loads(meta["optimizer"]))
+        load_optimizer(self.optimizer, tensors, json.loads(meta["optimizer"]))
         self.step = int(meta["step"])
         # Checkpoints without "samples" were written by one process: batch_size samples a step.
         self.samples = int(meta.get("samples", self.step * saved.batch_size))
@@ -400,7 +402,7 @@ class Trainer:
             for k, v in self.model.state_dict().items()
             if not k.startswith("encoder.")
         }
-        opt_tensors, opt_meta = _optimizer_tensors(self.optimizer)
+        opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
         save_checkpoint(
             self.checkpoint_path,
             {**trainable, **opt_tensors},
