@@ -209,10 +209,19 @@ def upsample_stylized(
     raise ValueError(f"unknown upsampling {method!r}; choose from {UPSAMPLE_METHODS}")
 
 
+def identity_coeffs(batch: int, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+    """Coefficients ``[A | b]`` of the identity colour map (A = I, b = 0), in ``like``'s dtype.
+
+    Shape: -> (B, 12, h, w) with (h, w) = ``size``.
+    """
+    eye = torch.zeros(12, dtype=like.dtype, device=like.device)
+    eye[[0, 4, 8]] = 1.0
+    return eye.reshape(1, 12, 1, 1).expand(batch, 12, *size)
+
+
 def _identity_a(x: torch.Tensor) -> torch.Tensor:
     """Coefficients A = I (B, 9, h, w), so that applying ``[A, change]`` adds the change."""
-    eye = torch.eye(3, dtype=x.dtype, device=x.device).reshape(1, 9, 1, 1)
-    return eye.expand(x.shape[0], 9, *x.shape[-2:])
+    return identity_coeffs(x.shape[0], (x.shape[-2], x.shape[-1]), x)[:, :9]
 
 
 __all__ = [
@@ -221,5 +230,6 @@ __all__ = [
     "apply_local_affine",
     "box_filter",
     "fit_local_affine",
+    "identity_coeffs",
     "upsample_stylized",
 ]

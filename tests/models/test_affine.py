@@ -8,11 +8,11 @@ import torch
 from photostyle.models.affine import (
     AffineHead,
     apply_coeffs,
-    identity_coeffs,
     mkl_map,
     region_colour_grid,
     slice_grid,
 )
+from photostyle.upsample import identity_coeffs
 
 
 def _cov(x: torch.Tensor) -> torch.Tensor:

@@ -30,19 +30,16 @@ import torch.nn.functional as F
 from photostyle.losses.losses import gram_distance
 from photostyle.losses.losses import gram_matrix as gram_matrix  # re-exported
 from photostyle.measure import frame_change
+from photostyle.models.affine import luma as batch_luma
 from photostyle.models.encoder import VGGEncoder
 from photostyle.upsample import apply_local_affine, fit_local_affine
 
-# ITU-R BT.601 luma weights, as in most SSIM reports (and PIL's "L" conversion).
-_LUMA = (0.299, 0.587, 0.114)
-
 
 def luma(image: torch.Tensor) -> torch.Tensor:
-    """Grey level of an RGB image. Shape: (3, H, W) -> (H, W)."""
+    """Grey level (ITU-R BT.601) of an RGB image. Shape: (3, H, W) -> (H, W)."""
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) RGB image, got {tuple(image.shape)}")
-    weights = image.new_tensor(_LUMA)[:, None, None]
-    return (image * weights).sum(dim=0)
+    return batch_luma(image[None])[0, 0]
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:

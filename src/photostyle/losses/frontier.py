@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from photostyle.losses.losses import gram_distance
-
-_LUMA = (0.299, 0.587, 0.114)
+from photostyle.models.affine import luma
 
 
 def gram_log_ratio(
@@ -54,8 +53,7 @@ def ssim_luma(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"expected equal (B, 3, H, W) batches, got {tuple(a.shape)}, {tuple(b.shape)}"
         )
-    w = a.new_tensor(_LUMA).reshape(1, 3, 1, 1)
-    x, y = (a * w).sum(1, keepdim=True), (b * w).sum(1, keepdim=True)  # (B, 1, H, W)
+    x, y = luma(a), luma(b)  # (B, 1, H, W)
     g = _gaussian_window(a.dtype, a.device)
 
     def blur(t: torch.Tensor) -> torch.Tensor:

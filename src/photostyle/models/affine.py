@@ -31,16 +31,10 @@ from torch import nn
 
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FAVariant, feature_aggregation
+from photostyle.upsample import identity_coeffs
 
 COEFFS = 12  # 3x3 matrix + 3 offsets per location
-_LUMA = (0.299, 0.587, 0.114)
-
-
-def identity_coeffs(batch: int, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-    """Coefficients of the identity colour map. Shape: -> (B, 12, h, w)."""
-    eye = torch.zeros(COEFFS, dtype=like.dtype, device=like.device)
-    eye[[0, 4, 8]] = 1.0
-    return eye.reshape(1, COEFFS, 1, 1).expand(batch, COEFFS, *size)
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as in most SSIM reports and PIL's "L" mode
 
 
 def _sym_power(cov: torch.Tensor, power: float) -> torch.Tensor:
