@@ -8,6 +8,8 @@ import torch
 from photostyle.models.affine import (
     AffineHead,
     apply_coeffs,
+    brightness_bins,
+    feature_moments,
     mkl_map,
     region_colour_grid,
     slice_grid,
@@ -139,3 +141,58 @@ def test_head_rejects_bad_alpha(head_and_inputs) -> None:  # type: ignore[no-unt
     head, enc, c, s = head_and_inputs
     with pytest.raises(ValueError, match="alpha"):
         head(c, s, enc(c), enc(s), alpha=1.5)
+
+
+def test_brightness_bins_share_pixels_between_the_two_nearest_bins() -> None:
+    # Two grey pixels with 4 bins at 0, 1/3, 2/3, 1: luma 0 (all in bin 0) and luma 0.25, 3/4 of
+    # the way from bin 0 to bin 1 (a weight of 1/4 in bin 0 and 3/4 in bin 1).
+    img = torch.tensor([0.0, 0.25], dtype=torch.float64).reshape(1, 1, 1, 2).expand(1, 3, 1, 2)
+    stats = brightness_bins(img, 4)  # (1, 16)
+    share, mean = stats[0, :4], stats[0, 4:].reshape(4, 3)
+    assert torch.allclose(share, torch.tensor([0.625, 0.375, 0, 0], dtype=torch.float64))
+    assert torch.allclose(mean[0], torch.full((3,), 0.25 * 0.25 / 1.25, dtype=torch.float64))
+    assert torch.allclose(mean[1], torch.full((3,), 0.25, dtype=torch.float64))
+    assert torch.allclose(mean[2:], torch.zeros(2, 3, dtype=torch.float64))  # empty bins
+
+
+def test_feature_moments_are_channel_mean_and_std() -> None:
+    t = torch.tensor([1.0, 3.0, 5.0, 7.0]).reshape(1, 1, 2, 2)
+    m = feature_moments([t], 0.5)
+    assert torch.allclose(m, torch.tensor([[2.0, 5**0.5 / 2]]), atol=1e-4)  # 0.5 * (4, sqrt(5))
+
+
+@pytest.fixture
+def curves_head(make_encoder, tiny_cfg):  # type: ignore[no-untyped-def]
+    enc = make_encoder()
+    head = AffineHead(tiny_cfg.widths, bins=4, hidden=8, residual="curves")
+    g = torch.Generator().manual_seed(5)
+    c, s = torch.rand(2, 3, 32, 40, generator=g), torch.rand(2, 3, 24, 24, generator=g)
+    return head, enc, c, s
+
+
+def test_untrained_curves_head_returns_the_base(curves_head, head_and_inputs) -> None:  # type: ignore[no-untyped-def]
+    head, enc, c, s = curves_head
+    spatial = head_and_inputs[0]  # also untrained: the base alone
+    out = head(c, s, enc(c), enc(s))
+    assert out.residual.shape == (2, 12, 4, 1, 1)  # one grade per image
+    assert torch.allclose(out.image, spatial(c, s, enc(c), enc(s)).image, atol=1e-6)
+
+
+def test_curves_residual_is_the_same_everywhere_and_linear_in_alpha(curves_head) -> None:  # type: ignore[no-untyped-def]
+    head, enc, c, s = curves_head
+    torch.nn.init.normal_(head.curves[-1].weight, std=0.1)
+    full = head(c, s, enc(c), enc(s))
+    half = head(c, s, enc(c), enc(s), alpha=0.5)
+    assert torch.allclose(half.image, c + 0.5 * (full.image - c), atol=1e-5)
+    # Two pixels of equal colour get the same colour, wherever they are (no masks: the base is
+    # global too): the grade has no spatial freedom.
+    flat = torch.full((1, 3, 32, 40), 0.3)
+    flat[..., 5:9, 7:12] = 0.7
+    out = head(flat, s[:1], enc(flat), enc(s[:1])).image
+    assert torch.allclose(out[..., 0, 0], out[..., 31, 39], atol=1e-6)
+    assert torch.allclose(out[..., 5, 7], out[..., 8, 11], atol=1e-6)
+
+
+def test_head_rejects_an_unknown_residual(tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="residual"):
+        AffineHead(tiny_cfg.widths, residual="pixels")  # type: ignore[arg-type]

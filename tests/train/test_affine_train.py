@@ -9,9 +9,10 @@ import torch
 
 from photostyle.api import Stylizer
 from photostyle.cli import main
+from photostyle.data.datasets import image_folder
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
-from photostyle.train.affine import AffineTrainConfig, total_variation, train_affine
+from photostyle.train.affine import AffineTrainConfig, _PairStream, total_variation, train_affine
 
 
 def _folder(root: Path, write_png) -> Path:  # type: ignore[no-untyped-def]
@@ -41,6 +42,23 @@ def test_steps_on_a_fixed_batch_lower_the_loss(make_encoder, tiny_cfg) -> None: 
         loss().backward()
         opt.step()
     assert loss().item() < first - 1e-3
+
+
+def test_pair_stream_draws_styles_of_the_content_class(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    images = image_folder(_folder(tmp_path / "photos", write_png))
+    always = _PairStream(images, 32, seed=0, same_class=1.0)
+    never = _PairStream(images, 32, seed=0, same_class=0.0)
+    c1, s1, _, _ = always.batch(0, 16)
+    c0, s0, _, _ = never.batch(0, 16)
+    assert c1.shape == s1.shape == c0.shape == s0.shape == (16, 3, 32, 32)
+
+    def same(stream: _PairStream) -> list[bool]:
+        pairs = [stream.pair(n)[:2] for n in range(16)]
+        assert all(i != j for i, j in pairs)
+        return [bool(images.labels[i] == images.labels[j]) for i, j in pairs]
+
+    assert all(same(always))
+    assert not all(same(never))  # 4 images in 2 classes: some random pairs mix them
 
 
 def test_total_variation_of_a_constant_grid_is_zero() -> None:

@@ -13,8 +13,16 @@ The grid is the sum of two parts:
   Pitie & Kokaram 2007) that carries the content's RGB mean and covariance to the style's, blended
   between regions with feathered masks (no seam at a region border). This is the image-level FA
   layer in a decorrelated colour space; the untrained head returns it.
-- a learned **residual** grid decoded from the FA-aggregated VGG features (FA layers at relu3_1
-  and relu4_1, paper Sec. III-B) with ``bins`` brightness bins, zero at initialisation.
+- a learned **residual**, zero at initialisation, with ``bins`` brightness bins. Two forms
+  (``residual=``):
+
+  - ``"curves"``: one set of brightness-dependent colour matrices for the whole image (a colour
+    grade: per brightness bin a 3x4 matrix, interpolated between bins), predicted by a small MLP
+    from the content's and style's VGG feature statistics (channel mean and standard deviation at
+    relu1_1..relu4_1) and their colour statistics per brightness bin. It has no spatial freedom,
+    so it cannot paint blotches; locality comes from the base's regions.
+  - ``"spatial"``: a grid decoded from the FA-aggregated VGG features (FA layers at relu3_1 and
+    relu4_1, paper Sec. III-B) with a value per grid cell.
 
 Coefficient layout, shared with :mod:`photostyle.upsample`: channel ``3k + j`` is ``A[k, j]``,
 channel ``9 + k`` is ``b[k]``.
@@ -23,7 +31,7 @@ channel ``9 + k`` is ``b[k]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +42,8 @@ from photostyle.models.layers import FAVariant, feature_aggregation
 from photostyle.upsample import identity_coeffs
 
 COEFFS = 12  # 3x3 matrix + 3 offsets per location
+Residual = Literal["curves", "spatial"]  # forms of the learned residual (module docstring)
+RESIDUALS: tuple[str, ...] = get_args(Residual)
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as in most SSIM reports and PIL's "L" mode
 
 
@@ -199,6 +209,35 @@ def apply_coeffs(coeffs: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bkjyx,bjyx->bkyx", a, image) + coeffs[:, 9:]
 
 
+def brightness_bins(image: torch.Tensor, bins: int) -> torch.Tensor:
+    """Colour statistics per brightness bin: each bin's share of the pixels and mean colour.
+
+    Pixels are shared between the two nearest bins with the weights of :func:`slice_grid`'s
+    linear interpolation along brightness (bin centres at ``k / (bins - 1)``).
+
+    Shape: (B, 3, H, W) -> (B, 4 * bins): ``bins`` shares, then ``bins`` mean RGB triplets.
+    """
+    g = luma(image).clamp(0, 1).flatten(1)  # (B, N)
+    centres = torch.linspace(0, 1, bins, dtype=image.dtype, device=image.device)
+    spacing = 1.0 / max(1, bins - 1)
+    w = (1 - (g[:, None] - centres[None, :, None]).abs() / spacing).clamp_min(0)  # (B, bins, N)
+    mass = w.sum(-1)  # (B, bins)
+    mean = torch.einsum("bkn,bcn->bkc", w, image.flatten(2)) / mass[..., None].clamp_min(1e-6)
+    return torch.cat([mass / g.shape[1], mean.flatten(1)], 1)
+
+
+def feature_moments(taps: list[torch.Tensor], scale: float) -> torch.Tensor:
+    """Channel means and standard deviations of VGG feature maps.
+
+    Shape: taps (B, C_i, H_i, W_i) -> (B, 2 * sum C_i).
+    """
+    parts = []
+    for t in taps:
+        x = t.float().flatten(2) * scale
+        parts += [x.mean(-1), (x.var(-1, unbiased=False) + 1e-8).sqrt()]
+    return torch.cat(parts, 1)
+
+
 @dataclass
 class AffineOutput:
     """Output of :class:`AffineHead`: the colour model and the image it makes at working size."""
@@ -218,6 +257,7 @@ class AffineHead(nn.Module):
         feature_scale: encoder features are multiplied by this on the way in.
         cell: grid cell size in working-size pixels (8 = the relu4_1 resolution).
         base_power: exponent of the base's MKL maps (see :func:`mkl_map`).
+        residual: form of the learned residual, ``"curves"`` or ``"spatial"`` (module docstring).
     """
 
     def __init__(
@@ -229,8 +269,11 @@ class AffineHead(nn.Module):
         feature_scale: float = 1.0,
         cell: int = 8,
         base_power: float = 1.0,
+        residual: Residual = "spatial",
     ) -> None:
         super().__init__()
+        if residual not in RESIDUALS:
+            raise ValueError(f"unknown residual {residual!r}; choose from {RESIDUALS}")
         if bins < 1 or hidden < 1 or cell < 1:
             raise ValueError(
                 f"bins, hidden and cell must be positive, got {bins}, {hidden}, {cell}"
@@ -241,6 +284,21 @@ class AffineHead(nn.Module):
         self.cell = cell
         self.base_power = base_power
         self.feature_scale = feature_scale
+        self.residual = residual
+        if residual == "curves":
+            stats = 2 * (2 * sum(widths) + 4 * bins) + COEFFS  # both images' moments, the base
+            self.curves = nn.Sequential(
+                nn.LayerNorm(stats),
+                nn.Linear(stats, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, COEFFS * bins),
+            )
+            last = cast(nn.Linear, self.curves[-1])
+            nn.init.zeros_(last.weight)  # the untrained head returns the base exactly
+            nn.init.zeros_(last.bias)
+            return
         w3, w4 = widths[2], widths[3]
         self.reduce = nn.Conv2d(2 * (w3 + w4) + COEFFS, hidden, 1)
         self.local = nn.Sequential(
@@ -282,6 +340,29 @@ class AffineHead(nn.Module):
         b = h.shape[0]
         return self.out(h).reshape(b, COEFFS, self.bins, *size)
 
+    def residual_curves(
+        self,
+        content_image: torch.Tensor,
+        style_image: torch.Tensor,
+        content: EncoderOutput,
+        style: EncoderOutput,
+        base: torch.Tensor,
+    ) -> torch.Tensor:
+        """The learned image-wide colour grade. Returns (B, 12, bins, 1, 1)."""
+        k = self.feature_scale
+        stats = torch.cat(
+            [
+                feature_moments(content.taps, k),
+                feature_moments(style.taps, k),
+                brightness_bins(content_image.float(), self.bins),
+                brightness_bins(style_image.float(), self.bins),
+                base.float().mean(dim=(2, 3)),
+            ],
+            1,
+        )  # (B, stats)
+        out = self.curves(stats.to(base.dtype))  # (B, 12 * bins)
+        return out.reshape(out.shape[0], COEFFS, self.bins, 1, 1)
+
     def grid_size(self, h: int, w: int) -> tuple[int, int]:
         """Grid cells for a (h, w) working image."""
         return max(2, round(h / self.cell)), max(2, round(w / self.cell))
@@ -318,8 +399,7 @@ class AffineHead(nn.Module):
             raise ValueError(f"content must be (B, 3, H, W), got {tuple(content_image.shape)}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        b, _, h, w = content_image.shape
-        size = self.grid_size(h, w)
+        size = self.grid_size(*content_image.shape[-2:])
         with torch.no_grad():
             base = region_colour_grid(
                 content_image.float(),
@@ -329,15 +409,32 @@ class AffineHead(nn.Module):
                 style_labels=style_labels,
                 power=self.base_power,
             ).to(content_image.dtype)  # (B, 12, gh, gw)
-        residual = self.residual_grid(
-            content,
-            style,
-            base,
-            content_labels=content_labels,
-            style_labels=style_labels,
-            variant=variant,
-        )  # (B, 12, bins, gh, gw)
-        coeffs = slice_grid(base[:, :, None] + residual, luma(content_image))  # (B, 12, h, w)
+        if self.residual == "curves":
+            residual = self.residual_curves(content_image, style_image, content, style, base)
+        else:
+            residual = self.residual_grid(
+                content,
+                style,
+                base,
+                content_labels=content_labels,
+                style_labels=style_labels,
+                variant=variant,
+            )  # (B, 12, bins, gh, gw)
+        return self.colour_model(content_image, base, residual, alpha=alpha)
+
+    def colour_model(
+        self,
+        content_image: torch.Tensor,
+        base: torch.Tensor,
+        residual: torch.Tensor,
+        *,
+        alpha: float = 1.0,
+    ) -> AffineOutput:
+        """The base plus a residual (``(B, 12, bins, gh, gw)``, or ``gh = gw = 1`` for the whole
+        image) sliced at the content's brightness and blended towards the identity by ``alpha``."""
+        b, _, h, w = content_image.shape
+        grid = base[:, :, None] + residual.expand(-1, -1, -1, *base.shape[-2:])
+        coeffs = slice_grid(grid, luma(content_image))  # (B, 12, h, w)
         if alpha != 1.0:
             eye = identity_coeffs(b, (h, w), coeffs)
             coeffs = eye + alpha * (coeffs - eye)

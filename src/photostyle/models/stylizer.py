@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
-from photostyle.models.affine import AffineHead
+from photostyle.models.affine import RESIDUALS, AffineHead, Residual
 from photostyle.models.decoder import Decoder, DecoderOutput
 from photostyle.models.encoder import (
     FEATURE_SCALE,
@@ -41,6 +41,7 @@ class ModelConfig:
     grid_bins: int = 8  # affine head: brightness bins of its bilateral grid
     grid_hidden: int = 64  # affine head: channels of its convolutions
     base_power: float = 1.0  # affine head: exponent of its base's MKL maps (affine.mkl_map)
+    grid_residual: Residual = "spatial"  # affine head: learned part, "curves" or "spatial" grid
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
 
     @classmethod
@@ -68,6 +69,8 @@ class ModelConfig:
                 known[key] = tuple(int(v) for v in known[key])
         if known.get("fa", "mean_std") not in FA_VARIANTS:
             raise ValueError(f"unknown FA variant {known.get('fa')!r}")
+        if known.get("grid_residual", "spatial") not in RESIDUALS:
+            raise ValueError(f"unknown grid_residual {known.get('grid_residual')!r}")
         if known.get("head", "decoder") not in HEADS:
             raise ValueError(f"unknown head {known.get('head')!r}; choose from {HEADS}")
         return cls(**known)
@@ -104,6 +107,7 @@ class PhotoStylizer(nn.Module):
                 hidden=config.grid_hidden,
                 feature_scale=FEATURE_SCALE[config.convention],
                 base_power=config.base_power,
+                residual=config.grid_residual,
             )
         else:
             self.decoder = Decoder(

@@ -27,7 +27,7 @@ import torch
 
 from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
-from photostyle.models.affine import AffineHead
+from photostyle.models.affine import AffineHead, Residual
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
@@ -60,6 +60,8 @@ class AffineTrainConfig:
     bins: int = 8  # brightness bins of the grid
     hidden: int = 64  # channels of the head's convolutions
     base_power: float = 1.0  # exponent of the base's MKL maps (models.affine.mkl_map)
+    residual: Residual = "curves"  # learned part: image-wide "curves" or a "spatial" grid
+    same_class: float = 0.75  # share of pairs whose style is drawn from the content's class
     seed: int = 0  # seed of the initial weights and of the stream of pairs
     device: str = "auto"  # torch device
     amp: bool = False  # run the VGG passes under bfloat16 autocast (CPUs with bf16 units, GPUs)
@@ -78,19 +80,39 @@ def total_variation(grid: torch.Tensor) -> torch.Tensor:
 
 
 class _PairStream:
-    """Item ``n`` is a (content, style) crop pair drawn with a generator seeded by ``(seed, n)``."""
+    """Item ``n`` is a (content, style) crop pair drawn with a generator seeded by ``(seed, n)``.
 
-    def __init__(self, images: ImageList, crop: int, seed: int) -> None:
+    With probability ``same_class`` the style comes from the content's class (a street for a
+    street), as in the DPST pairs the model is judged on; otherwise from any class.
+    """
+
+    def __init__(self, images: ImageList, crop: int, seed: int, same_class: float) -> None:
         self.images = images
         self.crop = crop
         self.seed = seed
+        self.same_class = same_class
         self.cache: dict[int, torch.Tensor] = {}
+        labels = torch.as_tensor(images.labels)
+        self.members = {int(k): torch.nonzero(labels == k)[:, 0] for k in labels.unique()}
 
     def _image(self, index: int) -> torch.Tensor:
         if index not in self.cache:
             img = load_training_image(self.images.paths[index], self.crop)
             self.cache[index] = (img * 255).round().to(torch.uint8)
         return self.cache[index].float() / 255
+
+    def pair(self, n: int) -> tuple[int, int, torch.Generator]:
+        """Content and style image indices of item ``n``, and the generator of its crops."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + n)
+        n_images = len(self.images)
+        i, j = torch.randint(0, n_images, (2,), generator=g).tolist()
+        if float(torch.rand((), generator=g)) < self.same_class:
+            pool = self.members[int(self.images.labels[i])]
+            pool = pool[pool != i] if len(pool) > 1 else pool
+            j = int(pool[torch.randint(0, len(pool), (), generator=g)])
+        if j == i:
+            j = (i + 1) % n_images
+        return i, j, g
 
     def batch(
         self, start: int, size: int
@@ -108,12 +130,8 @@ class _PairStream:
         labels_c: list[torch.Tensor] = []
         labels_s: list[torch.Tensor] = []
         rows = torch.arange(self.crop)[:, None].expand(self.crop, self.crop)
-        n_images = len(self.images)
         for n in range(start, start + size):
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + n)
-            i, j = torch.randint(0, n_images, (2,), generator=g).tolist()
-            if j == i:
-                j = (i + 1) % n_images
+            i, j, g = self.pair(n)
             contents.append(random_crop(self._image(i), self.crop, g))
             styles.append(random_crop(self._image(j), self.crop, g))
             split = bool(torch.rand((), generator=g) < 0.5)
@@ -136,6 +154,7 @@ def model_config(config: AffineTrainConfig) -> ModelConfig:
         grid_bins=config.bins,
         grid_hidden=config.hidden,
         base_power=config.base_power,
+        grid_residual=config.residual,
         encoder_sha256=BUNDLED_VGG16_SHA256,
     )
 
@@ -164,6 +183,8 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     """
     if config.steps < 0 or config.batch_size < 1 or config.crop < 32:
         raise ValueError("steps must be >= 0, batch_size >= 1 and crop >= 32")
+    if not 0.0 <= config.same_class <= 1.0:
+        raise ValueError(f"same_class must be in [0, 1], got {config.same_class}")
     device = resolve_device(config.device)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,7 +202,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         images = ImageList(
             images.paths[: config.max_images], images.labels[: config.max_images], images.classes
         )
-    stream = _PairStream(images, config.crop, config.seed)
+    stream = _PairStream(images, config.crop, config.seed, config.same_class)
     ckpt = out / "checkpoint.safetensors"
     step = 0
     if ckpt.exists():
