@@ -29,7 +29,7 @@ import copy
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from photostyle.models.encoder import MIN_SIDE
-from photostyle.models.layers import FAVariant, fa_mean_std, fa_none, fa_paper
+from photostyle.models.layers import FANames, FAVariant, fa_none, fa_variant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import WeightsError
 from photostyle.utils import atomic_path, check_writable, sha256_file
@@ -50,20 +50,12 @@ DEFAULT_OPSET = 17
 MIN_OPSET, MAX_OPSET = 13, 20  # 20: the TorchScript-based exporter's newest opset
 INPUT_NAMES = ("content", "style", "alpha")
 OUTPUT_NAME = "image"
-# FA variants with an ONNX graph. Not "wct": it needs an eigendecomposition, which ONNX has no
-# operator for. Not "quantile": tied features (most unpooled values are 0) are ranked by PyTorch's
-# argsort, which is not stable, and by ONNX TopK in index order, so the results differ.
-EXPORTABLE_FA: tuple[FAVariant, ...] = ("mean_std", "paper", "none")
 PARITY_TOLERANCE = 1e-3  # export check: largest allowed |onnxruntime - PyTorch| on the check pairs
 # (content (H, W), style (H, W)) of the traced example, and of the export check (other, odd sizes).
 TRACE_SIZES = ((64, 48), (48, 64))
 CHECK_SIZES = ((37, 50), (45, 33))
+EXPORTABLE_FA = FANames(lambda spec: spec.exportable)  # FA variants with an ONNX graph
 
-_TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mean_std": fa_mean_std,
-    "paper": fa_paper,
-    "none": fa_none,
-}
 # Declared signature of the graph: (1, 3, H, W) images, a 0-d alpha (see the module docstring).
 _SHAPES: dict[str, list[int | str]] = {
     "content": [1, 3, "height", "width"],
@@ -95,7 +87,7 @@ class OnnxError(WeightsError):
 
 def check_exportable(fa: str) -> None:
     """Raise ``ValueError`` unless the FA variant ``fa`` has an ONNX graph."""
-    if fa not in EXPORTABLE_FA:
+    if not fa_variant(fa).exportable:
         raise ValueError(
             f"FA variant {fa!r} cannot be exported to ONNX (see photostyle.deploy.onnx); "
             f"choose from {EXPORTABLE_FA}"
@@ -134,9 +126,10 @@ def aggregate(x: torch.Tensor, y: torch.Tensor, fa: str, alpha: torch.Tensor) ->
 
     Shape: x (1, C, H, W), y (1, C, Hs, Ws), alpha () -> (1, C, H, W).
     """
-    if fa == "none":
+    transform = fa_variant(fa).transform
+    if transform is fa_none:
         return x  # the identity, whatever alpha
-    z = _TRANSFORMS[fa](x.flatten(2)[0], y.flatten(2)[0]).view_as(x)  # (C, N) -> (1, C, H, W)
+    z = transform(x.flatten(2)[0], y.flatten(2)[0]).view_as(x)  # (C, N) -> (1, C, H, W)
     return alpha * z + (1 - alpha) * x
 
 
@@ -168,7 +161,7 @@ class ExportableStylizer(nn.Module):
         h, _ = dec.decode(c, lambda level, x: aggregate(x, s.taps[level] * k, fa, alpha), unpool)
         if dec.residual:  # Decoder.image_base, then the change scaled by alpha
             start = content
-            if fa not in ("paper", "none"):
+            if fa_variant(fa).image_level:
                 start = aggregate(content, style, fa, alpha).clamp(0.0, 1.0)
             h = start + alpha * h
         return h  # (1, 3, H, W)

@@ -37,7 +37,7 @@ from photostyle.measure import RssSampler as RssSampler  # re-exported
 from photostyle.measure import Timing as Timing  # re-exported
 from photostyle.measure import environment, time_call
 from photostyle.measure import memory_probe as memory_probe  # re-exported
-from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.models.layers import FAVariant, fa_variant
 from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod
 from photostyle.utils import resolve_device
 
@@ -130,8 +130,8 @@ class BenchConfig:
             raise ValueError(f"runs must be at least 1, got {self.runs}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be at least 0, got {self.warmup}")
-        if self.fa is not None and self.fa not in FA_VARIANTS:
-            raise ValueError(f"unknown FA variant {self.fa!r}; choose from {FA_VARIANTS}")
+        if self.fa is not None:
+            fa_variant(self.fa)  # raises for an unknown variant
         if self.max_size is not None and self.max_size < MIN_SIDE:
             raise ValueError(f"max_size must be at least {MIN_SIDE}, got {self.max_size}")
         if self.upsample not in UPSAMPLE_METHODS:

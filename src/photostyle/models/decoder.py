@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from photostyle.models.encoder import EncoderOutput, PaddingMode, VGGConfig
-from photostyle.models.layers import FAVariant, FeatureAggregation
+from photostyle.models.layers import FAVariant, FeatureAggregation, fa_variant
 
 Aggregate = Callable[[int, torch.Tensor], torch.Tensor]  # (level, features) -> FA output
 Unpool = Callable[[torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
@@ -107,13 +107,14 @@ class Decoder(nn.Module):
         """Image-level FA: the decoder's FA variant applied to RGB pixels, clamped to [0, 1].
 
         ``mean_std`` is an RGB Reinhard transfer, ``wct`` a 3x3 colour transform, ``quantile``
-        histogram matching; with labels, region by region. Eq. (1) literally (``paper``) would
-        only double the pixels, so that variant (and ``none``) keeps the content.
+        histogram matching; with labels, region by region. A variant without an image-level form
+        (``FASpec.image_level``: Eq. (1) literally, ``paper``, would only double the pixels, and
+        ``none``) keeps the content.
 
         Shape: content (B, 3, H, W), style (B, 3, Hs, Ws) -> (B, 3, H, W).
         """
         variant = self.variant
-        if variant in ("paper", "none"):
+        if not fa_variant(variant).image_level:
             return content
         out = self.fa_layers[0](
             content,

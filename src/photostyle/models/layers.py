@@ -17,19 +17,109 @@ variant. The other variants aggregate the style distribution in the paper's stat
 
 All variants accept semantic label maps: statistics are then computed region by region, label to
 label; content regions whose label has too few style pixels use the whole style.
+
+Every variant is registered once, as an :class:`FASpec` (its transform and what the rest of the
+library asks of it: the statistics it matches, whether it exports to ONNX, has an image-level
+form, runs under mixed precision); :func:`fa_variant` looks one up, :data:`FA_VARIANTS` lists
+them. A new variant is one :func:`register_fa` call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal, get_args
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal, TypeAlias, overload
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-FAVariant = Literal["paper", "mean_std", "wct", "quantile", "none"]
-FA_VARIANTS: tuple[str, ...] = get_args(FAVariant)
+# What a variant matches of the style: nothing ("none": the output does not depend on it), the
+# per-channel mean ("mean"), mean and standard deviation ("moments", as ``fa_mean_std``), mean
+# and channel covariance ("covariance", as ``fa_wct``), or the whole per-channel distribution
+# ("quantiles"). Video smoothing recomputes "moments" and "covariance" variants from pooled
+# statistics (photostyle.video.stable), so those two kinds promise those transforms.
+FAStatistics = Literal["none", "mean", "moments", "covariance", "quantiles"]
+FATransform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (C, N), (C, M) -> (C, N)
+
+
+@dataclass(frozen=True)
+class FASpec:
+    """One FA variant: its transform and the capabilities the rest of the library asks about."""
+
+    name: str  # the variant's name (--fa, ModelConfig.fa, checkpoints)
+    transform: FATransform  # x (C, N), y (C, M) -> (C, N), for one image or one label region
+    statistics: FAStatistics  # what it matches of the style (see FAStatistics)
+    exportable: bool  # has an ONNX graph (photostyle.deploy.onnx): only ops ONNX translates
+    image_level: bool  # meaningful on RGB pixels: a residual decoder's base (Decoder.image_base)
+    amp_safe: bool  # trains under 16-bit autocast (amp); False if it needs float32 precision
+
+
+_FA_SPECS: dict[str, FASpec] = {}  # the registry: name -> spec, in registration order
+
+
+def register_fa(spec: FASpec) -> FASpec:
+    """Add an FA variant to the registry; it is then accepted wherever a variant is named.
+
+    Raises:
+        ValueError: a variant of that name is registered already.
+    """
+    if spec.name in _FA_SPECS:
+        raise ValueError(f"FA variant {spec.name!r} is registered already")
+    _FA_SPECS[spec.name] = spec
+    return spec
+
+
+def fa_variant(name: str) -> FASpec:
+    """The registered FA variant ``name``.
+
+    Raises:
+        ValueError: no such variant (the message names the choices).
+    """
+    spec = _FA_SPECS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown FA variant {name!r}; choose from {FA_VARIANTS}")
+    return spec
+
+
+class FANames(Sequence[str]):
+    """Names of the registered variants (those ``where`` accepts), read from the registry at
+    each use: a tuple that follows later registrations.
+
+    Args:
+        where: keeps the variants it returns True for; None keeps all.
+    """
+
+    def __init__(self, where: Callable[[FASpec], bool] | None = None) -> None:
+        self._where = where
+
+    def _names(self) -> tuple[str, ...]:
+        where = self._where
+        return tuple(name for name, spec in _FA_SPECS.items() if where is None or where(spec))
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+FA_VARIANTS: Sequence[str] = FANames()  # names of all registered variants, in order
+# The name of a registered FA variant; the metadata lists the choices (typed config files).
+FAVariant: TypeAlias = Annotated[str, FA_VARIANTS]
 
 
 def fa_none(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -110,13 +200,20 @@ def fa_quantile(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-5) -> torch.Te
     return smooth + (_quantile_targets(x, y) - smooth).detach()
 
 
-_TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "paper": fa_paper,
-    "mean_std": fa_mean_std,
-    "wct": fa_wct,
-    "quantile": fa_quantile,
-    "none": fa_none,
-}
+# The built-in variants, in the order the CLI lists them.
+register_fa(FASpec("paper", fa_paper, "none", exportable=True, image_level=False, amp_safe=True))
+register_fa(
+    FASpec("mean_std", fa_mean_std, "moments", exportable=True, image_level=True, amp_safe=True)
+)
+# Not exportable: ONNX has no eigendecomposition operator.
+register_fa(FASpec("wct", fa_wct, "covariance", exportable=False, image_level=True, amp_safe=True))
+# Not exportable: tied features (most unpooled values are 0) are ranked by PyTorch's argsort,
+# which is not stable, and by ONNX TopK in index order, so the results differ. Not AMP-safe: its
+# per-channel ranks (up to H*W) would be rounded in 16-bit floats.
+register_fa(
+    FASpec("quantile", fa_quantile, "quantiles", exportable=False, image_level=True, amp_safe=False)
+)
+register_fa(FASpec("none", fa_none, "none", exportable=True, image_level=False, amp_safe=True))
 
 
 def resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -160,9 +257,9 @@ def feature_aggregation(
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if (x_labels is None) != (y_labels is None):
         raise ValueError("content and style label maps must be given together")
-    if variant == "none":
+    transform = fa_variant(variant).transform
+    if transform is fa_none:
         return x  # the identity, whatever the labels and alpha
-    transform = _TRANSFORMS[variant]
     b, c, h, w = x.shape
     xf = x.reshape(b, c, h * w)  # (B, C, N)
     yf = y.reshape(b, c, -1)  # (B, C, M)
@@ -193,8 +290,7 @@ class FeatureAggregation(nn.Module):
 
     def __init__(self, variant: FAVariant = "mean_std") -> None:
         super().__init__()
-        if variant not in FA_VARIANTS:
-            raise ValueError(f"unknown FA variant {variant!r}; choose from {FA_VARIANTS}")
+        fa_variant(variant)  # raises for an unknown variant
         self.variant: FAVariant = variant
 
     def forward(

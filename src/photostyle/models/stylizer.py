@@ -19,7 +19,7 @@ from photostyle.models.encoder import (
     VGGConfig,
     VGGEncoder,
 )
-from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.models.layers import FAVariant, fa_variant
 
 Head = Literal["decoder", "affine"]
 HEADS: tuple[str, ...] = get_args(Head)
@@ -67,8 +67,7 @@ class ModelConfig:
         for key in ("widths", "depths"):
             if key in known:
                 known[key] = tuple(int(v) for v in known[key])
-        if known.get("fa", "mean_std") not in FA_VARIANTS:
-            raise ValueError(f"unknown FA variant {known.get('fa')!r}")
+        fa_variant(known.get("fa", "mean_std"))  # raises for an unknown variant
         if known.get("grid_residual", "spatial") not in RESIDUALS:
             raise ValueError(f"unknown grid_residual {known.get('grid_residual')!r}")
         if known.get("head", "decoder") not in HEADS:

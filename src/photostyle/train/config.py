@@ -17,14 +17,14 @@ import math
 import re
 import tokenize
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from photostyle.data.sampler import SamplingConfig
 from photostyle.models.encoder import VGG_CONFIGS
-from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.models.layers import FAVariant, fa_variant
 from photostyle.train.pipeline import StyleTerm
 
 AmpDtype = Literal["bfloat16", "float16"]
@@ -76,8 +76,7 @@ class TrainConfig:
     time_limit_s: float | None = None  # stop (after checkpointing) once this much time has passed
 
     def __post_init__(self) -> None:
-        if self.fa not in FA_VARIANTS:
-            raise ValueError(f"unknown FA variant {self.fa!r}; choose from {FA_VARIANTS}")
+        fa = fa_variant(self.fa)  # raises for an unknown variant
         if self.crop < 16 or self.batch_size < 1 or self.steps < 0:
             raise ValueError("crop must be >= 16, batch_size >= 1, steps >= 0")
         if not (self.use_scp or self.use_perceptual):
@@ -98,9 +97,8 @@ class TrainConfig:
             raise ValueError("index_size must be >= 16 and max_images >= 1")
         if self.amp_dtype not in get_args(AmpDtype):
             raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
-        if self.amp and self.fa == "quantile":
-            # Its per-channel ranks (up to H*W) would be rounded in 16-bit floats.
-            raise ValueError("amp is not supported with fa='quantile' (its ranks need float32)")
+        if self.amp and not fa.amp_safe:
+            raise ValueError(f"amp is not supported with fa={self.fa!r} (it needs float32)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 (or null), got {self.grad_clip}")
 
@@ -154,8 +152,20 @@ class TrainConfig:
 # --- strict, typed reading of config files -------------------------------------------------------
 
 
+def _choices(tp: Any) -> Sequence[str] | None:
+    """The allowed values of ``Annotated[str, choices]`` (e.g. ``FAVariant``), else None."""
+    if get_origin(tp) is not Annotated:
+        return None
+    return next(
+        (m for m in tp.__metadata__ if isinstance(m, Sequence) and not isinstance(m, str)), None
+    )
+
+
 def _describe(tp: Any) -> str:
     origin, args = get_origin(tp), get_args(tp)
+    choices = _choices(tp)
+    if choices is not None:
+        args, origin = tuple(choices), Literal
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (Union, types.UnionType):
@@ -175,6 +185,9 @@ class _Mismatch(Exception):
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """``value`` checked against annotation ``tp`` (ints accepted as floats, lists as tuples)."""
     origin, args = get_origin(tp), get_args(tp)
+    choices = _choices(tp)
+    if choices is not None:
+        args, origin = tuple(choices), Literal
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -225,7 +238,7 @@ def check_fields(cls: type, values: Mapping[str, Any], prefix: str = "") -> dict
         ValueError: an unknown key (with the closest known one) or a value of the wrong type.
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields:

@@ -32,13 +32,16 @@ import torch
 from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions, Stylizer, working_size
 from photostyle.models.affine import AffineHead
 from photostyle.models.encoder import EncoderOutput
-from photostyle.models.layers import FAVariant, feature_aggregation
+from photostyle.models.layers import FANames, FAVariant, fa_variant, feature_aggregation
 from photostyle.models.stylizer import PhotoStylizer
 from photostyle.upsample import UpsampleMethod, apply_local_affine, upsample_stylized
 from photostyle.utils import resize_image
 
-SMOOTHED_VARIANTS: Final = ("mean_std", "wct")  # FA variants whose content statistics are pooled
-STATELESS_VARIANTS: Final = ("paper", "none")  # no content statistics: run as in the model
+# FA variants whose content statistics are pooled: those matching moments (as ``mean_std``) or
+# the covariance (as ``wct``), recomputed here from pooled statistics.
+SMOOTHED_VARIANTS: Final = FANames(lambda spec: spec.statistics in ("moments", "covariance"))
+# No statistics: run as in the model.
+STATELESS_VARIANTS: Final = FANames(lambda spec: spec.statistics == "none")
 _EPS: Final = 1e-5  # the FA layers' eps (photostyle.models.layers)
 _DARK, _BRIGHT = 0.02, 0.98  # pixels outside this range are ignored by the exposure estimate
 
@@ -83,15 +86,17 @@ def content_stats(x: torch.Tensor, variant: FAVariant) -> Stats:
 
     Args:
         x: (C, N) features.
-        variant: ``mean_std`` or ``wct``.
+        variant: one matching ``moments`` (``mean_std``) or the ``covariance`` (``wct``).
 
     Returns:
-        mean (C, 1) and variance (C, 1) (``mean_std``) or covariance (C, C) float64 (``wct``).
+        mean (C, 1) and variance (C, 1) (``moments``) or covariance (C, C) float64
+        (``covariance``).
     """
     mu = x.mean(dim=1, keepdim=True)
-    if variant == "mean_std":
+    statistics = fa_variant(variant).statistics
+    if statistics == "moments":
         return mu, x.var(dim=1, keepdim=True, unbiased=False)
-    if variant == "wct":
+    if statistics == "covariance":
         xc = (x - mu).double()
         return mu, xc @ xc.T / max(x.shape[1] - 1, 1)
     raise ValueError(f"no content statistics for FA variant {variant!r}")
@@ -104,7 +109,7 @@ def style_stats(y: torch.Tensor, variant: FAVariant) -> Stats:
     covariance square root (C, C) float64 (``wct``).
     """
     mu, spread = content_stats(y, variant)
-    if variant == "mean_std":
+    if fa_variant(variant).statistics == "moments":
         return mu, (spread + _EPS).sqrt()
     eye = torch.eye(y.shape[0], dtype=torch.float64, device=y.device)
     return mu, _sym_power(spread + _EPS * eye, 0.5)
@@ -138,7 +143,7 @@ def fa_with_stats(
     """
     mu_x, spread_x = x_stats
     mu_y, spread_y = y_stats
-    if variant == "mean_std":
+    if fa_variant(variant).statistics == "moments":
         return (x - mu_x) / (spread_x + _EPS).sqrt() * spread_y + mu_y
     eye = torch.eye(x.shape[0], dtype=torch.float64, device=x.device)
     transform = (spread_y @ _sym_power(spread_x + _EPS * eye, -0.5)).to(x.dtype)
@@ -345,8 +350,8 @@ class ClipStylizer:
             self.model.encoder(content), lambda level, x: self._aggregate(level + 1, x, taps[level])
         )
         if decoder.residual:
-            if self.variant in STATELESS_VARIANTS:
-                start = content  # Decoder.image_base keeps the content for these variants
+            if not fa_variant(self.variant).image_level:
+                start = content  # as Decoder.image_base
             else:
                 start = self._aggregate(0, content, self.style).clamp(0.0, 1.0)
             alpha = self.options.alpha
