@@ -31,7 +31,8 @@ from photostyle.losses.losses import gram_distance
 from photostyle.losses.losses import gram_matrix as gram_matrix  # re-exported
 from photostyle.measure import frame_change
 from photostyle.models.affine import luma as batch_luma
-from photostyle.models.encoder import VGGEncoder
+from photostyle.models.encoder import VGG16, VGGEncoder
+from photostyle.models.weights import build_encoder
 from photostyle.upsample import apply_local_affine, fit_local_affine
 
 
@@ -268,3 +269,8 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
         raise ValueError(f"images differ in size: {tuple(x.shape)} vs {tuple(y.shape)}")
     mse = float((x.float().clamp(0, 1) - y.float().clamp(0, 1)).pow(2).mean())
     return math.inf if mse == 0.0 else -10.0 * math.log10(mse)
+
+
+def metric_encoder(device: str | torch.device = "cpu") -> VGGEncoder:
+    """The bundled ImageNet VGG16: the fixed yardstick of the Gram metric, whatever the model."""
+    return build_encoder(None, VGG16).to(device)

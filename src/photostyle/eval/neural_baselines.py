@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from photostyle.api import Stylizer, working_size
 from photostyle.losses.losses import gram_matrix
 from photostyle.models.encoder import VGGEncoder
-from photostyle.models.layers import FAVariant, feature_aggregation
+from photostyle.models.layers import feature_aggregation
 from photostyle.models.weights import (
     BUNDLED_AUTOENCODER,
     BUNDLED_AUTOENCODER_SHA256,
@@ -44,7 +44,6 @@ from photostyle.utils import resize_image
 
 NeuralTransform = Literal["adain", "wct"]
 NEURAL_TRANSFORMS: tuple[NeuralTransform, ...] = ("adain", "wct")
-_FA_OF: dict[str, FAVariant] = {"adain": "mean_std", "wct": "wct"}
 
 GATYS_MAX_SIZE = 512  # default working size of gatys: the Gram metric's size, and CPU-bearable
 

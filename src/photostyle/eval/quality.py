@@ -1,9 +1,10 @@
 """Quality evaluation on content/style pairs: every method through one code path.
 
 A method is a function ``(content, style, content_mask, style_mask) -> output`` on (3, H, W)
-tensors in [0, 1] (masks are (H, W) int64 label maps or None). :func:`evaluate` runs each method
-on each pair, times it and scores it with :class:`photostyle.eval.metrics.PairScorer` (SSIM to the
-content, Gram ratio to the style, photorealism).
+tensors in [0, 1] (masks are (H, W) int64 label maps or None), registered in
+:mod:`photostyle.eval.methods` and built by name with :func:`make_methods`. :func:`evaluate` runs
+each method on each pair, times it and scores it with :class:`photostyle.eval.metrics.PairScorer`
+(SSIM to the content, Gram ratio to the style, photorealism).
 
 Strength sweeps (``alphas``) trace each method's frontier: a method with a strength knob of its
 own (:class:`Adjustable`: photostyle's ``alpha``) runs at each strength; every other method runs
@@ -18,37 +19,26 @@ mean. Photorealism is reported as its mean and 10th percentile (the worst pairs)
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, cast, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 
-from photostyle.api import StylizeOptions, Stylizer
-from photostyle.eval.baselines import BASELINES, PEERS, require_peer
+from photostyle.eval.methods import Method
+from photostyle.eval.methods import make_methods as make_methods  # re-exported
+from photostyle.eval.methods import method_names as method_names  # re-exported
+from photostyle.eval.methods import photostyle_options as photostyle_options  # re-exported
+from photostyle.eval.methods import stylizer_method as stylizer_method  # re-exported
 from photostyle.eval.metrics import PairScorer, psnr
-from photostyle.eval.neural_baselines import (
-    GATYS_MAX_SIZE,
-    NeuralTransform,
-    autoencoder_transfer,
-    check_autoencoder,
-    gatys,
-)
+from photostyle.eval.metrics import metric_encoder as metric_encoder  # re-exported
 from photostyle.io import load_image, load_mask
 from photostyle.measure import memory_probe
-from photostyle.models.encoder import VGG16, VGGEncoder
-from photostyle.models.layers import FA_VARIANTS, FAVariant
-from photostyle.models.weights import build_encoder
-from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod
-
-Method = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor
-]
+from photostyle.models.encoder import VGGEncoder
 
 
 class PairLike(Protocol):
@@ -94,30 +84,6 @@ class Adjustable(Protocol):
     def at(self, alpha: float) -> Method:
         """The same method at strength ``alpha``."""
         ...
-
-
-def baseline_method(name: str) -> Method:
-    """A classical baseline or a peer (see :mod:`photostyle.eval.baselines`) as a method (no masks).
-
-    Raises:
-        KeyError: not a baseline or peer.
-    """
-    fn = BASELINES[name] if name in BASELINES else PEERS[name].transfer
-
-    def run(
-        content: torch.Tensor,
-        style: torch.Tensor,
-        content_mask: torch.Tensor | None,
-        style_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return fn(content, style)
-
-    return run
-
-
-def metric_encoder(device: str | torch.device = "cpu") -> VGGEncoder:
-    """The bundled ImageNet VGG16: the fixed yardstick of the Gram metric, whatever the model."""
-    return build_encoder(None, VGG16).to(device)
 
 
 def blend(content: torch.Tensor, output: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -398,199 +364,6 @@ def markdown_table(results: Sequence[MethodResult]) -> str:
             line += f" {m['psnr_ref']:.1f} |" if "psnr_ref" in m else " - |"
         lines.append(line)
     return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class StylizerMethod:
-    """photostyle itself as a method, :class:`Adjustable` through its FA strength ``alpha``."""
-
-    stylizer: Stylizer  # the loaded model
-    options: StylizeOptions  # per-call settings, alpha included
-    use_masks: bool = True  # pass the pairs' masks (False: ignore them)
-
-    @property
-    def alpha(self) -> float:
-        """The FA strength it runs at."""
-        return self.options.alpha
-
-    def at(self, alpha: float) -> StylizerMethod:
-        """The same method at FA strength ``alpha``."""
-        return dataclasses.replace(self, options=dataclasses.replace(self.options, alpha=alpha))
-
-    def __call__(
-        self,
-        content: torch.Tensor,
-        style: torch.Tensor,
-        content_mask: torch.Tensor | None,
-        style_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        if not self.use_masks:
-            content_mask = style_mask = None
-        return self.stylizer.stylize(
-            content, style, content_mask=content_mask, style_mask=style_mask, options=self.options
-        )
-
-
-def stylizer_method(
-    stylizer: Stylizer, options: StylizeOptions | None = None, *, use_masks: bool = True
-) -> StylizerMethod:
-    """photostyle itself as a method (masks used when given, unless ``use_masks`` is False)."""
-    return StylizerMethod(stylizer, options or StylizeOptions(), use_masks)
-
-
-PHOTOSTYLE_PREFIX = "photostyle-"
-NO_MASKS_SUFFIX = "-nomasks"  # photostyle-<fa>...-nomasks: that method ignores the pairs' masks
-
-
-def photostyle_options(
-    name: str, *, alpha: float = 1.0, max_size: int = 1024, upsample: UpsampleMethod = "guided"
-) -> StylizeOptions:
-    """Options of a method named ``photostyle-<fa>[+<upsampling>][@<working size>][-nomasks]``.
-
-    ``photostyle-mean_std+bicubic@256`` runs the network at 256 px and upsamples its output
-    bicubically; without suffixes the arguments apply. This lets one ``photostyle eval`` compare
-    upsampling methods and working sizes side by side. The ``-nomasks`` suffix (the method ignores
-    the pairs' masks, see :func:`make_methods`) does not change the options.
-
-    Raises:
-        ValueError: unknown FA variant or upsampling, or a bad size.
-    """
-    spec = name[len(PHOTOSTYLE_PREFIX) :].removesuffix(NO_MASKS_SUFFIX)
-    spec, _, size = spec.partition("@")
-    fa, _, up = spec.partition("+")
-    if fa not in FA_VARIANTS:
-        raise ValueError(f"{name}: unknown FA variant {fa!r}; choose from {FA_VARIANTS}")
-    if up and up not in UPSAMPLE_METHODS:
-        raise ValueError(f"{name}: unknown upsampling {up!r}; choose from {UPSAMPLE_METHODS}")
-    if size:
-        if not size.isdigit() or int(size) < 16:
-            raise ValueError(f"{name}: working size must be an integer >= 16, got {size!r}")
-        max_size = int(size)
-    return StylizeOptions(
-        alpha=alpha,
-        max_size=max_size,
-        fa=cast(FAVariant, fa),
-        upsample=cast(UpsampleMethod, up) if up else upsample,
-    )
-
-
-NEURAL_METHODS = ("adain", "wct", "gatys")  # photostyle.eval.neural_baselines
-
-
-def method_names(fa_variants: Sequence[str]) -> list[str]:
-    """Every method name :func:`make_methods` accepts (without the photostyle suffixes)."""
-    return [*(PHOTOSTYLE_PREFIX + v for v in fa_variants), *BASELINES, *PEERS, *NEURAL_METHODS]
-
-
-def autoencoder_method(
-    autoencoder: Stylizer, transform: NeuralTransform, *, alpha: float = 1.0, max_size: int = 1024
-) -> Method:
-    """AdaIN or WCT at relu4_1 decoded by a reconstruction decoder, as a method (masks used)."""
-
-    def run(
-        content: torch.Tensor,
-        style: torch.Tensor,
-        content_mask: torch.Tensor | None,
-        style_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return autoencoder_transfer(
-            autoencoder,
-            content,
-            style,
-            transform,
-            alpha=alpha,
-            max_size=max_size,
-            content_mask=content_mask,
-            style_mask=style_mask,
-        )
-
-    return run
-
-
-def gatys_method(encoder: VGGEncoder, *, steps: int = 200, max_size: int = 512) -> Method:
-    """Gatys et al.'s optimisation as a method (no masks)."""
-
-    def run(
-        content: torch.Tensor,
-        style: torch.Tensor,
-        content_mask: torch.Tensor | None,
-        style_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return gatys(content, style, encoder, steps=steps, max_size=max_size)
-
-    return run
-
-
-def make_methods(
-    names: Sequence[str],
-    stylizer: Callable[[], Stylizer],
-    *,
-    alpha: float = 1.0,
-    max_size: int = 1024,
-    autoencoder: Callable[[], Stylizer] | None = None,
-    gatys_encoder: Callable[[], VGGEncoder] | None = None,
-    gatys_steps: int = 200,
-    upsample: UpsampleMethod = "guided",
-) -> dict[str, Method]:
-    """Methods by name: ``photostyle-<fa variant>`` (see :func:`photostyle_options` for the
-    ``+<upsampling>`` and ``@<working size>`` suffixes; ``-nomasks`` at the end ignores the pairs'
-    masks, to compare with and without them in one run), a classical baseline (``identity``,
-    ``reinhard``, ``histogram``) or a neural baseline (``adain``, ``wct``, ``gatys``).
-
-    Args:
-        names: method names, in the order wanted.
-        stylizer: returns the stylizer to use (called once, only if a photostyle method is asked).
-        alpha: FA strength of the photostyle methods, and transform strength of adain/wct.
-        max_size: working size of the photostyle, adain and wct methods (gatys: at most
-            ``GATYS_MAX_SIZE``).
-        autoencoder: returns the reconstruction decoder of adain/wct (a stylizer trained with
-            ``reconstruction=True``); called once, only if adain or wct is asked.
-        gatys_encoder: returns the VGG encoder of gatys; None = the bundled ImageNet VGG16.
-        gatys_steps: optimisation steps of gatys.
-        upsample: how photostyle methods without a ``+`` suffix reach full size.
-
-    Raises:
-        ValueError: an unknown name, adain/wct without an autoencoder (or with a stylizer that is
-            not one), or negative gatys steps.
-        PeerUnavailable: a peer's package is not installed (checked before any work).
-    """
-    methods: dict[str, Method] = {}
-    model: Stylizer | None = None
-    decoder: Stylizer | None = None
-    for name in names:
-        if name in BASELINES:
-            methods[name] = baseline_method(name)
-        elif name in PEERS:
-            require_peer(name)
-            methods[name] = baseline_method(name)
-        elif name in ("adain", "wct"):
-            if autoencoder is None:
-                raise ValueError(
-                    f"{name} needs --autoencoder FILE "
-                    "(a checkpoint trained with photostyle train --reconstruction)"
-                )
-            if decoder is None:
-                decoder = autoencoder()
-                check_autoencoder(decoder)
-            transform: NeuralTransform = "adain" if name == "adain" else "wct"
-            methods[name] = autoencoder_method(decoder, transform, alpha=alpha, max_size=max_size)
-        elif name == "gatys":
-            if gatys_steps < 0:
-                raise ValueError(f"gatys steps must be >= 0, got {gatys_steps}")
-            encoder = gatys_encoder() if gatys_encoder is not None else metric_encoder()
-            size = min(max_size, GATYS_MAX_SIZE)
-            methods[name] = gatys_method(encoder, steps=gatys_steps, max_size=size)
-        elif name.startswith(PHOTOSTYLE_PREFIX):
-            options = photostyle_options(name, alpha=alpha, max_size=max_size, upsample=upsample)
-            model = model or stylizer()
-            masks = not name.endswith(NO_MASKS_SUFFIX)
-            methods[name] = stylizer_method(model, options, use_masks=masks)
-        else:
-            raise ValueError(
-                f"unknown method {name!r}; choose from photostyle-<fa>, "
-                f"{[*BASELINES, *PEERS, *NEURAL_METHODS]}"
-            )
-    return methods
 
 
 def results_json(results: Sequence[MethodResult]) -> dict[str, object]:
