@@ -19,17 +19,22 @@ The network runs at a working size (a few hundred thousand pixels); phone and ca
 
 Full resolution is processed in strips of rows, so the extra memory beyond the full-resolution
 input and output buffers is bounded by ``strip_rows x W`` (not by the megapixels).
+
+Each method is registered once, as an :class:`UpsamplerSpec` (its function and what it keeps:
+the content's detail, its edges, bounded memory); :func:`upsampler` looks one up and
+:data:`UPSAMPLE_METHODS` lists them. A new method is one :func:`register_upsampler` call.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Protocol, TypeAlias
 
 import torch
 import torch.nn.functional as F
 
-UpsampleMethod = Literal["guided", "change", "bicubic"]
-UPSAMPLE_METHODS: tuple[UpsampleMethod, ...] = get_args(UpsampleMethod)
+from photostyle.registry import Registry
 
 DEFAULT_RADIUS = 2  # window radius of the local affine fit, in working-size pixels
 DEFAULT_EPS = 1e-4  # regulariser of the fit (a variance in [0, 1] intensity units)
@@ -161,6 +166,109 @@ def apply_local_affine(
     return out
 
 
+class Upsampler(Protocol):
+    """Brings a working-size stylization to full size (see :func:`upsample_stylized`).
+
+    Shape: content (B, 3, H, W), content_small (B, 3, h, w), stylized_small (B, 3, h, w)
+    -> (B, 3, H, W), not clamped.
+    """
+
+    def __call__(
+        self,
+        content: torch.Tensor,
+        content_small: torch.Tensor,
+        stylized_small: torch.Tensor,
+        *,
+        radius: int,
+        eps: float,
+        strip_rows: int,
+    ) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class UpsamplerSpec:
+    """One way back to full size: its function and what it keeps."""
+
+    name: str  # the method's name (--upsample, StylizeOptions.upsample)
+    upsample: Upsampler  # (content, content_small, stylized_small, radius/eps/strip_rows) -> full
+    content_detail: bool  # detail finer than the working size comes from the full-size content
+    edge_aware: bool  # a change follows the content's edges instead of being blurred across them
+    strips: bool  # full resolution in strips: extra memory bounded by strip_rows x W
+
+
+UPSAMPLER_REGISTRY: Registry[UpsamplerSpec] = Registry("upsampling")  # name -> spec
+
+
+def register_upsampler(spec: UpsamplerSpec) -> UpsamplerSpec:
+    """Add an upsampling method; it is then accepted wherever one is named.
+
+    Raises:
+        ValueError: a method of that name is registered already.
+    """
+    return UPSAMPLER_REGISTRY.register(spec.name, spec)
+
+
+def upsampler(name: str) -> UpsamplerSpec:
+    """The registered upsampling method ``name``.
+
+    Raises:
+        ValueError: no such method (the message names the choices).
+    """
+    return UPSAMPLER_REGISTRY.get(name)
+
+
+UPSAMPLE_METHODS: Sequence[str] = UPSAMPLER_REGISTRY.names()  # registered names, in order
+# The name of a registered upsampling method; the metadata lists the choices (config files).
+UpsampleMethod: TypeAlias = Annotated[str, UPSAMPLE_METHODS]
+
+
+def _bicubic(
+    content: torch.Tensor,
+    content_small: torch.Tensor,
+    stylized_small: torch.Tensor,
+    *,
+    radius: int,
+    eps: float,
+    strip_rows: int,
+) -> torch.Tensor:
+    """Plain bicubic upsampling of the output. Shape: see :class:`Upsampler`."""
+    size = (content.shape[-2], content.shape[-1])
+    return F.interpolate(stylized_small, size=size, mode="bicubic", align_corners=False)
+
+
+def _change(
+    content: torch.Tensor,
+    content_small: torch.Tensor,
+    stylized_small: torch.Tensor,
+    *,
+    radius: int,
+    eps: float,
+    strip_rows: int,
+) -> torch.Tensor:
+    """The content plus the bilinearly upsampled change. Shape: see :class:`Upsampler`."""
+    out = content.new_empty(content.shape)
+    coeffs = torch.cat([_identity_a(content_small), stylized_small - content_small], 1)
+    return apply_local_affine(coeffs, content, strip_rows=strip_rows, out=out)
+
+
+def _guided(
+    content: torch.Tensor,
+    content_small: torch.Tensor,
+    stylized_small: torch.Tensor,
+    *,
+    radius: int,
+    eps: float,
+    strip_rows: int,
+) -> torch.Tensor:
+    """The local affine colour model applied at full size. Shape: see :class:`Upsampler`."""
+    # Fit the change, not the output: the ridge then shrinks towards a locally constant
+    # change (the "change" method) rather than towards a flat colour, and an output equal
+    # to its input (alpha = 0) comes back exactly.
+    coeffs = fit_local_affine(content_small, stylized_small - content_small, radius, eps)
+    coeffs[:, :9] += _identity_a(content_small)  # out = (A + I) content + b
+    return apply_local_affine(coeffs, content, strip_rows=strip_rows)
+
+
 def upsample_stylized(
     content: torch.Tensor,
     content_small: torch.Tensor,
@@ -177,7 +285,8 @@ def upsample_stylized(
         content: (B, 3, H, W) the full-resolution content.
         content_small: (B, 3, h, w) the content at working size (the network's input).
         stylized_small: (B, 3, h, w) the network's output.
-        method: ``guided``, ``change`` or ``bicubic`` (see the module docstring).
+        method: a registered method: ``guided``, ``change`` or ``bicubic`` (see the module
+            docstring).
         radius: window radius of ``guided``, in working-size pixels.
         eps: regulariser of ``guided``.
         strip_rows: full-resolution rows processed at once.
@@ -190,23 +299,12 @@ def upsample_stylized(
             f"stylized {tuple(stylized_small.shape)} differs from content "
             f"{tuple(content_small.shape)}"
         )
-    size = (content.shape[-2], content.shape[-1])
+    spec = upsampler(method)
     if content_small.shape[-2:] == content.shape[-2:]:
         return stylized_small
-    if method == "bicubic":
-        return F.interpolate(stylized_small, size=size, mode="bicubic", align_corners=False)
-    if method == "change":
-        out = content.new_empty(content.shape)
-        coeffs = torch.cat([_identity_a(content_small), stylized_small - content_small], 1)
-        return apply_local_affine(coeffs, content, strip_rows=strip_rows, out=out)
-    if method == "guided":
-        # Fit the change, not the output: the ridge then shrinks towards a locally constant
-        # change (the "change" method) rather than towards a flat colour, and an output equal
-        # to its input (alpha = 0) comes back exactly.
-        coeffs = fit_local_affine(content_small, stylized_small - content_small, radius, eps)
-        coeffs[:, :9] += _identity_a(content_small)  # out = (A + I) content + b
-        return apply_local_affine(coeffs, content, strip_rows=strip_rows)
-    raise ValueError(f"unknown upsampling {method!r}; choose from {UPSAMPLE_METHODS}")
+    return spec.upsample(
+        content, content_small, stylized_small, radius=radius, eps=eps, strip_rows=strip_rows
+    )
 
 
 def identity_coeffs(batch: int, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
@@ -224,12 +322,29 @@ def _identity_a(x: torch.Tensor) -> torch.Tensor:
     return identity_coeffs(x.shape[0], (x.shape[-2], x.shape[-1]), x)[:, :9]
 
 
+# The built-in methods, in the order the CLI lists them (the default first).
+register_upsampler(
+    UpsamplerSpec("guided", _guided, content_detail=True, edge_aware=True, strips=True)
+)
+register_upsampler(
+    UpsamplerSpec("change", _change, content_detail=True, edge_aware=False, strips=True)
+)
+register_upsampler(
+    UpsamplerSpec("bicubic", _bicubic, content_detail=False, edge_aware=False, strips=False)
+)
+
+
 __all__ = [
+    "UPSAMPLER_REGISTRY",
     "UPSAMPLE_METHODS",
     "UpsampleMethod",
+    "Upsampler",
+    "UpsamplerSpec",
     "apply_local_affine",
     "box_filter",
     "fit_local_affine",
     "identity_coeffs",
+    "register_upsampler",
     "upsample_stylized",
+    "upsampler",
 ]

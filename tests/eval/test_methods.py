@@ -28,7 +28,8 @@ from photostyle.models.encoder import VGGEncoder
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A copy of the registry for this test: its registrations end with it."""
-    monkeypatch.setattr(methods_module, "_METHOD_SPECS", dict(methods_module._METHOD_SPECS))
+    registry = methods_module.METHOD_REGISTRY
+    monkeypatch.setattr(registry, "_specs", dict(registry._specs))
 
 
 @pytest.fixture

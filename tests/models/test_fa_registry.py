@@ -10,10 +10,10 @@ from photostyle.models.decoder import Decoder
 from photostyle.models.encoder import VGGConfig
 from photostyle.models.layers import (
     FA_VARIANTS,
-    FANames,
     FASpec,
     FeatureAggregation,
     fa_mean_std,
+    fa_names,
     fa_variant,
     feature_aggregation,
     register_fa,
@@ -24,7 +24,7 @@ from photostyle.models.stylizer import ModelConfig
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A copy of the registry for this test: its registrations end with it."""
-    monkeypatch.setattr(layers, "_FA_SPECS", dict(layers._FA_SPECS))
+    monkeypatch.setattr(layers.FA_REGISTRY, "_specs", dict(layers.FA_REGISTRY._specs))
 
 
 def _mean_shift(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ def test_unknown_and_duplicate_names_are_refused(registry: None) -> None:
 def test_names_follow_capabilities() -> None:
     assert tuple(FA_VARIANTS) == ("paper", "mean_std", "wct", "quantile", "none")
     assert repr(FA_VARIANTS) == repr(("paper", "mean_std", "wct", "quantile", "none"))
-    assert tuple(FANames(lambda spec: spec.exportable)) == ("paper", "mean_std", "none")
-    assert tuple(FANames(lambda spec: not spec.amp_safe)) == ("quantile",)
+    assert tuple(fa_names(lambda spec: spec.exportable)) == ("paper", "mean_std", "none")
+    assert tuple(fa_names(lambda spec: not spec.amp_safe)) == ("quantile",)
     assert fa_variant("mean_std").transform is fa_mean_std
     assert not fa_variant("paper").image_level and fa_variant("wct").image_level

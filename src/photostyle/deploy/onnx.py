@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from photostyle.models.encoder import MIN_SIDE
-from photostyle.models.layers import FANames, FAVariant, fa_none, fa_variant
+from photostyle.models.layers import FAVariant, fa_names, fa_none, fa_variant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import WeightsError
 from photostyle.utils import atomic_path, check_writable, sha256_file
@@ -54,7 +54,7 @@ PARITY_TOLERANCE = 1e-3  # export check: largest allowed |onnxruntime - PyTorch|
 # (content (H, W), style (H, W)) of the traced example, and of the export check (other, odd sizes).
 TRACE_SIZES = ((64, 48), (48, 64))
 CHECK_SIZES = ((37, 50), (45, 33))
-EXPORTABLE_FA = FANames(lambda spec: spec.exportable)  # FA variants with an ONNX graph
+EXPORTABLE_FA = fa_names(lambda spec: spec.exportable)  # FA variants with an ONNX graph
 
 # Declared signature of the graph: (1, 3, H, W) images, a 0-d alpha (see the module docstring).
 _SHAPES: dict[str, list[int | str]] = {

@@ -38,7 +38,7 @@ from photostyle.measure import Timing as Timing  # re-exported
 from photostyle.measure import environment, time_call
 from photostyle.measure import memory_probe as memory_probe  # re-exported
 from photostyle.models.layers import FAVariant, fa_variant
-from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod
+from photostyle.upsample import UpsampleMethod, upsampler
 from photostyle.utils import resolve_device
 
 PHOTOSTYLE = "photostyle"
@@ -134,8 +134,7 @@ class BenchConfig:
             fa_variant(self.fa)  # raises for an unknown variant
         if self.max_size is not None and self.max_size < MIN_SIDE:
             raise ValueError(f"max_size must be at least {MIN_SIDE}, got {self.max_size}")
-        if self.upsample not in UPSAMPLE_METHODS:
-            raise ValueError(f"unknown upsampling {self.upsample!r}; choose {UPSAMPLE_METHODS}")
+        upsampler(self.upsample)  # raises for an unknown method
         if not self.sample_interval > 0:
             raise ValueError(f"sample_interval must be positive, got {self.sample_interval}")
 

@@ -35,7 +35,8 @@ from photostyle.eval.neural_baselines import (
 )
 from photostyle.models.encoder import VGGEncoder
 from photostyle.models.layers import FAVariant, fa_variant
-from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod
+from photostyle.registry import Registry
+from photostyle.upsample import UpsampleMethod, upsampler
 
 Method = Callable[
     [torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor
@@ -95,7 +96,7 @@ class MethodSpec:
     family: str | None = None  # names are ``name`` + this placeholder's values, e.g. "fa"
 
 
-_METHOD_SPECS: dict[str, MethodSpec] = {}  # the registry: name (a family's prefix) -> spec
+METHOD_REGISTRY: Registry[MethodSpec] = Registry("method")  # name (a family's prefix) -> spec
 
 
 def register_method(spec: MethodSpec) -> MethodSpec:
@@ -104,15 +105,12 @@ def register_method(spec: MethodSpec) -> MethodSpec:
     Raises:
         ValueError: a method of that name is registered already.
     """
-    if spec.name in _METHOD_SPECS:
-        raise ValueError(f"method {spec.name!r} is registered already")
-    _METHOD_SPECS[spec.name] = spec
-    return spec
+    return METHOD_REGISTRY.register(spec.name, spec)
 
 
 def method_specs() -> tuple[MethodSpec, ...]:
     """The registered methods, in registration order."""
-    return tuple(_METHOD_SPECS.values())
+    return METHOD_REGISTRY.specs()
 
 
 def eval_method(name: str) -> MethodSpec:
@@ -121,20 +119,21 @@ def eval_method(name: str) -> MethodSpec:
     Raises:
         ValueError: no such method (the message names the choices).
     """
-    spec = _METHOD_SPECS.get(name)
-    if spec is not None and spec.family is None:
-        return spec
-    for spec in _METHOD_SPECS.values():
+    specs = METHOD_REGISTRY.specs()
+    for spec in specs:
+        if spec.name == name and spec.family is None:
+            return spec
+    for spec in specs:
         if spec.family is not None and name.startswith(spec.name):
             return spec
-    families = [f"{s.name}<{s.family}>" for s in _METHOD_SPECS.values() if s.family is not None]
-    names = [s.name for s in _METHOD_SPECS.values() if s.family is None]
+    families = [f"{s.name}<{s.family}>" for s in specs if s.family is not None]
+    names = [s.name for s in specs if s.family is None]
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(families)}, {names}")
 
 
 def method_names(fa_variants: Sequence[str]) -> list[str]:
     """Every method name :func:`make_methods` accepts (without the photostyle suffixes)."""
-    plain = [spec.name for spec in _METHOD_SPECS.values() if spec.family is None]
+    plain = METHOD_REGISTRY.names(lambda spec: spec.family is None)
     return [*(PHOTOSTYLE_PREFIX + v for v in fa_variants), *plain]
 
 
@@ -270,10 +269,10 @@ def photostyle_options(
     fa, _, up = spec.partition("+")
     try:
         fa_variant(fa)
+        if up:
+            upsampler(up)
     except ValueError as err:
         raise ValueError(f"{name}: {err}") from None
-    if up and up not in UPSAMPLE_METHODS:
-        raise ValueError(f"{name}: unknown upsampling {up!r}; choose from {UPSAMPLE_METHODS}")
     if size:
         if not size.isdigit() or int(size) < 16:
             raise ValueError(f"{name}: working size must be an integer >= 16, got {size!r}")

@@ -26,13 +26,15 @@ them. A new variant is one :func:`register_fa` call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal, TypeAlias, overload
+from typing import Annotated, Literal, TypeAlias
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from photostyle.registry import Registry
 
 # What a variant matches of the style: nothing ("none": the output does not depend on it), the
 # per-channel mean ("mean"), mean and standard deviation ("moments", as ``fa_mean_std``), mean
@@ -55,7 +57,7 @@ class FASpec:
     amp_safe: bool  # trains under 16-bit autocast (amp); False if it needs float32 precision
 
 
-_FA_SPECS: dict[str, FASpec] = {}  # the registry: name -> spec, in registration order
+FA_REGISTRY: Registry[FASpec] = Registry("FA variant")  # name -> spec, in registration order
 
 
 def register_fa(spec: FASpec) -> FASpec:
@@ -64,10 +66,7 @@ def register_fa(spec: FASpec) -> FASpec:
     Raises:
         ValueError: a variant of that name is registered already.
     """
-    if spec.name in _FA_SPECS:
-        raise ValueError(f"FA variant {spec.name!r} is registered already")
-    _FA_SPECS[spec.name] = spec
-    return spec
+    return FA_REGISTRY.register(spec.name, spec)
 
 
 def fa_variant(name: str) -> FASpec:
@@ -76,48 +75,17 @@ def fa_variant(name: str) -> FASpec:
     Raises:
         ValueError: no such variant (the message names the choices).
     """
-    spec = _FA_SPECS.get(name)
-    if spec is None:
-        raise ValueError(f"unknown FA variant {name!r}; choose from {FA_VARIANTS}")
-    return spec
+    return FA_REGISTRY.get(name)
 
 
-class FANames(Sequence[str]):
-    """Names of the registered variants (those ``where`` accepts), read from the registry at
-    each use: a tuple that follows later registrations.
-
-    Args:
-        where: keeps the variants it returns True for; None keeps all.
+def fa_names(where: Callable[[FASpec], bool] | None = None) -> Sequence[str]:
+    """Names of the registered variants that ``where`` accepts (None: all), in registration
+    order; a live tuple that follows later registrations.
     """
-
-    def __init__(self, where: Callable[[FASpec], bool] | None = None) -> None:
-        self._where = where
-
-    def _names(self) -> tuple[str, ...]:
-        where = self._where
-        return tuple(name for name, spec in _FA_SPECS.items() if where is None or where(spec))
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[str]: ...
-    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
-        return self._names()[index]
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __repr__(self) -> str:
-        return repr(self._names())
+    return FA_REGISTRY.names(where)
 
 
-FA_VARIANTS: Sequence[str] = FANames()  # names of all registered variants, in order
+FA_VARIANTS: Sequence[str] = fa_names()  # names of all registered variants, in order
 # The name of a registered FA variant; the metadata lists the choices (typed config files).
 FAVariant: TypeAlias = Annotated[str, FA_VARIANTS]
 

@@ -7,6 +7,7 @@ OpenAPI document read them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -40,7 +41,7 @@ class FormField:
     description: str  # one line for the OpenAPI document
     required: bool = False  # whether a request must have it
     default: float | int | str | None = None  # value when absent (None: no value)
-    choices: tuple[str, ...] = ()  # allowed values of a string field (empty: any)
+    choices: Sequence[str] = ()  # allowed values of a string field (empty: any)
 
 
 STYLIZE_FIELDS: Final[tuple[FormField, ...]] = (

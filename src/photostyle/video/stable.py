@@ -32,16 +32,16 @@ import torch
 from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions, Stylizer, working_size
 from photostyle.models.affine import AffineHead
 from photostyle.models.encoder import EncoderOutput
-from photostyle.models.layers import FANames, FAVariant, fa_variant, feature_aggregation
+from photostyle.models.layers import FAVariant, fa_names, fa_variant, feature_aggregation
 from photostyle.models.stylizer import PhotoStylizer
 from photostyle.upsample import UpsampleMethod, apply_local_affine, upsample_stylized
 from photostyle.utils import resize_image
 
 # FA variants whose content statistics are pooled: those matching moments (as ``mean_std``) or
 # the covariance (as ``wct``), recomputed here from pooled statistics.
-SMOOTHED_VARIANTS: Final = FANames(lambda spec: spec.statistics in ("moments", "covariance"))
+SMOOTHED_VARIANTS: Final = fa_names(lambda spec: spec.statistics in ("moments", "covariance"))
 # No statistics: run as in the model.
-STATELESS_VARIANTS: Final = FANames(lambda spec: spec.statistics == "none")
+STATELESS_VARIANTS: Final = fa_names(lambda spec: spec.statistics == "none")
 _EPS: Final = 1e-5  # the FA layers' eps (photostyle.models.layers)
 _DARK, _BRIGHT = 0.02, 0.98  # pixels outside this range are ignored by the exposure estimate
 
