@@ -28,6 +28,7 @@ from photostyle.eval.baselines import BASELINES, PEERS, require_peer
 from photostyle.eval.metrics import metric_encoder
 from photostyle.eval.neural_baselines import (
     GATYS_MAX_SIZE,
+    NEURAL_TRANSFORMS,
     NeuralTransform,
     autoencoder_transfer,
     check_autoencoder,
@@ -320,7 +321,7 @@ def autoencoder_method(
 
 def _neural_method(name: str, settings: MethodSettings) -> Method:
     decoder = settings.reconstruction(name)
-    transform = cast(NeuralTransform, name)  # registered as "adain" and "wct"
+    transform = cast(NeuralTransform, name)  # registered under NEURAL_TRANSFORMS' names
     return autoencoder_method(decoder, transform, alpha=settings.alpha, max_size=settings.max_size)
 
 
@@ -369,7 +370,7 @@ def _register_builtins() -> None:
         register_method(
             MethodSpec(name, _peer_method, uses_masks=False, adjustable=False, package=peer.package)
         )
-    for name in ("adain", "wct"):  # AdaIN / WCT at relu4_1, decoded by the autoencoder
+    for name in NEURAL_TRANSFORMS:  # AdaIN / WCT at relu4_1, decoded by the autoencoder
         register_method(
             MethodSpec(name, _neural_method, uses_masks=True, adjustable=False, model="autoencoder")
         )
