@@ -129,7 +129,7 @@ def test_16_bit_in_16_bit_out(tmp_path: Path, suffix: str) -> None:
         out = write_photo(x, tmp_path / f"out{out_suffix}", info)
         assert np.abs(_read16(out) - pixels).max() <= 1
         with Image.open(out) as img:
-            assert _is_srgb(img.info.get("icc_profile")) or out_suffix == ".tif"
+            assert _is_srgb(img.info.get("icc_profile"))
     eight = write_photo(x, tmp_path / "eight.png", info, options=OutputOptions(bit_depth=8))
     with Image.open(eight) as img:
         assert img.mode == "RGB"
@@ -156,6 +156,8 @@ def _exif_jpeg(path: Path, orientation: int) -> None:
     exif = img.getexif()
     exif[0x0112] = orientation
     exif[0x010F] = "CameraMaker"
+    exif[0x0110] = "CameraModel"
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:06 07:08:09"  # DateTimeOriginal
     exif.get_ifd(0x8825)[2] = (52.0, 31.0, 12.0)  # GPSLatitude
     img.save(path, exif=exif.tobytes(), quality=95)
 
@@ -179,6 +181,49 @@ def test_exif_kept_upright_with_software_tag(tmp_path: Path) -> None:
         exif = img.getexif()
         assert 0x010F not in exif and not exif.get_ifd(0x8825)
         assert exif[0x0131].startswith("photostyle")
+
+
+def test_16_bit_tiff_keeps_exif(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EXIF of a 16-bit TIFF output, read back by tifffile (independent) and by Pillow."""
+    import tifffile
+
+    import photostyle.photo
+
+    monkeypatch.setattr(photostyle.photo, "_TIFF_STRIP_BYTES", 1000)  # strips of 8 rows
+    path = tmp_path / "rot.jpg"
+    _exif_jpeg(path, 6)
+    x, info = read_photo(path)
+    out = write_photo(x, tmp_path / "out.tif", info, options=OutputOptions(bit_depth=16))
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        tags = {tag.name: tag.value for tag in page.tags}
+        pixels = page.asarray()
+    assert pixels.dtype == np.uint16 and pixels.shape == (40, 20, 3)
+    assert len(tags["StripOffsets"]) == 5 and tags["Predictor"] == 2
+    assert np.array_equal(pixels, np.rint(x.permute(1, 2, 0).numpy() * 65535))
+    assert tags["Make"] == "CameraMaker" and tags["Model"] == "CameraModel"
+    assert tags["Orientation"] == 1 and tags["Software"].startswith("photostyle")
+    assert tags["ExifTag"]["DateTimeOriginal"] == "2024:05:06 07:08:09"
+    assert tags["GPSTag"]["GPSLatitude"] == (52, 1, 31, 1, 12, 1)
+    with Image.open(out) as img:
+        exif = img.getexif()
+        assert exif[0x010F] == "CameraMaker" and exif[0x0110] == "CameraModel"
+        assert exif[0x0112] == 1 and exif[0x0131].startswith("photostyle")
+        assert exif.get_ifd(0x8825) and _is_srgb(img.info.get("icc_profile"))
+    again, again_info = read_photo(out)  # its layout tags are not carried into the next file
+    assert again_info.bit_depth == 16
+    assert np.abs(np.rint(again.permute(1, 2, 0).numpy() * 65535) - pixels).max() <= 1
+    jpeg = write_photo(again, tmp_path / "again.jpg", again_info)
+    with Image.open(jpeg) as img:
+        exif = img.getexif()
+        assert exif[0x010F] == "CameraMaker" and not {256, 257, 273, 279, 34675} & set(exif)
+    stripped = write_photo(
+        x, tmp_path / "stripped.tif", info, options=OutputOptions(bit_depth=16, strip_metadata=True)
+    )
+    with tifffile.TiffFile(stripped) as tif:
+        tags = {tag.name: tag.value for tag in tif.pages[0].tags}
+    assert "Make" not in tags and "GPSTag" not in tags and "ExifTag" not in tags
+    assert tags["Software"].startswith("photostyle") and tags["Orientation"] == 1
 
 
 def test_16_bit_exif_orientation_is_applied(tmp_path: Path) -> None:

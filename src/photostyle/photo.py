@@ -12,9 +12,10 @@ profile connection space), so 16-bit data keeps its precision and a round trip r
 other RGB profiles (lookup-table based) go through LittleCMS (Pillow's ImageCms) in 8 bits.
 Colours outside the sRGB gamut are clipped for the network (the network sees sRGB).
 
-16-bit RGB files, which Pillow reads as 8 bits, are decoded by tifffile (TIFF) or PyAV (PNG);
-16-bit PNGs are written by a small PNG encoder here, 16-bit TIFFs by tifffile (ICC profile and
-Software tag; their EXIF block is not written).
+16-bit RGB files, which Pillow reads as 8 bits, are decoded by tifffile (TIFF) or PyAV (PNG).
+Pillow has no 16-bit RGB mode and tifffile writes no EXIF sub-IFDs, so 16-bit PNGs are written by
+a small PNG encoder here and 16-bit TIFFs by a small TIFF encoder whose tags (EXIF with its Exif
+and GPS sub-IFDs, ICC profile) Pillow's TIFF directory serialiser writes.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Final, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, TiffImagePlugin, TiffTags
 
 from photostyle.io import (
     MAX_PIXELS,
@@ -65,6 +66,14 @@ OUTPUT_FORMATS: Final[dict[str, tuple[str, tuple[int, ...]]]] = {
     ".webp": ("WEBP", (8,)),
 }
 _ORIENTATION, _SOFTWARE = 0x0112, 0x0131  # EXIF tags
+# TIFF tags that describe how a file stores its pixels (size, samples, compression, strips, tiles,
+# palette, subfiles, profile): EXIF read from a TIFF carries them; outputs write their own.
+_LAYOUT_TAGS: Final = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281, 284}
+    | {288, 289, 290, 291, 317, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 34675}
+    | {512, 513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 531, 532}
+)
+_TIFF_STRIP_BYTES: Final = 1 << 20  # uncompressed bytes per strip of a written 16-bit TIFF
 _CURVE_POINTS: Final = 16384  # samples of each tone curve (inverse by interpolation)
 _CONVERT_PIXELS: Final = 1 << 20  # pixels per block of a colour conversion
 _TRANSPOSE_NUMPY: Final = {  # EXIF orientation -> upright, as ImageOps.exif_transpose does
@@ -447,6 +456,8 @@ def write_photo(
     exif = Image.Exif()
     if info is not None and info.exif is not None and not opts.strip_metadata:
         exif.load(info.exif)
+        for tag in _LAYOUT_TAGS & set(exif):
+            del exif[tag]
     exif[_ORIENTATION] = 1
     exif[_SOFTWARE] = software_tag()
     exif_bytes = exif.tobytes()
@@ -457,16 +468,8 @@ def write_photo(
             if depth == 16 and fmt == "PNG":
                 tmp.write_bytes(_png16(samples, icc, exif_bytes))
             elif depth == 16:
-                import tifffile
-
-                tifffile.imwrite(
-                    tmp,
-                    samples,
-                    photometric="rgb",
-                    compression="zlib",
-                    iccprofile=icc,
-                    software=software_tag(),
-                )
+                with tmp.open("wb") as fh:
+                    _write_tiff16(fh, samples, icc, exif)
             else:
                 img = Image.fromarray(samples)
                 if lut_profile is not None:
@@ -510,3 +513,35 @@ def _png16(samples: npt.NDArray[np.uint16], icc: bytes, exif: bytes) -> bytes:
             _chunk(b"IEND", b""),
         ]
     )
+
+
+def _write_tiff16(
+    fh: io.BufferedWriter, samples: npt.NDArray[np.uint16], icc: bytes, exif: Image.Exif
+) -> None:
+    """A 16-bit RGB TIFF with the EXIF tags (Exif and GPS sub-IFDs included) and an ICC profile.
+
+    Deflate with the horizontal predictor, strips of about 1 MiB, little-endian; the tags are
+    serialised by Pillow, which places the strips after the directory.
+
+    Shape: samples (H, W, 3) uint16.
+    """
+    h, w, _ = samples.shape
+    rows = max(1, _TIFF_STRIP_BYTES // (6 * w))
+    strips = []
+    for top in range(0, h, rows):
+        block = samples[top : top + rows].astype("<u2")  # a copy
+        block[:, 1:] = np.diff(block, axis=1)  # predictor 2: differences modulo 2^16
+        strips.append(zlib.compress(block.tobytes(), 6))
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    for tag in exif:  # as Pillow's own TIFF writer copies ``exif=``: sub-IFDs as dictionaries
+        ifd[tag] = exif.get_ifd(tag) if tag in TiffTags.TAGS_V2_GROUPS else exif[tag]
+    ifd[256], ifd[257], ifd[277], ifd[258] = w, h, 3, (16, 16, 16)  # size, samples, bits
+    ifd[259], ifd[317], ifd[262], ifd[284] = 8, 2, 2, 1  # Deflate, predictor, RGB, interleaved
+    ifd[278] = rows  # rows per strip
+    # strip offsets counted from the end of the directory: the serialiser adds its length
+    ifd[273] = tuple(int(o) for o in np.cumsum([0] + [len(s) for s in strips[:-1]]))
+    ifd[279] = tuple(len(s) for s in strips)
+    ifd[34675] = icc
+    ifd.save(fh)
+    for strip in strips:
+        fh.write(strip)

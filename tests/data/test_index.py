@@ -39,7 +39,7 @@ def _taps(img: torch.Tensor, encoder: VGGEncoder) -> list[torch.Tensor]:
 
 
 def _eq9(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """Eq. (9) written out: sum over the 4 taps of the mean squared difference (README)."""
+    """Eq. (9) written out: sum over the 4 taps of the mean squared difference."""
     return sum(float(((x - y) ** 2).mean()) for x, y in zip(a, b, strict=True))
 
 

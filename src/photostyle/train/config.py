@@ -53,7 +53,7 @@ class TrainConfig:
     adam_betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2) (paper: 0.5, 0.999)
     beta: float = 1.0  # Eq. (8) weight of the perceptual losses (paper: 1)
     style_term: StyleTerm = "stats"  # Eqs. (4),(6): "stats" (channel mean/std) or literal "feature"
-    residual: bool = True  # decoders predict the change to their input image (README: departures)
+    residual: bool = True  # decoders predict the change to their input image (docs/how_it_works.md)
     relative_losses: bool = True  # squared errors relative to their target's energy (losses.py)
     use_scp: bool = True  # ablation switch: SCP losses L_r (Eq. (2))
     use_restyle: bool = True  # ablation switch: re-stylization stage V (Fig. 1)
