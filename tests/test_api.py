@@ -462,7 +462,7 @@ def tiny_affine_weights(tiny_stylizer_files: tuple[Path, Path], tmp_path: Path) 
     _, encoder = tiny_stylizer_files
     base = Stylizer(tiny_stylizer_files[0], encoder_weights=encoder, device="cpu").config
     config = ModelConfig.from_dict(
-        {**base.to_dict(), "head": "affine", "grid_bins": 4, "grid_hidden": 8}
+        {**base.to_dict(), "head": "affine", "grid_bins": 4, "grid_hidden": 8, "working_size": 24}
     )
     assert config.encoder_sha256 == sha256_file(encoder)
     torch.manual_seed(0)
@@ -488,6 +488,21 @@ def test_stage_hook_reports_every_stage_and_changes_nothing(
     torch.testing.assert_close(timed, plain)
     assert {name for name, _ in stages} == set(STAGES)
     assert all(seconds >= 0 for _, seconds in stages)
+
+
+def test_default_working_size_is_the_models_own(
+    tiny_stylizer_files: tuple[Path, Path], tiny_affine_weights: Path
+) -> None:
+    stylizer = Stylizer(tiny_affine_weights, encoder_weights=tiny_stylizer_files[1], device="cpu")
+    assert stylizer.config.working_size == 24
+    assert stylizer.resolve_options().max_size == 24
+    assert stylizer.resolve_options(StylizeOptions(max_size=40, alpha=0.5)).max_size == 40
+    content, style = _rand(3, 48, 64, seed=13), _rand(3, 30, 40, seed=14)
+    default = stylizer.stylize(content, style)
+    at_24 = stylizer.stylize(content, style, options=StylizeOptions(max_size=24))
+    at_48 = stylizer.stylize(content, style, options=StylizeOptions(max_size=48))
+    torch.testing.assert_close(default, at_24)
+    assert not torch.allclose(default, at_48, atol=1e-4)
 
 
 def test_stage_hook_synchronises_cuda_around_each_stage(monkeypatch: pytest.MonkeyPatch) -> None:

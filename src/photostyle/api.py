@@ -54,14 +54,14 @@ class StylizeOptions:
     """Per-call settings of :meth:`Stylizer.stylize`."""
 
     alpha: float = 1.0  # FA strength: 0 keeps the content features, 1 fully aggregates the style
-    max_size: int = DEFAULT_MAX_SIZE  # longest side the network works at; larger photos are scaled
+    max_size: int | None = None  # longest side the network works at; None = the model's own
     fa: FAVariant | None = None  # FA variant; None = the stylizer's default
     upsample: UpsampleMethod = "guided"  # how a working-size result reaches full size
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.max_size < 16:
+        if self.max_size is not None and self.max_size < 16:
             raise ValueError(f"max_size must be at least 16, got {self.max_size}")
         if self.fa is not None and self.fa not in FA_VARIANTS:
             raise ValueError(f"unknown FA variant {self.fa!r}; choose from {FA_VARIANTS}")
@@ -230,7 +230,7 @@ class Stylizer:
         Returns:
             (3, H, W) RGB in [0, 1].
         """
-        opts = options or StylizeOptions()
+        opts = self.resolve_options(options)
         for name, t in (("content", content), ("style", style)):
             if t.ndim != 3 or t.shape[0] != 3:
                 raise ValueError(f"{name} must be (3, H, W), got {tuple(t.shape)}")
@@ -261,6 +261,17 @@ class Stylizer:
             style_enc=style_enc,
             on_stage=on_stage,
         )
+
+    def resolve_options(self, options: StylizeOptions | None = None) -> StylizeOptions:
+        """``options`` (default: all defaults) with the working size filled in: ``max_size``
+        None becomes this model's own working size (``ModelConfig.working_size``, chosen on the
+        quality/speed frontier when the model was selected)."""
+        opts = options or StylizeOptions()
+        return replace(opts, max_size=self.working_max_size(opts))
+
+    def working_max_size(self, options: StylizeOptions) -> int:
+        """The longest side the network works at under ``options``."""
+        return options.max_size if options.max_size is not None else self.config.working_size
 
     @contextlib.contextmanager
     def _stage(self, hook: StageHook | None, name: str) -> Iterator[None]:
@@ -300,7 +311,7 @@ class Stylizer:
         Yields:
             (3, H, W) RGB in [0, 1], one per photo, in order.
         """
-        opts = options or StylizeOptions()
+        opts = self.resolve_options(options)
         if style.ndim != 3 or style.shape[0] != 3 or not style.is_floating_point():
             raise ValueError(f"style must be a float (3, H, W) tensor, got {tuple(style.shape)}")
         s = self._working_style(style, opts)
@@ -316,7 +327,7 @@ class Stylizer:
 
     def _working_style(self, style: torch.Tensor, opts: StylizeOptions) -> torch.Tensor:
         """The style at working size, in the compute dtype. Shape: (3, Hs, Ws) -> (1, 3, hs, ws)."""
-        sh, sw = working_size(style.shape[-2], style.shape[-1], opts.max_size)
+        sh, sw = working_size(style.shape[-2], style.shape[-1], self.working_max_size(opts))
         # Resizing and upsampling stay in float32; only the network computes in ``dtype``.
         return resize_image(style[None].to(self.device, torch.float32), (sh, sw)).to(self.dtype)
 
@@ -338,7 +349,7 @@ class Stylizer:
         h, w = content.shape[-2:]
         with self._stage(on_stage, "resize"):
             c_full = content[None].to(self.device, torch.float32)  # (1, 3, H, W)
-            c = resize_image(c_full, working_size(h, w, opts.max_size))
+            c = resize_image(c_full, working_size(h, w, self.working_max_size(opts)))
         labels_c = None
         if content_mask is not None:
             labels_c = _resize_labels(content_mask, (c.shape[-2], c.shape[-1])).to(self.device)

@@ -292,12 +292,14 @@ def bake_lut(
     Shape:
         style (3, Hs, Ws), content (3, H, W).
     """
-    from photostyle.api import StylizeOptions, working_size
+    from photostyle.api import working_size
 
-    opts = options or StylizeOptions()
+    opts = stylizer.resolve_options(options)
     source = content if content is not None else neutral_reference()
     h, w = source.shape[-2:]
-    small = resize_image(source[None].float(), working_size(h, w, opts.max_size))[0]
+    small = resize_image(source[None].float(), working_size(h, w, stylizer.working_max_size(opts)))[
+        0
+    ]
     result = stylizer.stylize(small, style, options=opts)
     return fit_lut(small, result, size=size, title=title)
 

@@ -56,7 +56,7 @@ def test_stylize_returns_the_blend_of_the_alpha_1_result(
     want = blend(c, expected(c, s), 0.6).mul(255).round() / 255
     assert torch.equal(decoded(response.content), want)
     assert [call.alpha for call in fake_stylizer.calls] == [1.0]  # the network always at 1
-    assert fake_stylizer.calls[0].max_size == 1024
+    assert fake_stylizer.calls[0].max_size is None  # absent: the model's own working size
     assert list(tmp_path.iterdir()) == []  # nothing left in the temporary folder
 
 

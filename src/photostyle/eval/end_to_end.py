@@ -207,7 +207,7 @@ def stylizer_job(
     stage, seconds)``.
     """
     output = OutputOptions(quality=quality)
-    reduce_to = options.max_size if draft else None
+    reduce_to = stylizer.working_max_size(options) if draft else None
 
     def report(name: str, start: float) -> None:
         if on_stage is not None:
@@ -505,7 +505,7 @@ def run_profile(
             stages = {s: statistics.median(t.get(s, 0.0) for t in timed) for s in PROFILE_STAGES}
             full = stages["full_resolution"]
             gbps = None
-            if full > 0 and max(photo.size) > _options(config, method).max_size:
+            if full > 0 and max(photo.size) > stylizer.working_max_size(_options(config, method)):
                 gbps = FULL_RES_BYTES_PER_PIXEL * photo.size[0] * photo.size[1] / full / 1e9
             row = ProfileRow(
                 method=method,

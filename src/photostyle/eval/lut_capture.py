@@ -78,7 +78,7 @@ def lut_capture(
     Returns:
         One row per pair.
     """
-    opts = options or StylizeOptions()
+    opts = stylizer.resolve_options(options)
     rows = []
     for pair in pairs:
         content, style = load_image(pair.content), load_image(pair.style)
@@ -87,7 +87,7 @@ def lut_capture(
             cm = load_mask(pair.content_mask, (content.shape[1], content.shape[2]))
             sm = load_mask(pair.style_mask, (style.shape[1], style.shape[2]))
         result = stylizer.stylize(content, style, content_mask=cm, style_mask=sm, options=opts)
-        size_w = working_size(content.shape[1], content.shape[2], opts.max_size)
+        size_w = working_size(content.shape[1], content.shape[2], stylizer.working_max_size(opts))
         small_c = resize_image(content[None], size_w)[0]
         small_r = resize_image(result[None], size_w)[0]
         pair_lut = fit_lut(small_c, small_r, size=size)

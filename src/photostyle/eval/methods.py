@@ -23,7 +23,7 @@ from typing import Literal, cast
 
 import torch
 
-from photostyle.api import StylizeOptions, Stylizer
+from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions, Stylizer
 from photostyle.eval.baselines import BASELINES, PEERS, require_peer
 from photostyle.eval.metrics import metric_encoder
 from photostyle.eval.neural_baselines import (
@@ -51,9 +51,9 @@ class MethodSettings:
 
     stylizer: Callable[[], Stylizer]  # returns the photostyle model
     alpha: float = 1.0  # FA strength of photostyle, transform strength of adain and wct
-    max_size: int = (
-        1024  # working size of photostyle, adain and wct (gatys: GATYS_MAX_SIZE at most)
-    )
+    # Working size of photostyle (None: the model's own), adain and wct (None: 1024; gatys:
+    # GATYS_MAX_SIZE at most).
+    max_size: int | None = None
     autoencoder: Callable[[], Stylizer] | None = None  # returns adain/wct's reconstruction decoder
     gatys_encoder: Callable[[], VGGEncoder] | None = None  # gatys' VGG; None = the bundled VGG16
     gatys_steps: int = 200  # optimisation steps of gatys
@@ -143,7 +143,7 @@ def make_methods(
     stylizer: Callable[[], Stylizer],
     *,
     alpha: float = 1.0,
-    max_size: int = 1024,
+    max_size: int | None = None,
     autoencoder: Callable[[], Stylizer] | None = None,
     gatys_encoder: Callable[[], VGGEncoder] | None = None,
     gatys_steps: int = 200,
@@ -159,8 +159,8 @@ def make_methods(
         names: method names, in the order wanted.
         stylizer: returns the stylizer to use (called once, only if a photostyle method is asked).
         alpha: FA strength of the photostyle methods, and transform strength of adain/wct.
-        max_size: working size of the photostyle, adain and wct methods (gatys: at most
-            ``GATYS_MAX_SIZE``).
+        max_size: working size of the photostyle (None: the model's own), adain and wct (None:
+            ``DEFAULT_MAX_SIZE``) methods (gatys: at most ``GATYS_MAX_SIZE``).
         autoencoder: returns the reconstruction decoder of adain/wct (a stylizer trained with
             ``reconstruction=True``); called once, only if adain or wct is asked.
         gatys_encoder: returns the VGG encoder of gatys; None = the bundled ImageNet VGG16.
@@ -253,7 +253,11 @@ NO_MASKS_SUFFIX = "-nomasks"  # photostyle-<fa>...-nomasks: that method ignores 
 
 
 def photostyle_options(
-    name: str, *, alpha: float = 1.0, max_size: int = 1024, upsample: UpsampleMethod = "guided"
+    name: str,
+    *,
+    alpha: float = 1.0,
+    max_size: int | None = None,
+    upsample: UpsampleMethod = "guided",
 ) -> StylizeOptions:
     """Options of a method named ``photostyle-<fa>[+<upsampling>][@<working size>][-nomasks]``.
 
@@ -322,7 +326,8 @@ def autoencoder_method(
 def _neural_method(name: str, settings: MethodSettings) -> Method:
     decoder = settings.reconstruction(name)
     transform = cast(NeuralTransform, name)  # registered under NEURAL_TRANSFORMS' names
-    return autoencoder_method(decoder, transform, alpha=settings.alpha, max_size=settings.max_size)
+    size = settings.max_size if settings.max_size is not None else DEFAULT_MAX_SIZE
+    return autoencoder_method(decoder, transform, alpha=settings.alpha, max_size=size)
 
 
 def gatys_method(encoder: VGGEncoder, *, steps: int = 200, max_size: int = 512) -> Method:
@@ -344,7 +349,7 @@ def _gatys_method(name: str, settings: MethodSettings) -> Method:
         raise ValueError(f"gatys steps must be >= 0, got {settings.gatys_steps}")
     make = settings.gatys_encoder
     encoder = make() if make is not None else metric_encoder()
-    size = min(settings.max_size, GATYS_MAX_SIZE)
+    size = min(settings.max_size or GATYS_MAX_SIZE, GATYS_MAX_SIZE)
     return gatys_method(encoder, steps=settings.gatys_steps, max_size=size)
 
 

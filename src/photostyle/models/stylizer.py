@@ -42,6 +42,7 @@ class ModelConfig:
     grid_hidden: int = 64  # affine head: channels of its convolutions
     base_power: float = 1.0  # affine head: exponent of its base's MKL maps (affine.mkl_map)
     grid_residual: Residual = "spatial"  # affine head: learned part, "curves" or "spatial" grid
+    working_size: int = 1024  # default longest side the network works at (StylizeOptions)
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
 
     @classmethod

@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions
+from photostyle.api import StylizeOptions
 from photostyle.lut import cube_text, fit_lut
 from photostyle.serve.fields import (
     STYLIZE_FIELDS,
@@ -83,7 +83,7 @@ class ServeConfig:
     timeout: float = 300.0  # seconds a request may wait plus run; longer answers 504
     max_upload_bytes: int = 64 * 2**20  # request body limit; larger answers 413
     max_pixels: int = 50_000_000  # largest photo (width * height), checked before decoding
-    default_max_size: int = DEFAULT_MAX_SIZE  # working size when a request gives none
+    default_max_size: int | None = None  # working size when a request gives none; None: model's
     max_working_size: int = 2048  # largest working size a request may ask for
     preview_size: int = 1024  # longest side of the page's slider previews
     kept_results: int = 4  # page results kept for the slider and download (oldest dropped)
@@ -96,7 +96,9 @@ class ServeConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.io_threads < 1 or self.max_queue < 0 or not self.timeout > 0:
             raise ValueError("io_threads must be >= 1, max_queue >= 0 and timeout > 0")
-        if not 16 <= self.default_max_size <= self.max_working_size:
+        if self.default_max_size is not None and not (
+            16 <= self.default_max_size <= self.max_working_size
+        ):
             raise ValueError(
                 f"default_max_size must be in [16, max_working_size={self.max_working_size}], "
                 f"got {self.default_max_size}"

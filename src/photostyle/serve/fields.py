@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions
+from photostyle.api import StylizeOptions
 from photostyle.lut import DEFAULT_LUT_SIZE, MIN_LUT_SIZE
 from photostyle.serve.images import OUTPUT_FORMATS
 from photostyle.upsample import UPSAMPLE_METHODS, UpsampleMethod
@@ -53,8 +53,8 @@ STYLIZE_FIELDS: Final[tuple[FormField, ...]] = (
     FormField(
         "max_size",
         "integer",
-        "longest side the network works at; the result has the content's full size",
-        default=DEFAULT_MAX_SIZE,
+        "longest side the network works at (absent: the model's own working size); the "
+        "result has the content's full size",
     ),
     FormField(
         "upsample",
@@ -154,13 +154,13 @@ def parse_lut_query(values: dict[str, str]) -> LutRequest:
 
 
 def parse_options(
-    values: dict[str, str], *, default_max_size: int, max_working_size: int
+    values: dict[str, str], *, default_max_size: int | None, max_working_size: int
 ) -> RequestOptions:
     """Checks the text fields of a request.
 
     Args:
         values: text value by field name (file fields excluded).
-        default_max_size: working size when ``max_size`` is absent.
+        default_max_size: working size when ``max_size`` is absent (None: the model's own).
         max_working_size: largest ``max_size`` the server accepts.
 
     Returns:
@@ -170,10 +170,9 @@ def parse_options(
         ValueError: one line naming the field: unknown field, unparsable or out-of-range value.
     """
     parsed = _parse_all(STYLIZE_FIELDS, values)
-    if "max_size" not in values:
-        parsed["max_size"] = default_max_size
-    alpha, max_size = _check_alpha(float(parsed["alpha"])), int(parsed["max_size"])
-    if not 16 <= max_size <= max_working_size:
+    alpha = _check_alpha(float(parsed["alpha"]))
+    max_size = int(parsed["max_size"]) if "max_size" in values else default_max_size
+    if max_size is not None and not 16 <= max_size <= max_working_size:
         raise ValueError(f"max_size: must be in [16, {max_working_size}], got {max_size}")
     upsample: UpsampleMethod = parsed["upsample"]
     options = StylizeOptions(alpha=1.0, max_size=max_size, upsample=upsample)

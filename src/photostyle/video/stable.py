@@ -29,7 +29,7 @@ from typing import Final
 
 import torch
 
-from photostyle.api import DEFAULT_MAX_SIZE, StylizeOptions, Stylizer, working_size
+from photostyle.api import StylizeOptions, Stylizer, working_size
 from photostyle.models.affine import AffineHead
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FAVariant, fa_names, fa_variant, feature_aggregation
@@ -55,7 +55,7 @@ class ClipOptions:
     """Settings of :class:`ClipStylizer`."""
 
     alpha: float = 1.0  # FA strength: 0 returns the frames, 1 fully aggregates the style
-    max_size: int = DEFAULT_MAX_SIZE  # longest side the network works at; frames are scaled back
+    max_size: int | None = None  # longest side the network works at; None = the model's own
     per_frame: bool = False  # stylize every frame independently (the baseline; flickers more)
     smoothing: float = 0.9  # weight of the running statistics in each frame's FA statistics
     deflicker: bool = True  # divide out global exposure changes between consecutive frames
@@ -214,7 +214,9 @@ class ClipStylizer:
                 f"use per-frame mode with FA {self.variant!r}"
             )
         self.device, self.dtype = stylizer.device, stylizer.dtype
-        size = working_size(style.shape[-2], style.shape[-1], opts.max_size)
+        model_size = self.model.config.working_size
+        self.max_size = opts.max_size if opts.max_size is not None else model_size
+        size = working_size(style.shape[-2], style.shape[-1], self.max_size)
         with torch.inference_mode():
             # As in Stylizer.stylize: resizing in float32, only the network in ``dtype``.
             style = style[None].to(self.device, torch.float32)
@@ -256,7 +258,7 @@ class ClipStylizer:
         opts = self.options
         h, w = frame.shape[-2:]
         full = frame[None].to(self.device, torch.float32)  # (1, 3, H, W), float32 like stylize
-        small = resize_image(full, working_size(h, w, opts.max_size))  # (1, 3, h, w)
+        small = resize_image(full, working_size(h, w, self.max_size))  # (1, 3, h, w)
         if opts.per_frame:
             if self.affine:
                 out = self._colour_model_forward(full, small, smooth=False)

@@ -53,7 +53,7 @@ async function stylize() {
   for (const id of ["content", "style", "content_mask", "style_mask"]) {
     if ($(id).files.length) form.append(id, $(id).files[0]);
   }
-  form.append("max_size", $("max_size").value);
+  if ($("max_size").value) form.append("max_size", $("max_size").value);
   const seq = ++state.seq;
   $("run").disabled = true;
   document.body.dataset.state = "working";
