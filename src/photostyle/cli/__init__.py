@@ -1900,9 +1900,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """One ``--flag`` per field of a config dataclass, its help the field's comment.
