@@ -29,6 +29,7 @@ from photostyle.photo import (
     read_photo,
     write_photo,
 )
+from photostyle.utils import one_line
 
 __all__ = [
     "PHOTO_SUFFIXES",
@@ -194,7 +195,7 @@ def run_batch(plan: BatchPlan, look: Look, options: BatchOptions) -> Iterator[Ba
             try:
                 image, info = read_photo(photo)
             except ImageError as err:
-                failed.append(BatchItem(photo, out, "failed", _one_line(err)))
+                failed.append(BatchItem(photo, out, "failed", one_line(err)))
                 continue
             pending.append((photo, out, info, start))
             yield image
@@ -206,13 +207,8 @@ def run_batch(plan: BatchPlan, look: Look, options: BatchOptions) -> Iterator[Ba
         try:
             write_photo(result, out, info, options=options.output, protect=inputs)
         except (ImageError, OSError) as err:
-            yield BatchItem(photo, out, "failed", _one_line(err), time.perf_counter() - start)
+            yield BatchItem(photo, out, "failed", one_line(err), time.perf_counter() - start)
             continue
         yield BatchItem(photo, out, "done", seconds=time.perf_counter() - start)
     while failed:
         yield failed.popleft()
-
-
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__

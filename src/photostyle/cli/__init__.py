@@ -9,109 +9,43 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING
 
+from photostyle.cli.args import add_backend_args as _add_backend_args
+from photostyle.cli.args import add_device_arg as _add_device_arg
+from photostyle.cli.args import add_model_args as _add_model_args
+from photostyle.cli.args import dataclass_flags as _dataclass_flags
+from photostyle.cli.args import device_type as _device
+from photostyle.cli.args import flag_config as _flag_config
+from photostyle.cli.args import options_from_args as _options
+from photostyle.cli.args import stylizer_from_args as _stylizer
+from photostyle.cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    Parser,
+    run_command,
+)
+from photostyle.cli.outputs import check_output as _check_output
+from photostyle.cli.outputs import plot_target as _plot_target
+from photostyle.cli.outputs import write_json as _write_json
 from photostyle.io import ImageError
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
+from photostyle.utils import one_line as _one_line
 
 if TYPE_CHECKING:
-    from photostyle.api import Backend, StylizeOptions, Stylizer
+    from photostyle.api import Stylizer
     from photostyle.batch import Look
     from photostyle.models.encoder import VGGEncoder
 
-EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_FAILED = 1  # a run that could not finish (e.g. training diverged)
-_C = TypeVar("_C")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2 (its default code too)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
-
-
-def _device(text: str) -> str:
-    """``--device`` checked when the arguments are parsed, before any work (argparse names it)."""
-    from photostyle.utils import resolve_device
-
-    try:
-        resolve_device(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
-
-
-def _add_device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N (default auto)"
-    )
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--weights",
-        type=Path,
-        help="stylizer .safetensors, or a bundled model: affine (the default) or decoder "
-        "(the previous release)",
-    )
-    p.add_argument(
-        "--encoder-weights",
-        help="VGG weights file or URL the stylizer was trained with (default: bundled VGG16)",
-    )
-    p.add_argument(
-        "--fa",
-        choices=FA_VARIANTS,
-        help="FA variant (default: the model's)",
-    )
-    p.add_argument("--alpha", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
-    p.add_argument(
-        "--max-size",
-        type=int,
-        default=1024,
-        help="longest side the network works at; the result is brought back to full size "
-        "(default 1024)",
-    )
-    p.add_argument(
-        "--upsample",
-        choices=UPSAMPLE_METHODS,
-        default="guided",
-        help="how the working-size result reaches full size: guided (local affine colour model "
-        "applied to the full-size photo), change (add the upsampled change), bicubic "
-        "(default guided)",
-    )
-    _add_device_arg(p)
-    p.add_argument(
-        "--dtype",
-        choices=["float32", "bfloat16"],
-        default="float32",
-        help="the network's compute type; bfloat16 is faster on CPUs with AMX/AVX-512 BF16 and "
-        "recent GPUs (resizing and upsampling stay float32; default float32)",
-    )
-
-
-def _add_backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--backend",
-        choices=["torch", "onnxruntime"],
-        default="torch",
-        help="run the network with PyTorch (default) or onnxruntime (no masks)",
-    )
-    p.add_argument(
-        "--onnx",
-        type=Path,
-        metavar="FILE",
-        help="with --backend onnxruntime: a file from photostyle export (default: export once "
-        "into ~/.cache/photostyle/onnx)",
-    )
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="photostyle", description="Fast photorealistic style transfer.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="photostyle", description="Fast photorealistic style transfer.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     st = sub.add_parser(
         "stylize",
@@ -665,51 +599,6 @@ def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PNG",
         help="bar chart of the metrics per variant (default: OUT_DIR/ablation.png; needs "
         "matplotlib)",
-    )
-
-
-def _stylizer(args: argparse.Namespace) -> Stylizer:
-    from photostyle.api import Stylizer
-
-    backend = cast("Backend", getattr(args, "backend", "torch"))  # stylize and demo have it
-    onnx = getattr(args, "onnx", None)
-    if onnx is not None and backend != "onnxruntime":
-        raise ValueError("--onnx needs --backend onnxruntime")
-    import torch
-
-    from photostyle.utils import check_bfloat16_speed, resolve_device
-
-    if args.dtype == "bfloat16":
-        check_bfloat16_speed(resolve_device(args.device), "--dtype bfloat16")
-    return Stylizer(
-        args.weights,
-        device=args.device,
-        encoder_weights=args.encoder_weights,
-        fa=args.fa,
-        backend=backend,
-        onnx_path=onnx,
-        dtype=getattr(torch, args.dtype),
-    )
-
-
-def _flag_config(cls: Callable[..., _C], **values: object) -> _C:
-    """``cls(**values)`` for a config dataclass whose fields are flags: a message that starts
-    with a field's name names the flag instead (``--max-size``, not ``max_size``)."""
-    try:
-        return cls(**values)
-    except ValueError as err:
-        text = str(err)
-        for name in values:
-            if text.startswith(f"{name} "):
-                raise ValueError(f"--{name.replace('_', '-')}{text[len(name) :]}") from None
-        raise
-
-
-def _options(args: argparse.Namespace) -> StylizeOptions:
-    from photostyle.api import StylizeOptions
-
-    return _flag_config(
-        StylizeOptions, alpha=args.alpha, max_size=args.max_size, fa=args.fa, upsample=args.upsample
     )
 
 
@@ -1724,45 +1613,6 @@ def _grade_video(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_output(path: str | Path | None, *, folder: bool = False) -> None:
-    """An output file (or folder) named by a flag, checked before any work; None = not asked."""
-    from photostyle.utils import check_writable
-
-    if path is not None:
-        check_writable(path, folder=folder)
-
-
-def _write_json(path: Path | None, data: object, what: str) -> None:
-    """``--json FILE``: ``data`` written atomically (indented), and a line saying where."""
-    import json
-
-    from photostyle.utils import atomic_path
-
-    if path is not None:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(data, indent=2))
-        print(f"{what}: {path}")
-
-
-def _plot_target(explicit: Path | None, default: Path | None) -> Path | None:
-    """Where a command's plot goes: an explicit ``--plot`` must be writable with matplotlib
-    installed (checked before any work); a default one is dropped, with a note, without it."""
-    from photostyle.utils import PlotUnavailable, pyplot
-
-    path = explicit or default
-    if path is None:
-        return None
-    _check_output(path)
-    try:
-        pyplot()
-    except PlotUnavailable as err:
-        if explicit is not None:
-            raise ValueError(str(err)) from err
-        print(f"photostyle: no plot: {err}", file=sys.stderr)
-        return None
-    return path
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -1844,11 +1694,6 @@ def _cmd_serve_load(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
@@ -1856,9 +1701,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
-    from photostyle.eval.baselines import PeerUnavailable
-    from photostyle.models.weights import WeightsError
-
     commands = {
         "stylize": _cmd_stylize,
         "demo": _cmd_demo,
@@ -1877,58 +1719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve-load": _cmd_serve_load,
         "lut": _cmd_lut,
     }
-    try:
-        return commands[args.command](args)
-    except KeyboardInterrupt:
-        print("photostyle: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (
-        ImageError,
-        WeightsError,
-        PeerUnavailable,
-        ValueError,
-        FileNotFoundError,
-        PermissionError,
-    ) as err:
-        print(f"photostyle: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as err:
-        print(f"photostyle: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except FloatingPointError as err:  # training diverged; the last good checkpoint is kept
-        print(f"photostyle: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_FAILED
-
-
-
-def _dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--flag`` per field of a config dataclass, its help the field's comment.
-
-    Fields without a default become required; ``bool`` fields become ``--flag`` / ``--no-flag``;
-    a ``device`` field is the shared ``--device`` flag.
-    """
-    import dataclasses
-    import inspect
-    import re
-
-    comments = dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
-    for f in dataclasses.fields(cls):
-        if f.name == "device":
-            _add_device_arg(parser)  # checked when parsed, like every --device
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        text = comments.get(f.name, "")
-        if f.default is dataclasses.MISSING:
-            parser.add_argument(flag, required=True, help=text)
-        elif isinstance(f.default, bool):
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=f.default, help=text
-            )
-        else:
-            kind = type(f.default) if f.default is not None else int
-            parser.add_argument(
-                flag, type=kind, default=f.default, help=f"{text} (default {f.default})"
-            )
+    return run_command(commands[args.command], args)
 
 
 def _add_train_affine_parser(sub: argparse._SubParsersAction) -> None:
