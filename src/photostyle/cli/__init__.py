@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from photostyle.cli import stylize
 from photostyle.cli.args import add_backend_args as _add_backend_args
 from photostyle.cli.args import add_device_arg as _add_device_arg
 from photostyle.cli.args import add_model_args as _add_model_args
@@ -25,7 +26,6 @@ from photostyle.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_PARTIAL,
     Parser,
     run_command,
 )
@@ -35,11 +35,9 @@ from photostyle.cli.outputs import write_json as _write_json
 from photostyle.io import ImageError
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
-from photostyle.utils import one_line as _one_line
 
 if TYPE_CHECKING:
     from photostyle.api import Stylizer
-    from photostyle.batch import Look
     from photostyle.models.encoder import VGGEncoder
 
 
@@ -47,38 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="photostyle", description="Fast photorealistic style transfer.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    st = sub.add_parser(
-        "stylize",
-        help="stylize a photo, a whole shoot (--style/--lut) or a folder of pairs with a look",
-    )
-    st.add_argument(
-        "inputs",
-        nargs="*",
-        type=Path,
-        metavar="PHOTO",
-        help="CONTENT STYLE (one photo, with -o); or, with --style or --lut, the photos: files, "
-        "folders, glob patterns",
-    )
-    st.add_argument("-o", "--output", type=Path, help="output image (.png, .jpg, .webp, .tif)")
-    _add_batch_args(st)
-    st.add_argument("--content-mask", type=Path, help="DPST-style colour mask of the content")
-    st.add_argument("--style-mask", type=Path, help="DPST-style colour mask of the style")
-    st.add_argument(
-        "--pairs", type=Path, help="folder with content/, style/ [content_mask/, style_mask/]"
-    )
-    st.add_argument("--out-dir", type=Path, help="output folder for --pairs, --style, --lut")
-    st.add_argument("--no-masks", action="store_true", help="ignore masks in --pairs mode")
-    st.add_argument(
-        "--sheet", type=Path, help="with --pairs: also write a contact sheet content|style|result"
-    )
-    _add_model_args(st)
-    _add_backend_args(st)
+    stylize.register(sub)
+    _add_demo_parser(sub)
+    _add_eval_parser(sub)
+    _add_train_parser(sub)
+    _add_bench_parser(sub)
+    _add_export_parser(sub)
+    _add_fid_parser(sub)
+    _add_ablate_parser(sub)
+    _add_index_parsers(sub)
+    _add_speed_parser(sub)
+    _add_video_parser(sub)
+    _add_train_affine_parser(sub)
+    _add_serve_parsers(sub)
+    _add_lut_parser(sub)
+    return parser
 
+
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="stylize the bundled demo pair")
     demo.add_argument("--out-dir", type=Path, default=Path("out"), help="default: out/")
     _add_model_args(demo)
     _add_backend_args(demo)
 
+
+def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     from photostyle.eval.baselines import PEERS
     from photostyle.eval.quality import method_names
 
@@ -133,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(ev)
 
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     tr = sub.add_parser("train", help="train a stylizer (paper Fig. 1) on an ImageFolder")
     tr.add_argument(
         "--config",
@@ -203,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--workers", type=int, help="DataLoader worker processes per process")
     tr.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
 
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
     be = sub.add_parser("bench", help="time photostyle and the baselines (paper Table I)")
     be.add_argument(
         "--sizes",
@@ -287,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="network of the photostyle-onnxruntime method (default: export once into the cache)",
     )
 
+
+def _add_export_parser(sub: argparse._SubParsersAction) -> None:
     ex = sub.add_parser("export", help="export the stylizer network for deployment (ONNX, pt2)")
     ex.add_argument(
         "--format",
@@ -306,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (13-20, 17)")
 
+
+def _add_fid_parser(sub: argparse._SubParsersAction) -> None:
     fd = sub.add_parser("fid", help="Fréchet Inception Distance between two folders of images")
     fd.add_argument("outputs", type=Path, help="folder of images (e.g. stylized results)")
     fd.add_argument("reference", type=Path, help="folder of reference images")
@@ -329,54 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_device_arg(fd)
     fd.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
-    _add_ablate_parser(sub)
-    _add_index_parsers(sub)
-    _add_speed_parser(sub)
-    _add_video_parser(sub)
-    _add_train_affine_parser(sub)
-    _add_serve_parsers(sub)
-    _add_lut_parser(sub)
-    return parser
-
-
-def _add_batch_args(p: argparse.ArgumentParser) -> None:
-    from photostyle.photo import OUTPUT_PROFILES
-
-    p.add_argument("--style", type=Path, help="the look: a style photo applied to every PHOTO")
-    p.add_argument(
-        "--lut", type=Path, metavar="CUBE", help="the look: a .cube 3D LUT applied to every PHOTO"
-    )
-    p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
-    p.add_argument(
-        "--suffix", default="", help="appended to output names: IMG_1.jpg -> IMG_1SUFFIX.jpg"
-    )
-    p.add_argument(
-        "--format",
-        choices=["jpg", "png", "tif", "webp"],
-        help="output format (default: each photo's own, png for others)",
-    )
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (95)")
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
-    )
-    p.add_argument(
-        "--output-profile",
-        choices=OUTPUT_PROFILES,
-        default="same",
-        help="colour profile of the outputs: same (the photo's own ICC profile) or srgb "
-        "(default same)",
-    )
-    p.add_argument(
-        "--bit-depth",
-        type=int,
-        choices=[8, 16],
-        help="bits per sample of the outputs (default: the photo's, 16 only for png/tif)",
-    )
-    p.add_argument(
-        "--strip-metadata",
-        action="store_true",
-        help="drop the photos' EXIF (camera, date, GPS) from the outputs",
-    )
 
 
 def _add_lut_parser(sub: argparse._SubParsersAction) -> None:
@@ -602,154 +553,6 @@ def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def _cmd_stylize(args: argparse.Namespace) -> int:
-    batch = args.style is not None or args.lut is not None
-    if args.pairs is not None:
-        if args.inputs or args.output or batch:
-            raise ValueError("--pairs takes no PHOTO, -o, --style or --lut; use --out-dir")
-        if args.out_dir is None:
-            raise ValueError("--pairs needs --out-dir")
-        _check_output(args.out_dir, folder=True)
-        return _stylize_folder(args)
-    if batch:
-        return _stylize_batch(args)
-    if len(args.inputs) != 2 or args.output is None:
-        raise ValueError(
-            "stylize needs CONTENT STYLE -o OUTPUT, or PHOTOS... --style LOOK --out-dir DIR "
-            "(or --lut CUBE), or --pairs DIR --out-dir DIR"
-        )
-    args.content, args.style = args.inputs
-    from photostyle.api import check_output_path
-    from photostyle.photo import OUTPUT_FORMATS
-
-    plain = args.content_mask is None and args.style_mask is None
-    if plain and args.content.is_file() and args.output.suffix.lower() in OUTPUT_FORMATS:
-        args.inputs = [args.content]  # colour-managed, with metadata: the one-photo batch path
-        return _stylize_batch(args)
-
-    options = _options(args)
-    inputs = [args.content, args.style, args.content_mask, args.style_mask]
-    if (args.content_mask is None) != (args.style_mask is None):
-        raise ValueError("give both --content-mask and --style-mask, or neither")
-    if args.content_mask is not None and args.backend == "onnxruntime":
-        raise ValueError("--backend onnxruntime does not support masks; use --backend torch")
-    for path in inputs:
-        if path is not None and not path.is_file():
-            raise ImageError(f"{path}: no such file")
-    check_output_path(args.output, protect=[p for p in inputs if p is not None])
-    out = _stylizer(args).stylize_files(
-        args.content,
-        args.style,
-        args.output,
-        content_mask=args.content_mask,
-        style_mask=args.style_mask,
-        options=options,
-    )
-    print(f"wrote {out}")
-    return EXIT_OK
-
-
-def _stylize_batch(args: argparse.Namespace) -> int:
-    """PHOTOS... with one look (--style photo or --lut file) into --out-dir (or -o for one)."""
-    import time
-
-    from tqdm import tqdm
-
-    from photostyle.batch import BatchOptions, BatchPlan, collect_photos, plan_batch, run_batch
-    from photostyle.photo import OutputOptions, check_output
-
-    if args.style is not None and args.lut is not None:
-        raise ValueError("give --style or --lut, not both")
-    if args.content_mask is not None or args.style_mask is not None:
-        raise ValueError("masks belong to the single-photo form CONTENT STYLE -o OUT")
-    if not args.inputs:
-        raise ValueError("no photos given: stylize PHOTOS... --style LOOK --out-dir DIR")
-    if (args.output is None) == (args.out_dir is None):
-        raise ValueError("give --out-dir DIR (or -o OUT for a single photo)")
-    look_file = args.style if args.style is not None else args.lut
-    if not look_file.is_file():
-        raise ImageError(f"{look_file}: no such file")
-    photos = collect_photos(args.inputs, recursive=args.recursive)
-    output = OutputOptions(
-        profile=args.output_profile,
-        bit_depth=args.bit_depth,
-        quality=args.quality,
-        strip_metadata=args.strip_metadata,
-    )
-    if args.output is not None:  # one photo, one named output; errors are exit 2
-        if len(photos) != 1:
-            raise ValueError(f"-o takes one photo, got {len(photos)}; use --out-dir")
-        photo = photos[0][0]
-        options = BatchOptions(out_dir=args.output.parent, overwrite=True, output=output)
-        check_output(args.output, output, protect=[photo, look_file])
-        plan = BatchPlan(((photo, args.output),), 0)
-    else:
-        options = BatchOptions(
-            out_dir=args.out_dir,
-            suffix=args.suffix,
-            format=args.format,
-            overwrite=args.overwrite,
-            output=output,
-        )
-        plan = plan_batch(photos, options, protect=[look_file])
-    if plan.existing == len(plan.jobs) and not options.overwrite:  # nothing left: no model load
-        print(f"all {len(plan.jobs)} outputs exist in {args.out_dir}; --overwrite redoes them")
-        return EXIT_OK
-    look = _batch_look(args)
-    done = skipped = 0
-    failures = []
-    start = time.perf_counter()
-    single = args.output is not None  # errors are raised (exit 2) instead of listed
-    bar = tqdm(
-        total=len(plan.jobs),
-        desc="stylize",
-        unit="photo",
-        file=sys.stderr,
-        delay=1.0,
-        disable=single,
-    )
-    with bar:
-        for item in run_batch(plan, look, options):
-            bar.update()
-            if item.status == "done":
-                done += 1
-            elif item.status == "skipped":
-                skipped += 1
-            else:
-                failures.append(item)
-                if not single:
-                    tqdm.write(f"photostyle: {item.error}", file=sys.stderr)
-    seconds = time.perf_counter() - start
-    if single:
-        if failures:
-            raise ImageError(failures[0].error)
-        print(f"wrote {args.output}")
-        return EXIT_OK
-    rate = done / seconds if seconds > 0 else 0.0
-    print(
-        f"stylized {done} of {len(plan.jobs)} photos into {args.out_dir} in {seconds:.1f} s "
-        f"({rate:.2f} photos/s); {skipped} existing skipped, {len(failures)} failed"
-    )
-    for item in failures:
-        print(f"  failed: {item.source}", file=sys.stderr)
-    return EXIT_PARTIAL if failures else EXIT_OK
-
-
-def _batch_look(args: argparse.Namespace) -> Look:
-    """The look of a batch: the stylizer with the style encoded once, or a LUT."""
-    if args.lut is not None:
-        from photostyle.lut import apply_lut, read_cube
-
-        lut = read_cube(args.lut)
-        return lambda photos: (apply_lut(x, lut) for x in photos)
-    from photostyle.photo import read_photo
-
-    style, _ = read_photo(args.style)
-    options = _options(args)
-    stylizer = _stylizer(args)
-    return lambda photos: stylizer.stylize_many(photos, style, options=options)
-
-
 def _cmd_lut(args: argparse.Namespace) -> int:
     if args.pairs is not None:
         return _lut_pairs(args)
@@ -806,53 +609,6 @@ def _lut_pairs(args: argparse.Namespace) -> int:
     print(capture_markdown(rows), end="")
     _write_json(args.json, [r.to_json() for r in rows], "rows")
     return EXIT_OK
-
-
-def _stylize_folder(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from photostyle.api import check_output_path
-    from photostyle.data.pairs import find_pairs
-    from photostyle.eval.sheet import contact_sheet, thumbnail
-    from photostyle.io import image_to_tensor, save_image
-
-    pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
-    if args.backend == "onnxruntime" and any(p.content_mask is not None for p in pairs):
-        raise ValueError("--backend onnxruntime does not support masks; pass --no-masks")
-    inputs = [
-        p
-        for pair in pairs
-        for p in (pair.content, pair.style, pair.content_mask, pair.style_mask)
-        if p is not None
-    ]
-    if args.sheet is not None:
-        check_output_path(args.sheet, protect=inputs)
-    options = _options(args)
-    stylizer = _stylizer(args)
-    failed = 0
-    rows = []
-    for pair in tqdm(pairs, desc="stylize", unit="pair", file=sys.stderr):
-        try:
-            out = stylizer.stylize_files(
-                pair.content,
-                pair.style,
-                args.out_dir / f"{pair.name}.png",
-                content_mask=pair.content_mask,
-                style_mask=pair.style_mask,
-                options=options,
-                protect=inputs,
-            )
-            if args.sheet is not None:
-                rows.append([thumbnail(p) for p in (pair.content, pair.style, out)])
-        except (ImageError, ValueError, OSError) as err:
-            failed += 1
-            tqdm.write(f"photostyle: {pair.name}: {_one_line(err)}", file=sys.stderr)
-    done = len(pairs) - failed
-    print(f"stylized {done} of {len(pairs)} pairs into {args.out_dir}; {failed} failed")
-    if args.sheet is not None and rows:
-        sheet = contact_sheet(rows, labels=["content", "style", "result"])
-        print(f"contact sheet: {save_image(image_to_tensor(sheet), args.sheet, protect=inputs)}")
-    return EXIT_PARTIAL if failed else EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -1702,7 +1458,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     commands = {
-        "stylize": _cmd_stylize,
         "demo": _cmd_demo,
         "eval": _cmd_eval,
         "train": _cmd_train,
@@ -1719,7 +1474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve-load": _cmd_serve_load,
         "lut": _cmd_lut,
     }
-    return run_command(commands[args.command], args)
+    return run_command(getattr(args, "handler", None) or commands[args.command], args)
 
 
 def _add_train_affine_parser(sub: argparse._SubParsersAction) -> None:
