@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from photostyle.cli import stylize
-from photostyle.cli.args import add_backend_args as _add_backend_args
+from photostyle.cli import demo, lut, stylize
 from photostyle.cli.args import add_device_arg as _add_device_arg
 from photostyle.cli.args import add_model_args as _add_model_args
 from photostyle.cli.args import dataclass_flags as _dataclass_flags
@@ -46,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     stylize.register(sub)
-    _add_demo_parser(sub)
+    demo.register(sub)
     _add_eval_parser(sub)
     _add_train_parser(sub)
     _add_bench_parser(sub)
@@ -58,15 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_parser(sub)
     _add_train_affine_parser(sub)
     _add_serve_parsers(sub)
-    _add_lut_parser(sub)
+    lut.register(sub)
     return parser
-
-
-def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="stylize the bundled demo pair")
-    demo.add_argument("--out-dir", type=Path, default=Path("out"), help="default: out/")
-    _add_model_args(demo)
-    _add_backend_args(demo)
 
 
 def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
@@ -330,34 +322,6 @@ def _add_fid_parser(sub: argparse._SubParsersAction) -> None:
     fd.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
 
 
-def _add_lut_parser(sub: argparse._SubParsersAction) -> None:
-    lu = sub.add_parser(
-        "lut",
-        help="bake a look into a .cube 3D LUT (Lightroom, Photoshop, Resolve, ffmpeg), or "
-        "measure how much of the stylization a LUT captures (--pairs)",
-    )
-    lu.add_argument(
-        "inputs",
-        nargs="*",
-        type=Path,
-        metavar="PHOTO",
-        help="CONTENT STYLE: the LUT of this pair's stylization; STYLE alone: over a neutral "
-        "reference image",
-    )
-    lu.add_argument("-o", "--output", type=Path, metavar="CUBE", help="output .cube file")
-    lu.add_argument("--size", type=int, default=33, help="lattice points per axis (default 33)")
-    lu.add_argument("--title", help="TITLE stored in the file (default: the style's name)")
-    lu.add_argument(
-        "--pairs",
-        type=Path,
-        help="instead: DPST-layout folder; report PSNR of LUTs against photostyle's results",
-    )
-    lu.add_argument("--no-masks", action="store_true", help="with --pairs: ignore the masks")
-    lu.add_argument("--limit", type=int, help="with --pairs: only the first N pairs")
-    lu.add_argument("--json", type=Path, help="with --pairs: also write the rows as JSON")
-    _add_model_args(lu)
-
-
 def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser(
         "speed",
@@ -551,77 +515,6 @@ def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
         help="bar chart of the metrics per variant (default: OUT_DIR/ablation.png; needs "
         "matplotlib)",
     )
-
-
-def _cmd_lut(args: argparse.Namespace) -> int:
-    if args.pairs is not None:
-        return _lut_pairs(args)
-    from dataclasses import replace
-
-    from photostyle.lut import bake_lut, write_cube
-    from photostyle.photo import read_photo, software_tag
-
-    if len(args.inputs) not in (1, 2) or args.output is None:
-        raise ValueError("lut needs [CONTENT] STYLE -o LOOK.cube (or --pairs DIR)")
-    if args.output.suffix.lower() != ".cube":
-        raise ValueError(f"{args.output}: a LUT file must end in .cube")
-    if not 2 <= args.size <= 256:
-        raise ValueError(f"--size must be in 2..256, got {args.size}")
-    if any(path.resolve() == args.output.resolve() for path in args.inputs):
-        raise ValueError(f"{args.output}: refusing to overwrite an input file")
-    _check_output(args.output)
-    *content_path, style_path = args.inputs
-    style, _ = read_photo(style_path)
-    content = read_photo(content_path[0])[0] if content_path else None
-    stylizer = _stylizer(args)
-    source = f"{content_path[0].name} + " if content_path else "neutral reference + "
-    lut = bake_lut(
-        stylizer,
-        style,
-        content,
-        size=args.size,
-        options=_options(args),
-        title=args.title or f"photostyle {style_path.stem}",
-    )
-    lut = replace(lut, comments=(f"{software_tag()}: {source}{style_path.name}",))
-    print(f"wrote {write_cube(lut, args.output)} ({args.size}^3 3D LUT)")
-    return EXIT_OK
-
-
-def _lut_pairs(args: argparse.Namespace) -> int:
-
-    from tqdm import tqdm
-
-    from photostyle.data.pairs import find_pairs
-    from photostyle.eval.lut_capture import capture_markdown, lut_capture
-
-    if args.inputs or args.output is not None:
-        raise ValueError("--pairs takes no PHOTO or -o")
-    _check_output(args.json)
-    pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
-    if args.limit is not None:
-        pairs = pairs[: args.limit]
-    stylizer = _stylizer(args)
-    with tqdm(total=len(pairs), desc="lut", unit="pair", file=sys.stderr) as bar:
-        rows = lut_capture(
-            stylizer, pairs, size=args.size, options=_options(args), on_pair=lambda _: bar.update()
-        )
-    print(capture_markdown(rows), end="")
-    _write_json(args.json, [r.to_json() for r in rows], "rows")
-    return EXIT_OK
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from importlib import resources
-
-    assets = resources.files("photostyle") / "assets"
-    content, style = Path(str(assets / "demo_content.jpg")), Path(str(assets / "demo_style.jpg"))
-    _check_output(args.out_dir, folder=True)
-    out = _stylizer(args).stylize_files(
-        content, style, args.out_dir / "demo_stylized.png", options=_options(args)
-    )
-    print(f"content: {content}\nstyle:   {style}\nresult:  {out}")
-    return EXIT_OK
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -1458,7 +1351,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     commands = {
-        "demo": _cmd_demo,
         "eval": _cmd_eval,
         "train": _cmd_train,
         "bench": _cmd_bench,
@@ -1472,7 +1364,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train-affine": _cmd_train_affine,
         "serve": _cmd_serve,
         "serve-load": _cmd_serve_load,
-        "lut": _cmd_lut,
     }
     return run_command(getattr(args, "handler", None) or commands[args.command], args)
 
