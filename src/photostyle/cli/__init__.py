@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from photostyle.cli import demo, evaluate, lut, stylize
+from photostyle.cli import demo, evaluate, lut, stylize, train
 from photostyle.cli.args import add_device_arg as _add_device_arg
 from photostyle.cli.args import add_model_args as _add_model_args
 from photostyle.cli.args import dataclass_flags as _dataclass_flags
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.register(sub)
     demo.register(sub)
     evaluate.register(sub)
-    _add_train_parser(sub)
+    train.register(sub)
     _add_bench_parser(sub)
     _add_export_parser(sub)
     _add_fid_parser(sub)
@@ -53,78 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_parsers(sub)
     lut.register(sub)
     return parser
-
-
-def _add_train_parser(sub: argparse._SubParsersAction) -> None:
-    tr = sub.add_parser("train", help="train a stylizer (paper Fig. 1) on an ImageFolder")
-    tr.add_argument(
-        "--config",
-        type=Path,
-        help="YAML (or .json) file of TrainConfig settings; flags override it (see --print-config)",
-    )
-    tr.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the resolved settings (defaults < --config < flags) as commented YAML and exit",
-    )
-    tr.add_argument("--data", help="ImageFolder root (class = sub-folder)")
-    tr.add_argument("--out-dir", help="run directory (checkpoints, logs, stylizer)")
-    tr.add_argument("--steps", type=int)
-    tr.add_argument("--batch-size", type=int)
-    tr.add_argument("--crop", type=int)
-    tr.add_argument("--lr", type=float)
-    tr.add_argument("--fa", choices=FA_VARIANTS)
-    tr.add_argument("--arch", choices=["vgg16", "vgg19"])
-    tr.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
-    tr.add_argument("--t1", type=float, help="T1: top fraction inside the class (default 0.5)")
-    tr.add_argument("--t2", type=float, help="T2: top fraction outside the class (default 0.1)")
-    tr.add_argument("--beta", type=float, help="Eq. (8) perceptual weight (default 1)")
-    tr.add_argument("--no-scp", action="store_true", help="ablation: drop the SCP losses")
-    tr.add_argument("--no-restyle", action="store_true", help="ablation: drop re-stylization")
-    tr.add_argument("--no-perceptual", action="store_true", help="ablation: drop perceptual losses")
-    tr.add_argument(
-        "--style-term",
-        choices=["stats", "feature"],
-        help="Eqs. (4), (6): channel statistics (default) or the literal feature difference",
-    )
-    tr.add_argument(
-        "--absolute-losses",
-        action="store_true",
-        help="plain squared errors instead of errors relative to each target's energy",
-    )
-    tr.add_argument(
-        "--no-residual",
-        action="store_true",
-        help="decoders output the image itself (the paper) instead of the change to the content",
-    )
-    tr.add_argument("--max-images", type=int, help="use at most N images per class")
-    tr.add_argument(
-        "--index",
-        help="index directory from photostyle index: train on its images (--data optional)",
-    )
-    tr.add_argument("--time-limit", type=float, help="stop after this many seconds (resumable)")
-    tr.add_argument("--device", type=_device)
-    tr.add_argument("--seed", type=int)
-    tr.add_argument(
-        "--reconstruction",
-        action="store_true",
-        help="train a plain autoencoder (FA none, content + SCP losses): the decoder of "
-        "photostyle eval's adain and wct methods",
-    )
-    tr.add_argument(
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        help="mixed precision (bfloat16 autocast; float16 with --amp-dtype, CUDA only)",
-    )
-    tr.add_argument("--amp-dtype", choices=["bfloat16", "float16"])
-    tr.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        help="NHWC memory format (faster convolutions on CUDA)",
-    )
-    tr.add_argument("--grad-clip", type=float, help="clip the gradients' total norm to this")
-    tr.add_argument("--workers", type=int, help="DataLoader worker processes per process")
-    tr.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
 
 
 def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
@@ -453,101 +381,6 @@ def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
         help="bar chart of the metrics per variant (default: OUT_DIR/ablation.png; needs "
         "matplotlib)",
     )
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-    import logging
-
-    from tqdm import tqdm
-
-    from photostyle.data.sampler import SamplingConfig
-    from photostyle.train.config import TrainConfig, config_yaml, read_config_file
-    from photostyle.train.distributed import distributed
-    from photostyle.train.trainer import Trainer
-
-    base = read_config_file(args.config) if args.config else {}  # keys and types checked
-    overrides = {
-        "data": args.data,
-        "out_dir": args.out_dir,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "crop": args.crop,
-        "lr": args.lr,
-        "fa": args.fa,
-        "arch": args.arch,
-        "encoder_weights": args.encoder_weights,
-        "beta": args.beta,
-        "style_term": args.style_term,
-        "max_images": args.max_images,
-        "index": args.index,
-        "time_limit_s": args.time_limit,
-        "device": args.device,
-        "seed": args.seed,
-        "amp": args.amp,
-        "amp_dtype": args.amp_dtype,
-        "channels_last": args.channels_last,
-        "grad_clip": args.grad_clip,
-        "workers": args.workers,
-        "ckpt_every": args.ckpt_every,
-    }
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    for flag, key in (
-        ("no_scp", "use_scp"),
-        ("no_restyle", "use_restyle"),
-        ("no_perceptual", "use_perceptual"),
-        ("absolute_losses", "relative_losses"),
-        ("no_residual", "residual"),
-    ):
-        if getattr(args, flag):
-            base[key] = False
-    if args.reconstruction:
-        base["reconstruction"] = True
-        base["fa"] = args.fa or "none"  # an explicit other --fa is refused by TrainConfig
-    sampling = base.get("sampling") or SamplingConfig()
-    if args.t1 is not None:
-        sampling = dataclasses.replace(sampling, t1=args.t1)
-    if args.t2 is not None:
-        sampling = dataclasses.replace(sampling, t2=args.t2)
-    base["sampling"] = sampling
-    config = TrainConfig.from_dict(base, strict=True)
-    if args.print_config:
-        print(config_yaml(config), end="")
-        return EXIT_OK
-    if not config.data and config.index is None:
-        raise ValueError("train needs --data DIR or --index DIR (or 'data' in --config)")
-    _check_output(config.out_dir, folder=True)
-    from photostyle.utils import check_bfloat16_speed, resolve_device
-
-    try:
-        device = resolve_device(config.device)  # --device is checked already; --config's now
-    except ValueError as err:
-        raise ValueError(f"{args.config}: {err}") from None
-    if config.amp and config.amp_dtype == "bfloat16":
-        check_bfloat16_speed(device, "--amp (bfloat16)")
-    with distributed(config.device) as dist:  # joins the torchrun job, if any
-        quiet = not dist.is_main  # rank 0 alone reports progress
-        logging.basicConfig(
-            level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s"
-        )
-        index_bar = tqdm(
-            desc="perceptual index", unit="img", file=sys.stderr, leave=False, disable=quiet
-        )
-        bar = tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr, disable=quiet)
-
-        def progress(step: int, losses: dict[str, float]) -> None:
-            bar.n = step
-            bar.set_postfix(loss=f"{losses.get('total', float('nan')):.4g}", refresh=False)
-            bar.refresh()
-
-        trainer = Trainer(config, progress=progress, on_index_batch=index_bar.update, dist=dist)
-        index_bar.close()
-        bar.n = trainer.step
-        result = trainer.train()
-        bar.close()
-    if not quiet:
-        print(f"step {result.step}: checkpoint {result.checkpoint}, stylizer {result.stylizer}")
-    return EXIT_OK
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -1191,7 +1024,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     commands = {
-        "train": _cmd_train,
         "bench": _cmd_bench,
         "fid": _cmd_fid,
         "ablate": _cmd_ablate,

@@ -214,8 +214,9 @@ def dataclass_flags(
         default = f.default
         if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
-        text = comments.get(f.name, "")
-        shown = "" if default in (dataclasses.MISSING, "") else f" (default {default})"
+        text = comments.get(f.name, "").replace("%", "%%")  # argparse formats help with %
+        unshown = (dataclasses.MISSING, "", None) if spec.layered else (dataclasses.MISSING, "")
+        shown = "" if default in unshown else f" (default {default})"
         kind, choices = _field_type(hints[f.name])
         if f.name == "device" and not spec.layered:
             add_device_arg(parser)  # checked when parsed, like every --device
