@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from photostyle.cli import bench, demo, evaluate, lut, stylize, train
+from photostyle.cli import bench, demo, evaluate, export, lut, stylize, train
 from photostyle.cli.args import add_device_arg as _add_device_arg
 from photostyle.cli.args import add_model_args as _add_model_args
 from photostyle.cli.args import dataclass_flags as _dataclass_flags
@@ -29,7 +29,6 @@ from photostyle.cli.outputs import check_output as _check_output
 from photostyle.cli.outputs import plot_target as _plot_target
 from photostyle.cli.outputs import write_json as _write_json
 from photostyle.io import ImageError
-from photostyle.models.layers import FA_VARIANTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.register(sub)
     train.register(sub)
     bench.register(sub)
-    _add_export_parser(sub)
+    export.register(sub)
     _add_fid_parser(sub)
     _add_ablate_parser(sub)
     _add_index_parsers(sub)
@@ -51,27 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_parsers(sub)
     lut.register(sub)
     return parser
-
-
-def _add_export_parser(sub: argparse._SubParsersAction) -> None:
-    ex = sub.add_parser("export", help="export the stylizer network for deployment (ONNX, pt2)")
-    ex.add_argument(
-        "--format",
-        choices=["onnx", "pt2"],
-        default="onnx",
-        help="onnx (default) or pt2 (a torch.export ExportedProgram)",
-    )
-    ex.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="output .onnx or .pt2 file"
-    )
-    ex.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
-    ex.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
-    ex.add_argument(
-        "--fa",
-        choices=FA_VARIANTS,
-        help="FA variant baked into the graph (default: the model's; wct cannot be exported)",
-    )
-    ex.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (13-20, 17)")
 
 
 def _add_fid_parser(sub: argparse._SubParsersAction) -> None:
@@ -334,49 +312,6 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     if args.json is not None:
         report = {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}
         _write_json(args.json, report, "timings")
-    return EXIT_OK
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from photostyle.api import Stylizer
-    from photostyle.deploy.onnx import check_exportable, check_onnx_path, check_opset, export_onnx
-
-    if args.format == "pt2":
-        from photostyle.deploy.torch_export import check_pt2_path, export_pt2
-
-        check_pt2_path(args.out)
-        if args.fa is not None:
-            check_exportable(args.fa)
-        stylizer = Stylizer(
-            args.weights, device="cpu", encoder_weights=args.encoder_weights, fa=args.fa
-        )
-        pt2 = export_pt2(stylizer, args.out)
-        print(
-            f"wrote {pt2.path} (torch.export, FA {pt2.fa}; inputs content (1,3,H,W), style "
-            f"(1,3,Hs,Ws), alpha; sides >= 16 px); vs eager: max abs diff {pt2.max_abs_diff:.2g}"
-        )
-        return EXIT_OK
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401  (checks the export)
-    except ImportError as err:
-        raise ValueError(
-            f"ONNX export needs the deploy extra ({err}): pip install 'photostyle[deploy]'"
-        ) from err
-    check_onnx_path(args.out, protect=[p for p in (args.weights, args.encoder_weights) if p])
-    check_opset(args.opset)
-    if args.fa is not None:
-        check_exportable(args.fa)
-    stylizer = Stylizer(
-        args.weights, device="cpu", encoder_weights=args.encoder_weights, fa=args.fa
-    )
-    result = export_onnx(stylizer, args.out, opset=args.opset)
-    (ch, cw), _ = result.check_sizes
-    print(
-        f"wrote {result.path} (ONNX opset {result.info.opset}, FA {result.info.fa}; inputs "
-        "content (1,3,H,W), style (1,3,Hs,Ws), alpha; sides >= 16 px); onnxruntime vs PyTorch "
-        f"at {cw}x{ch}: max abs diff {result.max_abs_diff:.2g}"
-    )
     return EXIT_OK
 
 
@@ -811,7 +746,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ablate": _cmd_ablate,
         "index": _cmd_index,
         "index-bench": _cmd_index_bench,
-        "export": _cmd_export,
         "speed": _cmd_speed,
         "stylize-video": _cmd_stylize_video,
         "train-affine": _cmd_train_affine,
