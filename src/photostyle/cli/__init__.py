@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from photostyle.cli import bench, demo, evaluate, export, lut, stylize, train
+from photostyle.cli import bench, demo, evaluate, export, fid, lut, stylize, train
 from photostyle.cli.args import add_device_arg as _add_device_arg
 from photostyle.cli.args import add_model_args as _add_model_args
 from photostyle.cli.args import dataclass_flags as _dataclass_flags
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.register(sub)
     bench.register(sub)
     export.register(sub)
-    _add_fid_parser(sub)
+    fid.register(sub)
     _add_ablate_parser(sub)
     _add_index_parsers(sub)
     _add_speed_parser(sub)
@@ -50,32 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_parsers(sub)
     lut.register(sub)
     return parser
-
-
-def _add_fid_parser(sub: argparse._SubParsersAction) -> None:
-    fd = sub.add_parser("fid", help="Fréchet Inception Distance between two folders of images")
-    fd.add_argument("outputs", type=Path, help="folder of images (e.g. stylized results)")
-    fd.add_argument("reference", type=Path, help="folder of reference images")
-    fd.add_argument(
-        "--inception-weights",
-        type=Path,
-        metavar="FILE",
-        help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth or a .safetensors copy "
-        "(default: $PHOTOSTYLE_INCEPTION_WEIGHTS, then the torch hub cache)",
-    )
-    fd.add_argument(
-        "--vgg",
-        action="store_true",
-        help="compute FID-VGG on the bundled VGG16 instead (offline; not comparable with FID)",
-    )
-    fd.add_argument(
-        "--size", type=int, default=299, metavar="N", help="side images are resized to (299)"
-    )
-    fd.add_argument(
-        "--batch-size", type=int, default=50, metavar="N", help="images per batch (default 50)"
-    )
-    _add_device_arg(fd)
-    fd.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
 
 
 def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
@@ -312,45 +286,6 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     if args.json is not None:
         report = {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}
         _write_json(args.json, report, "timings")
-    return EXIT_OK
-
-
-def _cmd_fid(args: argparse.Namespace) -> int:
-
-    from tqdm import tqdm
-
-    from photostyle.eval.fid import fid, list_images
-
-    _check_output(args.json)
-    total = len(list_images(args.outputs)) + len(list_images(args.reference))
-    with tqdm(total=total, desc="fid", unit="img", file=sys.stderr, delay=1.0) as bar:
-        result = fid(
-            args.outputs,
-            args.reference,
-            inception_weights=args.inception_weights,
-            vgg=args.vgg,
-            size=args.size,
-            batch_size=args.batch_size,
-            device=args.device,
-            on_batch=bar.update,
-        )
-    for folder, skipped in (
-        (result.outputs, result.outputs_skipped),
-        (result.reference, result.reference_skipped),
-    ):
-        if skipped:
-            print(f"photostyle: skipped {len(skipped)} unreadable in {folder}", file=sys.stderr)
-    if min(result.outputs_count, result.reference_count) <= result.dims:
-        print(
-            f"photostyle: note: fewer images than the {result.dims} feature dimensions; "
-            f"{result.metric} is biased upward: compare runs with equal image counts only",
-            file=sys.stderr,
-        )
-    print(
-        f"{result.metric}: {result.value:.3f} (outputs: {result.outputs_count} images, "
-        f"reference: {result.reference_count} images)"
-    )
-    _write_json(args.json, result.to_json(), result.metric)
     return EXIT_OK
 
 
@@ -742,7 +677,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     commands = {
-        "fid": _cmd_fid,
         "ablate": _cmd_ablate,
         "index": _cmd_index,
         "index-bench": _cmd_index_bench,
