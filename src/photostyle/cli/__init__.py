@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from photostyle.cli import bench, demo, evaluate, export, fid, lut, stylize, train
+from photostyle.cli import ablate, bench, demo, evaluate, export, fid, lut, stylize, train
 from photostyle.cli.args import add_device_arg as _add_device_arg
 from photostyle.cli.args import add_model_args as _add_model_args
 from photostyle.cli.args import dataclass_flags as _dataclass_flags
@@ -26,7 +26,6 @@ from photostyle.cli.errors import (
     run_command,
 )
 from photostyle.cli.outputs import check_output as _check_output
-from photostyle.cli.outputs import plot_target as _plot_target
 from photostyle.cli.outputs import write_json as _write_json
 from photostyle.io import ImageError
 
@@ -42,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.register(sub)
     export.register(sub)
     fid.register(sub)
-    _add_ablate_parser(sub)
+    ablate.register(sub)
     _add_index_parsers(sub)
     _add_speed_parser(sub)
     _add_video_parser(sub)
@@ -207,46 +206,6 @@ def _add_serve_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--allow-remote", action="store_true", help="allow a server on another machine")
 
 
-def _add_ablate_parser(sub: argparse._SubParsersAction) -> None:
-    ab = sub.add_parser("ablate", help="train and score ablation variants (paper Tables III/IV)")
-    ab.add_argument("--data", required=True, help="ImageFolder root to train on")
-    ab.add_argument("--pairs", type=Path, required=True, help="DPST-layout folder of pairs")
-    ab.add_argument("--out-dir", type=Path, required=True, help="one run folder per variant")
-    ab.add_argument(
-        "--variants",
-        default="full,no_scp,no_restyle,no_perceptual",
-        help="comma-separated: full, no_scp, no_restyle, no_perceptual, t1=X, t2=X; join terms "
-        "with + (default: full,no_scp,no_restyle,no_perceptual)",
-    )
-    ab.add_argument("--steps", type=int, help="training steps per variant (default 1000)")
-    ab.add_argument("--crop", type=int, help="training crop side (default 128)")
-    ab.add_argument("--batch-size", type=int, help="triplets per step (default 4)")
-    ab.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
-    ab.add_argument("--max-images", type=int, help="use at most N training images per class")
-    ab.add_argument("--arch", help="encoder: vgg16 or vgg19 (default vgg16)")
-    ab.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
-    ab.add_argument("--seed", type=int, help="seed shared by all variants (default 0)")
-    ab.add_argument(
-        "--time-limit-per-variant",
-        type=float,
-        metavar="S",
-        help="stop each variant's training after S seconds (re-run to resume)",
-    )
-    _add_device_arg(ab)
-    ab.add_argument("--limit-pairs", type=int, metavar="N", help="score only the first N pairs")
-    ab.add_argument("--max-size", type=int, default=1024, help="working size at scoring (1024)")
-    ab.add_argument("--no-masks", action="store_true", help="ignore the pairs' masks")
-    ab.add_argument("--no-fid", action="store_true", help="skip the FID-VGG column")
-    ab.add_argument("--json", type=Path, metavar="FILE", help="also write rows and settings")
-    ab.add_argument(
-        "--plot",
-        type=Path,
-        metavar="PNG",
-        help="bar chart of the metrics per variant (default: OUT_DIR/ablation.png; needs "
-        "matplotlib)",
-    )
-
-
 def _cmd_speed(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -286,90 +245,6 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     if args.json is not None:
         report = {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}
         _write_json(args.json, report, "timings")
-    return EXIT_OK
-
-
-def _cmd_ablate(args: argparse.Namespace) -> int:
-    import logging
-
-    from tqdm import tqdm
-
-    from photostyle.eval.ablate import (
-        AblationConfig,
-        AblationProgress,
-        Variant,
-        ablation_json,
-        ablation_markdown,
-        parse_variants,
-        run_ablation,
-    )
-    from photostyle.train.config import TrainConfig
-
-    _check_output(args.json)
-    _check_output(args.out_dir, folder=True)
-    plot = _plot_target(args.plot, args.out_dir / "ablation.png")
-    overrides = {
-        "steps": args.steps,
-        "crop": args.crop,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "max_images": args.max_images,
-        "arch": args.arch,
-        "encoder_weights": args.encoder_weights,
-        "seed": args.seed,
-        "time_limit_s": args.time_limit_per_variant,
-    }
-    base = TrainConfig(
-        data=args.data,
-        device=args.device,
-        **{k: v for k, v in overrides.items() if v is not None},
-    )
-    config = AblationConfig(
-        pairs=str(args.pairs),
-        out_dir=str(args.out_dir),
-        variants=tuple(v.name for v in parse_variants(args.variants)),
-        limit_pairs=args.limit_pairs,
-        use_masks=not args.no_masks,
-        max_size=args.max_size,
-        fid_vgg=not args.no_fid,
-    )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    variant_bar = tqdm(total=len(config.variants), desc="ablate", unit="variant", file=sys.stderr)
-    bars: list[tqdm] = []
-
-    def on_variant(variant: Variant, phase: str) -> None:  # phase: "train", "done", "eval"
-        for bar in bars:
-            bar.close()
-        bars.clear()
-        variant_bar.n = config.variants.index(variant.name)
-        variant_bar.set_postfix_str(f"{variant.name}: {phase}")
-        if phase == "train":
-            bars.append(tqdm(total=base.steps, desc=variant.name, unit="step", file=sys.stderr))
-        elif phase == "eval":
-            bars.append(tqdm(desc=f"{variant.name} eval", unit="pair", file=sys.stderr))
-
-    def on_step(step: int, losses: dict[str, float]) -> None:
-        if bars:
-            bars[0].n = step
-            bars[0].set_postfix(loss=f"{losses.get('total', float('nan')):.4g}", refresh=False)
-            bars[0].refresh()
-
-    def on_pair() -> None:
-        if bars:
-            bars[0].update()
-
-    progress = AblationProgress(on_variant=on_variant, on_step=on_step, on_pair=on_pair)
-    rows = run_ablation(config, base, progress=progress)
-    for bar in bars:
-        bar.close()
-    variant_bar.n = len(config.variants)
-    variant_bar.close()
-    print(ablation_markdown(rows), end="")
-    _write_json(args.json, ablation_json(rows, config, base), "ablation")
-    if plot is not None:
-        from photostyle.eval.plots import plot_ablation
-
-        print(f"plot: {plot_ablation(rows, plot)}")
     return EXIT_OK
 
 
@@ -677,7 +552,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     commands = {
-        "ablate": _cmd_ablate,
         "index": _cmd_index,
         "index-bench": _cmd_index_bench,
         "speed": _cmd_speed,
