@@ -7,12 +7,11 @@ usage (one-line message, no traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from photostyle.cli import ablate, bench, demo, evaluate, export, fid, lut, stylize, train
+from photostyle.cli import ablate, bench, demo, evaluate, export, fid, index, lut, stylize, train
 from photostyle.cli.args import add_device_arg as _add_device_arg
 from photostyle.cli.args import add_model_args as _add_model_args
 from photostyle.cli.args import dataclass_flags as _dataclass_flags
@@ -42,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.register(sub)
     fid.register(sub)
     ablate.register(sub)
-    _add_index_parsers(sub)
+    index.register(sub)
     _add_speed_parser(sub)
     _add_video_parser(sub)
     _add_train_affine_parser(sub)
@@ -78,67 +77,6 @@ def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
         default="cpu",
         help="cpu, cuda or cuda:N (default cpu); the peak is that device's matmul rate",
     )
-
-
-def _add_index_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data", required=True, help="image folder: ImageFolder root, or COCO images with --coco"
-    )
-    p.add_argument(
-        "--coco", metavar="JSON", help="COCO instances json: class = largest-area category"
-    )
-    p.add_argument("--size", type=int, default=32, help="side images are resized to (default 32)")
-    p.add_argument("--dim", type=int, default=512, help="JL embedding dimensions (default 512)")
-    p.add_argument("--seed", type=int, default=0, help="projection / k-means seed (default 0)")
-    p.add_argument("--arch", default="vgg16", help="encoder: vgg16 or vgg19 (default vgg16)")
-    p.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
-    p.add_argument("--t1", type=float, default=0.5, help="T1: top fraction inside the class (0.5)")
-    p.add_argument("--t2", type=float, default=0.1, help="T2: top fraction outside it (0.1)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per encoder call (64)")
-    p.add_argument("--workers", type=int, default=0, help="image-decoding processes (default 0)")
-    _add_device_arg(p)
-
-
-def _add_index_parsers(sub: argparse._SubParsersAction) -> None:
-    ix = sub.add_parser(
-        "index", help="build the perceptual index of a dataset (Eqs. (9)-(11)); resumable"
-    )
-    _add_index_data_args(ix)
-    ix.add_argument("--out", type=Path, required=True, help="index directory (created/resumed)")
-    ix.add_argument(
-        "--unlabelled", action="store_true", help="no classes in --data: k-means on the embeddings"
-    )
-    ix.add_argument("--clusters", type=int, default=10, help="k-means classes (default 10)")
-    ix.add_argument(
-        "--skip-unannotated",
-        action="store_true",
-        help="with --coco: leave out images without annotations (default: their own class)",
-    )
-    ix.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="embed only the I-th of N row ranges (one process per GPU); default: torchrun's "
-        "RANK/WORLD_SIZE, else 0/1",
-    )
-    ix.add_argument(
-        "--max-mb", type=int, default=512, help="memory per block of threshold distances (512)"
-    )
-    ib = sub.add_parser(
-        "index-bench", help="time the perceptual index, project its cost, measure its accuracy"
-    )
-    _add_index_data_args(ib)
-    ib.add_argument("--sizes", default="500,1000,2000", help="subset sizes indexed and timed")
-    ib.add_argument(
-        "--threshold-sizes",
-        default="4000,8000",
-        help="sizes of random embeddings whose thresholds are timed too (default 4000,8000)",
-    )
-    ib.add_argument("--accuracy-images", type=int, default=300, help="0 skips the JL accuracy")
-    ib.add_argument(
-        "--dims", default="128,256,512,1024", help="JL dimensions compared for accuracy"
-    )
-    ib.add_argument("--runs", type=int, default=3, help="timed threshold runs (median; default 3)")
-    ib.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
 
 
 def _add_video_parser(sub: argparse._SubParsersAction) -> None:
@@ -245,151 +183,6 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     if args.json is not None:
         report = {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}
         _write_json(args.json, report, "timings")
-    return EXIT_OK
-
-
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise ValueError(f"{what} must be positive integers, got {text!r}")
-    return values
-
-
-def _index_setup(args: argparse.Namespace, shard: tuple[int, int] = (0, 1)) -> tuple:
-    """Source, encoder (on its device), device, IndexConfig, SamplingConfig of index commands."""
-    from photostyle.data.embed_index import IndexConfig
-    from photostyle.data.sampler import SamplingConfig
-    from photostyle.data.sources import DataSource
-    from photostyle.models.encoder import VGG_CONFIGS
-    from photostyle.models.weights import build_encoder
-    from photostyle.utils import resolve_device
-
-    if args.arch not in VGG_CONFIGS:
-        raise ValueError(f"unknown --arch {args.arch!r}; choose from {sorted(VGG_CONFIGS)}")
-    unlabelled = getattr(args, "unlabelled", False)
-    if unlabelled and args.coco:
-        raise ValueError("--unlabelled and --coco exclude each other")
-    source = DataSource(
-        root=args.data,
-        kind="coco" if args.coco else "unlabelled" if unlabelled else "folder",
-        annotations=args.coco,
-        clusters=getattr(args, "clusters", 10),
-        skip_unannotated=getattr(args, "skip_unannotated", False),
-    )
-    config = IndexConfig(size=args.size, dim=args.dim, seed=args.seed)
-    sampling = SamplingConfig(t1=args.t1, t2=args.t2)
-    if args.batch_size < 1 or args.workers < 0:
-        raise ValueError("--batch-size must be >= 1 and --workers >= 0")
-    if shard[1] > 1 and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process, as train
-        from photostyle.train.distributed import DistContext
-
-        ctx = DistContext(shard[0], shard[1], int(os.environ["LOCAL_RANK"]))
-        device = ctx.device(args.device)
-    else:
-        device = resolve_device(args.device)
-    encoder = build_encoder(args.encoder_weights, VGG_CONFIGS[args.arch]).to(device)
-    return source, encoder, device, config, sampling
-
-
-def _parse_shard(text: str | None) -> tuple[int, int]:
-    if text is None:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must be I/N (e.g. 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise ValueError(f"--shard I/N needs 0 <= I < N, got {text!r}")
-    return i, n
-
-
-def _cmd_index(args: argparse.Namespace) -> int:
-    import logging
-
-    from tqdm import tqdm
-
-    from photostyle.data.embed_index import build_embedding_index
-
-    shard = _parse_shard(args.shard)
-    if args.max_mb < 1 or args.clusters < 1:
-        raise ValueError("--max-mb and --clusters must be >= 1")
-    _check_output(args.out, folder=True)
-    source, encoder, device, config, sampling = _index_setup(args, shard)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    bars: list[tqdm] = []
-
-    def on_stage(name: str, total: int) -> None:
-        for bar in bars:
-            bar.close()
-        bars[:] = [tqdm(total=total, desc=name, unit="img", file=sys.stderr)]
-
-    index = build_embedding_index(
-        args.out,
-        source,
-        encoder,
-        config,
-        sampling=sampling,
-        shard=shard,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        device=device,
-        max_bytes=args.max_mb * 2**20,
-        on_stage=on_stage,
-        on_advance=lambda n: bars[0].update(n) if bars else None,
-    )
-    for bar in bars:
-        bar.close()
-    if not index.complete:
-        pending = len(index.pending_rows())
-        print(f"shard {shard[0]}/{shard[1]} done; {pending} images pending in other shards")
-        return EXIT_OK
-    bad = len(index.manifest.get("unreadable", []))
-    classes = len(index.manifest["classes"])
-    print(
-        f"index {args.out}: {len(index)} images ({bad} unreadable, skipped), {classes} classes, "
-        f"k={config.dim}, {index.bytes_on_disk():,} bytes; thresholds t1={sampling.t1}, "
-        f"t2={sampling.t2} cached"
-    )
-    return EXIT_OK
-
-
-def _cmd_index_bench(args: argparse.Namespace) -> int:
-
-    from tqdm import tqdm
-
-    from photostyle.data.index_bench import bench_json, bench_markdown, run_index_bench
-
-    _check_output(args.json)
-    sizes = _int_list(args.sizes, "--sizes")
-    threshold_sizes = (
-        _int_list(args.threshold_sizes, "--threshold-sizes") if args.threshold_sizes else []
-    )
-    dims = _int_list(args.dims, "--dims")
-    if args.runs < 1 or args.accuracy_images < 0:
-        raise ValueError("--runs must be >= 1 and --accuracy-images >= 0")
-    source, encoder, device, config, sampling = _index_setup(args)
-    with tqdm(desc="index-bench", file=sys.stderr, bar_format="{desc}") as bar:
-        bench = run_index_bench(
-            source,
-            encoder,
-            sizes=sizes,
-            threshold_sizes=threshold_sizes,
-            config=config,
-            sampling=sampling,
-            accuracy_images=args.accuracy_images,
-            accuracy_dims=dims,
-            runs=args.runs,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            device=device,
-            on_step=lambda step: bar.set_description_str(f"index-bench: {step}"),
-        )
-    print(bench_markdown(bench), end="")
-    _write_json(args.json, bench_json(bench), "results")
     return EXIT_OK
 
 
@@ -552,8 +345,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     commands = {
-        "index": _cmd_index,
-        "index-bench": _cmd_index_bench,
         "speed": _cmd_speed,
         "stylize-video": _cmd_stylize_video,
         "train-affine": _cmd_train_affine,
