@@ -11,11 +11,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from photostyle.cli import ablate, bench, demo, evaluate, export, fid, index, lut, stylize, train
+from photostyle.cli import (
+    ablate,
+    bench,
+    demo,
+    evaluate,
+    export,
+    fid,
+    index,
+    lut,
+    speed,
+    stylize,
+    train,
+)
 from photostyle.cli.args import add_device_arg as _add_device_arg
 from photostyle.cli.args import add_model_args as _add_model_args
 from photostyle.cli.args import dataclass_flags as _dataclass_flags
-from photostyle.cli.args import device_type as _device
 from photostyle.cli.args import stylizer_from_args as _stylizer
 from photostyle.cli.errors import (
     EXIT_BAD_INPUT,
@@ -24,8 +35,6 @@ from photostyle.cli.errors import (
     Parser,
     run_command,
 )
-from photostyle.cli.outputs import check_output as _check_output
-from photostyle.cli.outputs import write_json as _write_json
 from photostyle.io import ImageError
 
 
@@ -42,41 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     fid.register(sub)
     ablate.register(sub)
     index.register(sub)
-    _add_speed_parser(sub)
+    speed.register(sub)
     _add_video_parser(sub)
     _add_train_affine_parser(sub)
     _add_serve_parsers(sub)
     lut.register(sub)
     return parser
-
-
-def _add_speed_parser(sub: argparse._SubParsersAction) -> None:
-    sp = sub.add_parser(
-        "speed",
-        help="time the network under each speed knob (bf16, channels_last...) and report the "
-        "fraction of the device's matmul peak it reaches",
-    )
-    sp.add_argument(
-        "--sizes",
-        default="512x256,1024x512",
-        help="comma-separated working sizes WIDTHxHEIGHT (default 512x256,1024x512)",
-    )
-    sp.add_argument(
-        "--knobs",
-        default="float32,inference_mode,channels_last,bfloat16,threads=1,batch=4",
-        help="comma-separated knobs: float32 (baseline), inference_mode, channels_last, "
-        "bfloat16, compile, threads=N, batch=N (default: all but compile)",
-    )
-    sp.add_argument("--runs", type=int, default=3, help="timed runs per knob (default 3)")
-    sp.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
-    sp.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
-    sp.add_argument("--json", type=Path, help="also write the rows as JSON")
-    sp.add_argument(
-        "--device",
-        type=_device,
-        default="cpu",
-        help="cpu, cuda or cuda:N (default cpu); the peak is that device's matmul rate",
-    )
 
 
 def _add_video_parser(sub: argparse._SubParsersAction) -> None:
@@ -142,48 +122,6 @@ def _add_serve_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--max-size", type=int, help="working size asked for (default: server's)")
     ld.add_argument("--alpha", type=float, help="strength asked for (default 1)")
     ld.add_argument("--allow-remote", action="store_true", help="allow a server on another machine")
-
-
-def _cmd_speed(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from tqdm import tqdm
-
-    from photostyle.api import Stylizer
-    from photostyle.eval.bench import demo_pair, parse_sizes, resize_image
-    from photostyle.eval.speed import SpeedRow, check_knobs, run_speed, speed_table_markdown
-    from photostyle.measure import environment
-    from photostyle.utils import cpu_has_fast_bfloat16, resolve_device
-
-    _check_output(args.json)
-    if args.runs < 1:
-        raise ValueError(f"--runs must be at least 1, got {args.runs}")
-    sizes = parse_sizes(args.sizes)
-    knobs = [k.strip() for k in args.knobs.split(",") if k.strip()]
-    check_knobs(knobs)
-    device = resolve_device(args.device)
-    if "bfloat16" in knobs and device.type == "cpu" and not cpu_has_fast_bfloat16():
-        knobs.remove("bfloat16")  # reference kernels: minutes per pass, nothing to learn
-        print("photostyle: skipping bfloat16: this CPU has no bfloat16 units", file=sys.stderr)
-    stylizer = Stylizer(args.weights, device="cpu", encoder_weights=args.encoder_weights)
-    content, style = demo_pair()
-    rows: list[SpeedRow] = []
-    with tqdm(total=len(sizes) * len(knobs), desc="speed", file=sys.stderr, delay=1.0) as bar:
-
-        def progress(row: SpeedRow) -> None:
-            bar.set_postfix_str(f"{row.knob} {row.size}: {row.median_s:.3g} s")
-            bar.update()
-
-        for size in sizes:
-            c, s = resize_image(content, size)[None], resize_image(style, size)[None]
-            rows += run_speed(
-                stylizer.model, c, s, knobs=knobs, runs=args.runs, progress=progress, device=device
-            )
-    print(speed_table_markdown(rows), end="")
-    if args.json is not None:
-        report = {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}
-        _write_json(args.json, report, "timings")
-    return EXIT_OK
 
 
 def _cmd_stylize_video(args: argparse.Namespace) -> int:
@@ -345,7 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     commands = {
-        "speed": _cmd_speed,
         "stylize-video": _cmd_stylize_video,
         "train-affine": _cmd_train_affine,
         "serve": _cmd_serve,
