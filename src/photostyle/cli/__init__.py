@@ -23,11 +23,10 @@ from photostyle.cli import (
     speed,
     stylize,
     train,
+    video,
 )
 from photostyle.cli.args import add_device_arg as _add_device_arg
-from photostyle.cli.args import add_model_args as _add_model_args
 from photostyle.cli.args import dataclass_flags as _dataclass_flags
-from photostyle.cli.args import stylizer_from_args as _stylizer
 from photostyle.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -52,49 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.register(sub)
     index.register(sub)
     speed.register(sub)
-    _add_video_parser(sub)
+    video.register(sub)
     _add_train_affine_parser(sub)
     _add_serve_parsers(sub)
     lut.register(sub)
     return parser
-
-
-def _add_video_parser(sub: argparse._SubParsersAction) -> None:
-    sv = sub.add_parser(
-        "stylize-video",
-        help="stylize a video or a folder of frames with one style photo, steady over time",
-    )
-    sv.add_argument("input", type=Path, help="video file or folder of frames (sorted by name)")
-    sv.add_argument(
-        "output", type=Path, help="video (.mp4, .mkv, .mov) or a new folder of PNG frames"
-    )
-    sv.add_argument("--style", type=Path, help="style photo")
-    sv.add_argument(
-        "--lut",
-        type=Path,
-        metavar="CUBE",
-        help="instead of --style: apply a .cube 3D LUT to every frame (no model; exactly as "
-        "steady as the input)",
-    )
-    sv.add_argument(
-        "--per-frame",
-        action="store_true",
-        help="stylize every frame on its own (the baseline) instead of with clip statistics",
-    )
-    sv.add_argument(
-        "--smoothing",
-        type=float,
-        default=0.9,
-        help="weight of earlier frames in each frame's FA statistics, in [0, 1); 0 = the "
-        "frame's own (default 0.9)",
-    )
-    sv.add_argument(
-        "--no-deflicker", action="store_true", help="keep exposure flicker of the input"
-    )
-    sv.add_argument(
-        "--fps", type=float, help="output frame rate (default: the input video's; 25 for frames)"
-    )
-    _add_model_args(sv)
 
 
 def _add_serve_parsers(sub: argparse._SubParsersAction) -> None:
@@ -122,76 +83,6 @@ def _add_serve_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--max-size", type=int, help="working size asked for (default: server's)")
     ld.add_argument("--alpha", type=float, help="strength asked for (default 1)")
     ld.add_argument("--allow-remote", action="store_true", help="allow a server on another machine")
-
-
-def _cmd_stylize_video(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from photostyle.io import load_image
-    from photostyle.video import ClipOptions, check_output, open_clip, stylize_video
-
-    options = ClipOptions(
-        alpha=args.alpha,
-        max_size=args.max_size,
-        per_frame=args.per_frame,
-        smoothing=args.smoothing,
-        deflicker=not args.no_deflicker,
-        upsample=args.upsample,
-    )
-    if args.fps is not None and not args.fps > 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}")
-    if (args.style is None) == (args.lut is None):
-        raise ValueError("stylize-video needs --style PHOTO or --lut CUBE (one of them)")
-    if args.lut is not None:
-        return _grade_video(args)
-    style = load_image(args.style)
-    check_output(args.output, open_clip(args.input), (args.style,))  # before loading the model
-    stylizer = _stylizer(args)
-    with tqdm(desc="stylize-video", unit="frame", file=sys.stderr, delay=1.0) as bar:
-
-        def progress(done: int, total: int | None) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        result = stylize_video(
-            stylizer,
-            args.input,
-            args.output,
-            style,
-            options=options,
-            fps=args.fps,
-            protect=(args.style,),
-            progress=progress,
-        )
-    mode = "per-frame" if args.per_frame else "clip"
-    print(
-        f"wrote {result.frames} frames to {result.output} ({mode}); "
-        f"flicker {result.flicker:.4f} (output / input frame change)"
-    )
-    return EXIT_OK
-
-
-def _grade_video(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from photostyle.lut import read_cube
-    from photostyle.video import grade_video
-
-    lut = read_cube(args.lut)
-    with tqdm(desc="stylize-video", unit="frame", file=sys.stderr, delay=1.0) as bar:
-
-        def progress(done: int, total: int | None) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        result = grade_video(
-            args.input, args.output, lut, fps=args.fps, protect=(args.lut,), progress=progress
-        )
-    print(
-        f"wrote {result.frames} frames to {result.output} (LUT {args.lut.name}); "
-        f"flicker {result.flicker:.4f} (output / input frame change)"
-    )
-    return EXIT_OK
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -283,7 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage error (one line, code 2) or --help (code 0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     commands = {
-        "stylize-video": _cmd_stylize_video,
         "train-affine": _cmd_train_affine,
         "serve": _cmd_serve,
         "serve-load": _cmd_serve_load,
