@@ -5,18 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from photostyle.api import DEFAULT_MAX_SIZE
-from photostyle.cli.args import (
-    SubParsers,
-    add_device_arg,
-)
+from photostyle.cli.args import SubParsers, add_device_arg
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, plot_target, write_json
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:

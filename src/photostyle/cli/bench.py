@@ -6,21 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from photostyle.api import DEFAULT_MAX_SIZE
-from photostyle.cli.args import (
-    SubParsers,
-    add_device_arg,
-    flag_config,
-)
+from photostyle.cli.args import SubParsers, add_device_arg, flag_config
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, plot_target, write_json
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:

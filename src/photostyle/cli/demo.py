@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from photostyle.cli.args import (
     SubParsers,
@@ -15,9 +14,6 @@ from photostyle.cli.args import (
 )
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:

@@ -7,12 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from photostyle.cli.args import (
-    SubParsers,
-    add_model_args,
-    options_from_args,
-    stylizer_from_args,
-)
+from photostyle.cli.args import SubParsers, add_model_args, options_from_args, stylizer_from_args
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, plot_target, write_json
 from photostyle.models.layers import FA_VARIANTS

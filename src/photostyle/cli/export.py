@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from photostyle.cli.args import (
-    SubParsers,
-)
+from photostyle.cli.args import SubParsers
 from photostyle.cli.errors import EXIT_OK
 from photostyle.models.layers import FA_VARIANTS
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:

@@ -9,10 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from photostyle.cli.args import (
-    SubParsers,
-    add_device_arg,
-)
+from photostyle.cli.args import SubParsers, add_device_arg
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, write_json
 

@@ -6,19 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from photostyle.cli.args import (
-    SubParsers,
-    add_model_args,
-    options_from_args,
-    stylizer_from_args,
-)
+from photostyle.cli.args import SubParsers, add_model_args, options_from_args, stylizer_from_args
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, write_json
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from photostyle.cli.args import (
-    SubParsers,
-    add_device_arg,
-)
+from photostyle.cli.args import SubParsers, add_device_arg
 from photostyle.cli.errors import EXIT_FAILED, EXIT_OK
 from photostyle.io import ImageError
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:

@@ -6,17 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from photostyle.cli.args import (
-    SubParsers,
-    device_type,
-)
+from photostyle.cli.args import SubParsers, device_type
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, write_json
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:

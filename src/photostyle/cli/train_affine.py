@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
-from photostyle.cli.args import (
-    SubParsers,
-    dataclass_flags,
-    flag_config,
-)
+from photostyle.cli.args import SubParsers, dataclass_flags, flag_config
 from photostyle.cli.errors import EXIT_OK
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:

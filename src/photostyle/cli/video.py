@@ -6,18 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from photostyle.cli.args import (
-    SubParsers,
-    add_model_args,
-    flag_config,
-    stylizer_from_args,
-)
+from photostyle.cli.args import SubParsers, add_model_args, flag_config, stylizer_from_args
 from photostyle.cli.errors import EXIT_OK
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: SubParsers) -> None:
