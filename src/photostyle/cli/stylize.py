@@ -17,7 +17,6 @@ from photostyle.cli.args import (
 from photostyle.cli.errors import EXIT_OK, EXIT_PARTIAL
 from photostyle.cli.outputs import check_output
 from photostyle.io import ImageError
-from photostyle.utils import one_line
 
 if TYPE_CHECKING:
     from photostyle.batch import Look
@@ -248,6 +247,7 @@ def _stylize_folder(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from photostyle.api import check_output_path
+    from photostyle.batch import pair_files, stylize_pairs
     from photostyle.data.pairs import find_pairs
     from photostyle.eval.sheet import contact_sheet, thumbnail
     from photostyle.io import image_to_tensor, save_image
@@ -255,34 +255,21 @@ def _stylize_folder(args: argparse.Namespace) -> int:
     pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
     if args.backend == "onnxruntime" and any(p.content_mask is not None for p in pairs):
         raise ValueError("--backend onnxruntime does not support masks; pass --no-masks")
-    inputs = [
-        p
-        for pair in pairs
-        for p in (pair.content, pair.style, pair.content_mask, pair.style_mask)
-        if p is not None
-    ]
+    inputs = pair_files(pairs)
     if args.sheet is not None:
         check_output_path(args.sheet, protect=inputs)
     options = options_from_args(args)
     stylizer = stylizer_from_args(args)
     failed = 0
     rows = []
-    for pair in tqdm(pairs, desc="stylize", unit="pair", file=sys.stderr):
-        try:
-            out = stylizer.stylize_files(
-                pair.content,
-                pair.style,
-                args.out_dir / f"{pair.name}.png",
-                content_mask=pair.content_mask,
-                style_mask=pair.style_mask,
-                options=options,
-                protect=inputs,
-            )
-            if args.sheet is not None:
-                rows.append([thumbnail(p) for p in (pair.content, pair.style, out)])
-        except (ImageError, ValueError, OSError) as err:
+    results = stylize_pairs(stylizer, pairs, args.out_dir, options=options)
+    for result in tqdm(results, total=len(pairs), desc="stylize", unit="pair", file=sys.stderr):
+        if result.output is None:
             failed += 1
-            tqdm.write(f"photostyle: {pair.name}: {one_line(err)}", file=sys.stderr)
+            tqdm.write(f"photostyle: {result.pair.name}: {result.error}", file=sys.stderr)
+        elif args.sheet is not None:
+            pair = result.pair
+            rows.append([thumbnail(p) for p in (pair.content, pair.style, result.output)])
     done = len(pairs) - failed
     print(f"stylized {done} of {len(pairs)} pairs into {args.out_dir}; {failed} failed")
     if args.sheet is not None and rows:
