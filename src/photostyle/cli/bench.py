@@ -113,7 +113,6 @@ def _sizes(sizes: tuple[tuple[int, int], ...]) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-
     from tqdm import tqdm
 
     from photostyle.eval.bench import (

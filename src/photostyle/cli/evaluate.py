@@ -75,7 +75,6 @@ def register(sub: SubParsers) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-
     import torch
     from tqdm import tqdm
 

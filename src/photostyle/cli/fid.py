@@ -39,7 +39,6 @@ def register(sub: SubParsers) -> None:
 
 
 def _cmd_fid(args: argparse.Namespace) -> int:
-
     from tqdm import tqdm
 
     from photostyle.eval.fid import fid, list_images

@@ -230,7 +230,6 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_bench(args: argparse.Namespace) -> int:
-
     from tqdm import tqdm
 
     from photostyle.data.index_bench import bench_json, bench_markdown, run_index_bench

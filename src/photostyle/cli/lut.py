@@ -77,7 +77,6 @@ def _cmd_lut(args: argparse.Namespace) -> int:
 
 
 def _lut_pairs(args: argparse.Namespace) -> int:
-
     from tqdm import tqdm
 
     from photostyle.data.pairs import find_pairs
