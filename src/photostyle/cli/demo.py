@@ -25,10 +25,9 @@ def register(sub: SubParsers) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from importlib import resources
+    from photostyle.io import demo_files
 
-    assets = resources.files("photostyle") / "assets"
-    content, style = Path(str(assets / "demo_content.jpg")), Path(str(assets / "demo_style.jpg"))
+    content, style = demo_files()
     check_output(args.out_dir, folder=True)
     out = stylizer_from_args(args).stylize_files(
         content, style, args.out_dir / "demo_stylized.png", options=options_from_args(args)

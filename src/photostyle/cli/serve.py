@@ -88,13 +88,11 @@ def _cmd_serve_load(args: argparse.Namespace) -> int:
         raise ValueError(
             f"serve-load needs the serve extra ({err}): pip install 'photostyle[serve]'"
         ) from err
-    from importlib import resources
+    from photostyle.io import demo_files
 
     if (args.content is None) != (args.style is None):
         raise ValueError("give both --content and --style, or neither (the demo pair)")
-    assets = resources.files("photostyle") / "assets"
-    content = args.content or Path(str(assets / "demo_content.jpg"))
-    style = args.style or Path(str(assets / "demo_style.jpg"))
+    content, style = (args.content, args.style) if args.content is not None else demo_files()
     for path in (content, style):
         if not path.is_file():
             raise ImageError(f"{path}: no such file")
