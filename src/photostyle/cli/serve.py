@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from photostyle.api import DEFAULT_MAX_SIZE
 from photostyle.cli.args import SubParsers, add_device_arg
 from photostyle.cli.errors import EXIT_FAILED, EXIT_OK
 from photostyle.io import ImageError
@@ -18,7 +19,10 @@ def register(sub: SubParsers) -> None:
     add_device_arg(sv)
     sv.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
     sv.add_argument(
-        "--max-size", type=int, default=1024, help="working size when a request gives none"
+        "--max-size",
+        type=int,
+        default=DEFAULT_MAX_SIZE,
+        help="working size when a request gives none",
     )
     sv.add_argument("--concurrency", type=int, default=1, help="network passes at once (1)")
     sv.add_argument(
@@ -58,7 +62,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         default_max_size=args.max_size,
-        max_working_size=max(2048, args.max_size),
+        max_working_size=max(ServeConfig.max_working_size, args.max_size),
     )
     if not is_loopback(args.host):
         print(
