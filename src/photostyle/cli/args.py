@@ -159,13 +159,11 @@ def options_from_args(args: argparse.Namespace) -> StylizeOptions:
 class FlagSpec:
     """How the fields of a config dataclass become flags (see :func:`dataclass_flags`)."""
 
-    names: Mapping[str, str] = dataclasses.field(default_factory=dict)  # field -> flag name
-    skip: frozenset[str] = frozenset()  # fields without a flag
-    choices: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # per field
-    negations: Mapping[str, tuple[str, str]] = dataclasses.field(
-        default_factory=dict
-    )  # bool field -> (extra flag that sets it False, its help)
-    layered: bool = False  # every default None: only flags given override a config file's value
+    names: Mapping[str, str] = dataclasses.field(default_factory=dict)  # field -> its flag's name
+    choices: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # by field
+    # bool field -> (an extra flag that sets it False, that flag's help)
+    negations: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    layered: bool = False  # every default None: only the flags given override a config file
 
 
 def _field_type(annotation: Any) -> tuple[Any, tuple[Any, ...] | None]:
@@ -186,12 +184,13 @@ def dataclass_flags(
     """One ``--flag`` per field of a config dataclass, its help the field's comment.
 
     Fields without a default become required; ``bool`` fields become ``--flag`` / ``--no-flag``;
-    ``Literal`` fields take their values as choices; a ``device`` field is the shared ``--device``
-    flag; nested dataclasses (``sampling``) give one flag per field of theirs. With
-    ``spec.layered`` every default is None, so that only the flags given are set.
+    ``Literal`` fields take their values as choices, ``tuple`` fields one value per element; a
+    ``device`` field is checked like every ``--device``; a nested dataclass (``sampling``) gives
+    one flag per field of its own. With ``spec.layered`` every default is None, so that only the
+    flags given are set (the help still shows the dataclass's default).
 
     Returns:
-        Each flag's ``dest`` -> the dotted field it sets (``t1`` -> ``sampling.t1``).
+        Each flag's ``dest`` -> the (dotted) field it sets: ``t1`` -> ``sampling.t1``.
     """
     from typing import get_type_hints
 
@@ -202,51 +201,45 @@ def dataclass_flags(
     comments = field_comments(cls)
     dests: dict[str, str] = {}
     for f in dataclasses.fields(cls):
-        if f.name in spec.skip:
-            continue
         if dataclasses.is_dataclass(hints[f.name]):
             nested = dataclass_flags(parser, hints[f.name], spec)
             dests.update({dest: f"{f.name}.{path}" for dest, path in nested.items()})
             continue
-        name = spec.names.get(f.name, f.name)
-        flag, dest = "--" + name.replace("_", "-"), name
+        dest = spec.names.get(f.name, f.name)
+        flag = "--" + dest.replace("_", "-")
         dests[dest] = f.name
-        default = f.default
-        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
         text = comments.get(f.name, "").replace("%", "%%")  # argparse formats help with %
-        unshown = (dataclasses.MISSING, "", None) if spec.layered else (dataclasses.MISSING, "")
-        shown = "" if default in unshown else f" (default {default})"
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            parser.add_argument(flag, required=True, help=text)
+            continue
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        value = None if spec.layered else default  # the parsed value when the flag is not given
+        shown = (
+            "" if default == "" or (spec.layered and default is None) else f" (default {default})"
+        )
         kind, choices = _field_type(hints[f.name])
         if f.name == "device" and not spec.layered:
-            add_device_arg(parser)  # checked when parsed, like every --device
+            add_device_arg(parser)
         elif f.name == "device":
             parser.add_argument(flag, type=device_type, help=f"{text}{shown}")
-        elif default is dataclasses.MISSING:
-            parser.add_argument(flag, required=True, help=text)
-        elif kind is bool:
+        elif kind is bool:  # argparse adds "(default: X)" itself when the default is not None
+            help_text = f"{text}{shown}" if spec.layered else text
             parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=None if spec.layered else default,
-                help=text if not spec.layered else f"{text}{shown}",
+                flag, action=argparse.BooleanOptionalAction, default=value, help=help_text
             )
             if f.name in spec.negations:
                 negation, negation_help = spec.negations[f.name]
                 parser.add_argument(
-                    negation,
-                    dest=dest,
-                    action="store_false",
-                    default=None if spec.layered else default,
-                    help=negation_help,
+                    negation, dest=dest, action="store_false", default=value, help=negation_help
                 )
         elif get_origin(kind) is tuple:
+            types_ = get_args(kind)
             parser.add_argument(
                 flag,
-                type=get_args(kind)[0],
-                nargs=len(get_args(kind)),
-                metavar=tuple(f"{dest.upper()}{i + 1}" for i in range(len(get_args(kind)))),
-                default=None if spec.layered else default,
+                type=types_[0],
+                nargs=len(types_),
+                metavar=tuple(f"{dest.upper()}{i + 1}" for i in range(len(types_))),
+                default=value,
                 help=f"{text}{shown}",
             )
         else:
@@ -254,7 +247,7 @@ def dataclass_flags(
                 flag,
                 type=kind,
                 choices=spec.choices.get(f.name, choices),
-                default=None if spec.layered else default,
+                default=value,
                 help=f"{text}{shown}",
             )
     return dests
