@@ -43,6 +43,13 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_weights_args(p: argparse.ArgumentParser, *, encoder: bool = True) -> None:
+    """``--weights`` (and ``--encoder-weights``) of the commands that measure or serve a model."""
+    p.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    if encoder:
+        p.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The stylizer and how it runs: weights, FA, alpha, working size, upsampling, device, dtype."""
     p.add_argument(

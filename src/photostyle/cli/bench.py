@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from photostyle.api import DEFAULT_MAX_SIZE
-from photostyle.cli.args import SubParsers, add_device_arg, flag_config
+from photostyle.cli.args import SubParsers, add_device_arg, add_weights_args, flag_config
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, plot_target, write_json
 from photostyle.models.layers import FA_VARIANTS
@@ -80,8 +80,7 @@ def register(sub: SubParsers) -> None:
         metavar="PNG",
         help="also plot time and peak memory against megapixels (needs matplotlib)",
     )
-    be.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
-    be.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
+    add_weights_args(be)
     be.add_argument("--fa", choices=FA_VARIANTS, help="FA variant")
     be.add_argument(
         "--max-size",

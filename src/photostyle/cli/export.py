@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from photostyle.cli.args import SubParsers
+from photostyle.cli.args import SubParsers, add_weights_args
 from photostyle.cli.errors import EXIT_OK
 from photostyle.models.layers import FA_VARIANTS
 
@@ -23,8 +23,7 @@ def register(sub: SubParsers) -> None:
     ex.add_argument(
         "--out", type=Path, required=True, metavar="FILE", help="output .onnx or .pt2 file"
     )
-    ex.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
-    ex.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
+    add_weights_args(ex)
     ex.add_argument(
         "--fa",
         choices=FA_VARIANTS,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from photostyle.api import DEFAULT_MAX_SIZE
-from photostyle.cli.args import SubParsers, add_device_arg
+from photostyle.cli.args import SubParsers, add_device_arg, add_weights_args
 from photostyle.cli.errors import EXIT_FAILED, EXIT_OK
 from photostyle.io import ImageError
 
@@ -17,7 +17,7 @@ def register(sub: SubParsers) -> None:
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=7860, help="0 picks a free port (default 7860)")
     add_device_arg(sv)
-    sv.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
+    add_weights_args(sv, encoder=False)
     sv.add_argument(
         "--max-size",
         type=int,

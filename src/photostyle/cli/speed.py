@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from photostyle.cli.args import SubParsers, device_type
+from photostyle.cli.args import SubParsers, add_weights_args, device_type
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, write_json
 
@@ -32,8 +32,7 @@ def register(sub: SubParsers) -> None:
         "bfloat16, compile, threads=N, batch=N (default: all but compile)",
     )
     sp.add_argument("--runs", type=int, default=3, help="timed runs per knob (default 3)")
-    sp.add_argument("--weights", type=Path, help="stylizer .safetensors (default: shipped model)")
-    sp.add_argument("--encoder-weights", help="VGG weights the stylizer was trained with")
+    add_weights_args(sp)
     sp.add_argument("--json", type=Path, help="also write the rows as JSON")
     sp.add_argument(
         "--device",
