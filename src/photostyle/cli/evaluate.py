@@ -87,9 +87,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         parse_alphas,
         results_json,
     )
-    from photostyle.eval.sheet import contact_sheet, shrink, thumbnail
+    from photostyle.eval.sheet import shrink, thumbnail, write_sheet
     from photostyle.io import save_image
-    from photostyle.utils import atomic_path, resolve_device
+    from photostyle.utils import resolve_device
 
     options = options_from_args(args)  # validates --alpha / --max-size before any work
     check_output(args.json)
@@ -161,8 +161,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     write_json(args.json, results_json(results), "scores")
     if args.out_dir is not None:
         rows = [[thumbnail(p.content), thumbnail(p.style), *outputs[p.name]] for p in pairs]
-        with atomic_path(args.out_dir / "sheet.png") as tmp:
-            contact_sheet(rows, labels=["content", "style", *methods]).save(tmp)
+        write_sheet(rows, args.out_dir / "sheet.png", labels=["content", "style", *methods])
         print(f"outputs and contact sheet: {args.out_dir}")
     if plot is not None:
         from photostyle.eval.plots import plot_quality

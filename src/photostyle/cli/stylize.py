@@ -249,8 +249,7 @@ def _stylize_folder(args: argparse.Namespace) -> int:
     from photostyle.api import check_output_path
     from photostyle.batch import pair_files, stylize_pairs
     from photostyle.data.pairs import find_pairs
-    from photostyle.eval.sheet import contact_sheet, thumbnail
-    from photostyle.io import image_to_tensor, save_image
+    from photostyle.eval.sheet import thumbnail, write_sheet
 
     pairs = find_pairs(args.pairs, use_masks=not args.no_masks)
     if args.backend == "onnxruntime" and any(p.content_mask is not None for p in pairs):
@@ -273,6 +272,6 @@ def _stylize_folder(args: argparse.Namespace) -> int:
     done = len(pairs) - failed
     print(f"stylized {done} of {len(pairs)} pairs into {args.out_dir}; {failed} failed")
     if args.sheet is not None and rows:
-        sheet = contact_sheet(rows, labels=["content", "style", "result"])
-        print(f"contact sheet: {save_image(image_to_tensor(sheet), args.sheet, protect=inputs)}")
+        labels = ["content", "style", "result"]
+        print(f"contact sheet: {write_sheet(rows, args.sheet, labels=labels, protect=inputs)}")
     return EXIT_PARTIAL if failed else EXIT_OK
