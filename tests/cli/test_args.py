@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
 
@@ -24,6 +24,7 @@ class _Toy:
     data: str  # where the data is
     steps: int = 3  # how many steps
     mode: Literal["fast", "slow"] = "fast"  # how to run (100% safe)
+    color: Annotated[str, ("red", "blue")] = "red"  # a name from a registry
     use_cache: bool = True  # keep a cache
     betas: tuple[float, float] = (0.5, 0.9)  # two betas
     limit: int | None = None  # optional limit
@@ -42,6 +43,7 @@ def test_each_field_becomes_a_typed_flag_with_its_comment_as_help() -> None:
         "data": "data",
         "steps": "steps",
         "mode": "mode",
+        "color": "color",
         "use_cache": "use_cache",
         "betas": "betas",
         "limit": "limit",
@@ -55,7 +57,7 @@ def test_each_field_becomes_a_typed_flag_with_its_comment_as_help() -> None:
     assert (args.betas, args.limit) == ([0.1, 0.2], 4)
     text = parser.format_help()
     assert "how many steps (default 3)" in text and "(100% safe)" in text
-    assert "{fast,slow}" in text and "inner level (default 0.5)" in text
+    assert "{fast,slow}" in text and "{red,blue}" in text and "inner level (default 0.5)" in text
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,7 @@ def test_each_field_becomes_a_typed_flag_with_its_comment_as_help() -> None:
     [
         [],  # --data is required
         ["--data", "d", "--mode", "medium"],  # not a choice
+        ["--data", "d", "--color", "green"],  # not a registered name
         ["--data", "d", "--steps", "x"],  # not an int
         ["--data", "d", "--device", "tpu"],  # checked when parsed
     ],

@@ -8,9 +8,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, cast, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
 from photostyle.api import DEFAULT_MAX_SIZE
 from photostyle.models.layers import FA_VARIANTS
@@ -174,11 +184,22 @@ class FlagSpec:
 
 
 def _field_type(annotation: Any) -> tuple[Any, tuple[Any, ...] | None]:
-    """(argparse type, choices) of a field annotation; ``X | None`` is read as ``X``."""
+    """(argparse type, choices) of a field annotation.
+
+    ``X | None`` is read as ``X``; a ``Literal`` gives its values as choices, and so does an
+    ``Annotated[str, names]`` whose metadata is a sequence of names (a registry's, such as
+    ``FAVariant``).
+    """
     if get_origin(annotation) in (Union, types.UnionType):
         options = [a for a in get_args(annotation) if a is not type(None)]
         if len(options) == 1:
             annotation = options[0]
+    if get_origin(annotation) is Annotated:
+        base, *metadata = get_args(annotation)
+        for names in metadata:
+            if isinstance(names, Sequence) and not isinstance(names, str):
+                return base, tuple(names)
+        return _field_type(base)
     if get_origin(annotation) is Literal:
         values = get_args(annotation)
         return type(values[0]), values
@@ -204,7 +225,7 @@ def dataclass_flags(
     from photostyle.train.config import field_comments
 
     spec = spec or FlagSpec()
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)  # keeps Annotated choices
     comments = field_comments(cls)
     dests: dict[str, str] = {}
     for f in dataclasses.fields(cls):
