@@ -13,7 +13,8 @@ from PIL import Image
 
 from photostyle import cli
 from photostyle.api import StylizeOptions, Stylizer
-from photostyle.batch import BatchOptions, collect_photos, plan_batch
+from photostyle.batch import BatchOptions, collect_photos, pair_files, plan_batch, stylize_pairs
+from photostyle.data.pairs import find_pairs
 from photostyle.io import load_image
 from photostyle.lut import Lut3D, apply_lut, identity_lut, read_cube, write_cube
 
@@ -210,3 +211,29 @@ def test_video_with_lut_is_steady(tmp_path: Path, capsys: Capsys) -> None:
         assert (load_image(out / f"{i:03d}.png") - want).abs().max() <= 1 / 255 + 1e-6
     assert "3 frames" in capsys.readouterr().out
     assert cli.main(["stylize-video", str(frames), str(tmp_path / "o2")]) == 2
+
+
+def test_stylize_pairs_reports_a_bad_pair_and_goes_on(
+    tmp_path: Path, write_png: Callable[..., Path], tiny_stylizer_files: tuple[Path, Path]
+) -> None:
+    root = tmp_path / "pairs"
+    for i, name in enumerate(("a", "b", "c")):
+        write_png(root / "content" / f"{name}.png", 24, 32, seed=i)
+        write_png(root / "style" / f"{name}.png", 32, 24, seed=10 + i)
+    (root / "style" / "b.png").write_bytes(b"not an image")
+    pairs = find_pairs(root)
+    assert set(pair_files(pairs)) == {
+        root / d / f"{n}.png" for d in ("content", "style") for n in "abc"
+    }
+    weights, encoder = tiny_stylizer_files
+    stylizer = Stylizer(weights, encoder_weights=encoder, device="cpu")
+    out = tmp_path / "out"
+    results = list(stylize_pairs(stylizer, pairs, out, options=StylizeOptions(max_size=32)))
+    assert [(r.pair.name, r.output) for r in results] == [
+        ("a", out / "a.png"),
+        ("b", None),
+        ("c", out / "c.png"),
+    ]
+    assert "b.png" in results[1].error and "\n" not in results[1].error
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    assert load_image(out / "a.png").shape == (3, 24, 32)

@@ -21,6 +21,7 @@ from photostyle.io import (
     MAX_PIXELS,
     MIN_SIDE,
     ImageError,
+    demo_files,
     draft_size,
     image_to_tensor,
     load_image,
@@ -671,3 +672,9 @@ def test_reduced_decoding_leaves_png_and_exif_orientation_alone(tmp_path: Path) 
     exif[0x0112] = 6  # rotate 90 degrees on display
     Image.new("RGB", (640, 480), (10, 20, 30)).save(jpg, exif=exif)
     assert load_image(jpg, reduce_to=100).shape == (3, 160, 120)  # upright, reduced 4x
+
+
+def test_the_demo_pair_is_bundled() -> None:
+    content, style = demo_files()
+    assert load_image(content).shape[0] == load_image(style).shape[0] == 3
+    assert content != style

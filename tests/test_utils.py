@@ -1,13 +1,20 @@
-"""Tests of photostyle.utils: device resolution and atomic writes."""
+"""Tests of photostyle.utils: device resolution, atomic writes, messages."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from photostyle.utils import atomic_path, remove_stale_temporaries, resolve_device
+from photostyle.utils import (
+    atomic_path,
+    one_line,
+    remove_stale_temporaries,
+    resolve_device,
+    write_json,
+)
 
 
 def test_resolve_device_names_the_unknown_device() -> None:
@@ -37,3 +44,22 @@ def test_stale_temporaries_of_one_target_are_removed(tmp_path: Path) -> None:
     assert remove_stale_temporaries(target) == [stale]
     assert not stale.exists() and all(p.exists() for p in others)
     assert target.read_text() == "new"
+
+
+def test_write_json_replaces_the_file_only_when_the_data_is_written(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "r.json"
+    assert write_json(target, {"a": [1, 2], "b": "é"}) == target
+    assert json.loads(target.read_text(encoding="utf-8")) == {"a": [1, 2], "b": "é"}
+    assert "\n  " in target.read_text(encoding="utf-8")  # indented by default
+    with pytest.raises(TypeError):
+        write_json(target, {"a": object()})  # not JSON: the old file stays, no temporary left
+    assert json.loads(target.read_text(encoding="utf-8"))["a"] == [1, 2]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["r.json"]
+    write_json(target, [1], indent=None)
+    assert target.read_text(encoding="utf-8") == "[1]"
+
+
+def test_one_line_keeps_the_first_line_or_names_the_error() -> None:
+    assert one_line(ValueError("bad value\nTraceback details")) == "bad value"
+    assert one_line(KeyError()) == "KeyError"
+    assert one_line(OSError("  padded  ")) == "padded"

@@ -6,6 +6,9 @@ overwrite an input); :func:`run_batch` reads, transforms and writes one photo at
 outputs that already exist (so an interrupted run resumes where it stopped) and reporting unreadable
 photos instead of stopping. The look is any function from a stream of sRGB photos to a stream of
 results: :meth:`photostyle.api.Stylizer.stylize_many` (the style encoded once) or a 3D LUT.
+
+:func:`stylize_pairs` is the other folder job: DPST-layout (content, style[, masks]) pairs, each
+pair with its own style.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import torch
 
@@ -29,15 +32,23 @@ from photostyle.photo import (
     read_photo,
     write_photo,
 )
+from photostyle.utils import one_line
+
+if TYPE_CHECKING:
+    from photostyle.api import StylizeOptions, Stylizer
+    from photostyle.data.pairs import Pair
 
 __all__ = [
     "PHOTO_SUFFIXES",
     "BatchItem",
     "BatchOptions",
     "BatchPlan",
+    "PairResult",
     "collect_photos",
+    "pair_files",
     "plan_batch",
     "run_batch",
+    "stylize_pairs",
 ]
 
 # Files taken from folders (other files there are left alone).
@@ -194,7 +205,7 @@ def run_batch(plan: BatchPlan, look: Look, options: BatchOptions) -> Iterator[Ba
             try:
                 image, info = read_photo(photo)
             except ImageError as err:
-                failed.append(BatchItem(photo, out, "failed", _one_line(err)))
+                failed.append(BatchItem(photo, out, "failed", one_line(err)))
                 continue
             pending.append((photo, out, info, start))
             yield image
@@ -206,13 +217,57 @@ def run_batch(plan: BatchPlan, look: Look, options: BatchOptions) -> Iterator[Ba
         try:
             write_photo(result, out, info, options=options.output, protect=inputs)
         except (ImageError, OSError) as err:
-            yield BatchItem(photo, out, "failed", _one_line(err), time.perf_counter() - start)
+            yield BatchItem(photo, out, "failed", one_line(err), time.perf_counter() - start)
             continue
         yield BatchItem(photo, out, "done", seconds=time.perf_counter() - start)
     while failed:
         yield failed.popleft()
 
 
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+@dataclass(frozen=True)
+class PairResult:
+    """What became of one pair of :func:`stylize_pairs`."""
+
+    pair: Pair  # the pair
+    output: Path | None  # the image written; None when the pair failed
+    error: str = ""  # one line naming the problem when it failed
+
+
+def pair_files(pairs: Iterable[Pair]) -> list[Path]:
+    """Every file of ``pairs`` (photos and masks): the files outputs must never overwrite."""
+    return [
+        p
+        for pair in pairs
+        for p in (pair.content, pair.style, pair.content_mask, pair.style_mask)
+        if p is not None
+    ]
+
+
+def stylize_pairs(
+    stylizer: Stylizer,
+    pairs: Sequence[Pair],
+    out_dir: str | Path,
+    *,
+    options: StylizeOptions | None = None,
+) -> Iterator[PairResult]:
+    """Stylize each pair (with its masks) into ``out_dir/NAME.png``, in order.
+
+    A pair that cannot be read or written is reported (``output`` None, ``error`` one line) and
+    the others go on; no output overwrites a file of any pair.
+    """
+    protect = pair_files(pairs)
+    for pair in pairs:
+        try:
+            out = stylizer.stylize_files(
+                pair.content,
+                pair.style,
+                Path(out_dir) / f"{pair.name}.png",
+                content_mask=pair.content_mask,
+                style_mask=pair.style_mask,
+                options=options,
+                protect=protect,
+            )
+        except (ImageError, ValueError, OSError) as err:
+            yield PairResult(pair, None, one_line(err))
+            continue
+        yield PairResult(pair, out)

@@ -568,3 +568,11 @@ def save_image(t: torch.Tensor, path: str | Path, *, protect: Iterable[str | Pat
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
     return target
+
+
+def demo_files() -> tuple[Path, Path]:
+    """The bundled demo pair: its content and style photo files (``photostyle demo``)."""
+    from importlib import resources
+
+    assets = resources.files("photostyle") / "assets"
+    return Path(str(assets / "demo_content.jpg")), Path(str(assets / "demo_style.jpg"))

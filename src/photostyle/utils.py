@@ -1,9 +1,10 @@
-"""Small shared helpers: atomic file writes, hashing, device selection, matplotlib."""
+"""Small shared helpers: atomic file writes, hashing, device selection, matplotlib, messages."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -62,6 +63,24 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return stale
+
+
+def write_json(path: str | Path, data: object, *, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON (UTF-8) to ``path`` atomically: the old file stays on any error.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent), encoding="utf-8")
+    return path
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def check_writable(path: str | Path, *, folder: bool = False) -> Path:

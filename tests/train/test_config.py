@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from photostyle.data.sampler import SamplingConfig
-from photostyle.train.config import TrainConfig, config_yaml, field_comments, read_config_file
+from photostyle.train.config import (
+    TrainConfig,
+    config_yaml,
+    field_comments,
+    layered_config,
+    read_config_file,
+)
 
 
 def test_defaults_follow_the_paper():
@@ -221,3 +227,29 @@ def test_strict_from_dict_refuses_what_the_lenient_one_ignores():
         TrainConfig.from_dict({"steps": 3, "future": 1}, strict=True)
     with pytest.raises(ValueError, match="cannot read config"):
         read_config_file("/nonexistent/run.yaml")
+
+
+def test_layered_config_flags_override_the_file_which_overrides_defaults(tmp_path: Path):
+    path = tmp_path / "run.json"
+    path.write_text(
+        json.dumps({"steps": 7, "lr": 0.001, "use_scp": False, "sampling": {"t2": 0.3}})
+    )
+    config = layered_config(path, {"lr": 0.002, "crop": None, "sampling.t1": 0.2})
+    assert (config.steps, config.lr, config.crop, config.use_scp) == (7, 0.002, 128, False)
+    assert config.sampling == SamplingConfig(t1=0.2, t2=0.3)  # the file's t2 kept
+    assert layered_config(overrides={"sampling.t2": 0.4}).sampling == SamplingConfig(t2=0.4)
+    assert layered_config() == TrainConfig()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"stepz": 3}, "unknown config key 'stepz'"),
+        ({"steps.x": 3}, "unknown config key 'steps.x'"),
+        ({"steps": "3"}, "config key 'steps' must be an integer"),
+        ({"sampling.t1": 2.0}, "t1 and t2 must be in"),
+    ],
+)
+def test_layered_config_refuses_bad_overrides(overrides: dict[str, Any], match: str):
+    with pytest.raises(ValueError, match=match):
+        layered_config(overrides=overrides)

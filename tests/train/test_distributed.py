@@ -18,7 +18,13 @@ import torch
 
 from photostyle.models.weights import load_checkpoint
 from photostyle.train.config import TrainConfig
-from photostyle.train.distributed import DistContext, StreamShard, distributed
+from photostyle.train.distributed import (
+    DistContext,
+    StreamShard,
+    distributed,
+    shard_device,
+    torchrun_shard,
+)
 
 
 def test_stream_shards_interleave_like_distributed_sampler():
@@ -110,3 +116,20 @@ def test_two_process_gloo_run_keeps_ranks_identical_on_disjoint_shards(
     assert (out / "loss_curves.png").is_file() and (out / "config.yaml").is_file()
     assert TrainConfig.from_file(out / "config.yaml") == cfg
     assert done.stdout.count("step 3: checkpoint") == 1  # rank 0 alone reports
+
+
+def test_torchrun_shard_and_device_come_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert torchrun_shard() == (0, 1)
+    assert shard_device((0, 1), "cpu") == torch.device("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    assert torchrun_shard() == (2, 4)
+    assert shard_device((2, 4), "cpu") == torch.device("cpu")  # no LOCAL_RANK: as given
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert shard_device((2, 4), "cpu") == torch.device("cpu")  # GPUs only are split per process
+    if torch.cuda.is_available():
+        assert shard_device((2, 4), "cuda") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="tpu"):
+        shard_device((2, 4), "tpu")

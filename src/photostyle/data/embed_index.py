@@ -48,7 +48,7 @@ from photostyle.data.sampler import SamplingConfig
 from photostyle.data.sources import DataSource
 from photostyle.io import ImageError, load_image
 from photostyle.models.encoder import VGGEncoder
-from photostyle.utils import atomic_path
+from photostyle.utils import atomic_path, write_json
 
 try:
     import fcntl
@@ -123,11 +123,6 @@ class _RowImages(Dataset[tuple[int, torch.Tensor, str]]):
             return row, torch.zeros(3, self.size, self.size), str(err) or type(err).__name__
         x = F.interpolate(img[None], (self.size, self.size), mode="bilinear", antialias=True)
         return row, x[0], ""
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data), encoding="utf-8")
 
 
 def _new_npy(path: Path, dtype: type, shape: tuple[int, ...]) -> None:
@@ -229,7 +224,8 @@ class EmbeddingIndex:
             _new_npy(directory / "status.npy", np.uint8, (len(images),))
             manifest = {"format": FORMAT, "version": VERSION, **fields, "scale": scale}
             manifest["complete"] = False
-            _write_json(directory / "manifest.json", manifest)  # last: marks the index created
+            # Last: the manifest marks the index created.
+            write_json(directory / "manifest.json", manifest, indent=None)
         logger.info("created index %s for %d images (scale %g)", directory, len(images), scale)
         return cls(directory, manifest, writable=True)
 
@@ -377,7 +373,7 @@ class EmbeddingIndex:
                 if manifest["source"]["kind"] == "unlabelled":
                     manifest.update(self._clusters(status == DONE))
                 manifest["complete"] = True
-                _write_json(self.dir / "manifest.json", manifest)
+                write_json(self.dir / "manifest.json", manifest, indent=None)
             self.manifest = manifest
         return True
 

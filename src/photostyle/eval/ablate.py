@@ -54,7 +54,7 @@ from photostyle.eval.quality import PairLike
 from photostyle.models.encoder import VGGEncoder
 from photostyle.models.inception import FID_INPUT_SIZE
 from photostyle.train.config import TrainConfig
-from photostyle.utils import atomic_path, resolve_device
+from photostyle.utils import atomic_path, resolve_device, write_json
 
 # Ablation switches: spec term -> the TrainConfig field it turns off (paper Table III).
 SWITCHES = {"no_scp": "use_scp", "no_restyle": "use_restyle", "no_perceptual": "use_perceptual"}
@@ -353,17 +353,12 @@ def train_variant(
     result = trainer.train()
     seconds += time.monotonic() - start
     final = float(result.losses.get("total", _last_total(trainer.history)))
-    with atomic_path(run_dir / TRAIN_RECORD) as tmp:
-        tmp.write_text(
-            json.dumps(
-                {
-                    "step": result.step,
-                    "train_seconds": seconds if math.isfinite(seconds) else None,
-                    "final_loss": final if math.isfinite(final) else None,
-                },
-                indent=2,
-            )
-        )
+    record = {
+        "step": result.step,
+        "train_seconds": seconds if math.isfinite(seconds) else None,
+        "final_loss": final if math.isfinite(final) else None,
+    }
+    write_json(run_dir / TRAIN_RECORD, record)
     return result.step, final, seconds, True
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from photostyle.io import load_image, tensor_to_image
+from photostyle.io import image_to_tensor, load_image, save_image, tensor_to_image
 
 
 def thumbnail(path: str | Path, height: int = 160) -> torch.Tensor:
@@ -89,3 +89,20 @@ def contact_sheet(
                 draw.text((x + 2, 2), labels[c], fill="black")
             x += tile.width + gap
     return sheet
+
+
+def write_sheet(
+    rows: Sequence[Sequence[torch.Tensor]],
+    path: str | Path,
+    *,
+    labels: Sequence[str] | None = None,
+    protect: Iterable[str | Path] = (),
+) -> Path:
+    """Write the :func:`contact_sheet` of ``rows`` to ``path`` atomically (never onto a file of
+    ``protect``).
+
+    Returns:
+        ``path``.
+    """
+    sheet = image_to_tensor(contact_sheet(rows, labels=labels))
+    return save_image(sheet, path, protect=protect)

@@ -25,12 +25,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from photostyle.measure import time_call
+from photostyle.measure import environment, time_call
 from photostyle.models.stylizer import PhotoStylizer
 
 KNOBS: tuple[str, ...] = (
@@ -248,3 +248,8 @@ def speed_table_markdown(rows: Sequence[SpeedRow]) -> str:
             f"| {r.gflop:.1f} | {r.gflops:.1f} | {r.peak_fraction:.0%} | {r.note} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def speed_json(rows: Sequence[SpeedRow], device: str | torch.device) -> dict[str, object]:
+    """Environment and rows of a run, ready for ``json.dump``."""
+    return {"environment": environment(str(device)), "rows": [asdict(r) for r in rows]}

@@ -308,6 +308,38 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: {err}") from err
 
 
+def layered_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> TrainConfig:
+    """The settings of a run, in layers: defaults < the config file at ``path`` < ``overrides``.
+
+    Args:
+        path: YAML or JSON file of :class:`TrainConfig` keys (:func:`read_config_file`); None =
+            no file.
+        overrides: field values that win over the file (e.g. command-line flags). None values
+            are skipped (not given); a dotted key sets a field of a nested config
+            (``"sampling.t1"``).
+
+    Raises:
+        ValueError: a bad file, key, type or value (one line naming the file or the key).
+    """
+    values = read_config_file(path) if path is not None else {}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        head, _, rest = key.partition(".")
+        if not rest:
+            values[key] = value
+            continue
+        factory = fields[head].default_factory if head in fields else dataclasses.MISSING
+        if factory is dataclasses.MISSING:
+            raise ValueError(f"unknown config key {key!r}")
+        nested = values.get(head) or factory()
+        values[head] = dataclasses.replace(nested, **{rest: value})
+    return TrainConfig.from_dict(values, strict=True)
+
+
 # --- commented YAML from the dataclass's own comments --------------------------------------------
 
 

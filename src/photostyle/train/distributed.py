@@ -108,6 +108,26 @@ class DistContext:
             dist.barrier()
 
 
+def torchrun_shard() -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` of the torchrun job of this process; ``(0, 1)`` outside one."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
+
+
+def shard_device(shard: tuple[int, int], device: str) -> torch.device:
+    """The device of shard ``(i, n)`` of a job split over processes.
+
+    Under torchrun (``LOCAL_RANK`` set) with several shards each process takes its own GPU, as in
+    training (:meth:`DistContext.device`); otherwise ``device`` itself.
+
+    Raises:
+        ValueError: an unknown device, or one explicit GPU for several torchrun processes.
+    """
+    if shard[1] > 1 and "LOCAL_RANK" in os.environ:
+        return DistContext(shard[0], shard[1], int(os.environ["LOCAL_RANK"])).device(device)
+    return resolve_device(device)
+
+
 @contextlib.contextmanager
 def distributed(device: str = "auto", timeout_s: float = 3600.0) -> Iterator[DistContext]:
     """Join the torchrun job described by the environment, for the duration of the block.

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from photostyle.io import ImageError, load_image, save_image
-from photostyle.utils import atomic_path, check_writable
+from photostyle.utils import atomic_path, check_writable, one_line
 
 IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 VIDEO_SUFFIXES: Final = (".mp4", ".mkv", ".mov")  # outputs; inputs: whatever FFmpeg reads
@@ -37,11 +37,6 @@ class VideoError(ValueError):
     """A user-facing clip problem; ``str(err)`` is a one-line message naming the file."""
 
 
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
-
-
 def _av() -> Any:
     """The PyAV module (the ``video`` extra).
 
@@ -52,7 +47,7 @@ def _av() -> Any:
         import av
     except ImportError as err:
         raise VideoError(
-            f"video files need PyAV ({_one_line(err)}): pip install 'photostyle[video]' "
+            f"video files need PyAV ({one_line(err)}): pip install 'photostyle[video]' "
             "(folders of frames work without it)"
         ) from err
     return av
@@ -149,7 +144,7 @@ def open_clip(path: str | Path) -> Clip:
             rate = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
             return Clip(p, stream.frames or None, Fraction(rate))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
-        raise VideoError(f"{p}: not a readable video ({_one_line(err)})") from err
+        raise VideoError(f"{p}: not a readable video ({one_line(err)})") from err
 
 
 def _decode_video(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -163,7 +158,7 @@ def _decode_video(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
                 count += 1
                 yield f"{count:06d}.png", tensor.float().div_(255.0)
     except (av.FFmpegError, OSError) as err:
-        raise VideoError(f"{path}: cannot decode frame {count + 1} ({_one_line(err)})") from err
+        raise VideoError(f"{path}: cannot decode frame {count + 1} ({one_line(err)})") from err
     if count == 0:
         raise VideoError(f"{path}: the video has no frames")
 
@@ -217,7 +212,7 @@ class FolderWriter(AbstractContextManager["FolderWriter"]):
         try:
             self.tmp.mkdir(parents=True)
         except OSError as err:
-            raise VideoError(f"{self.out}: cannot create folder ({_one_line(err)})") from err
+            raise VideoError(f"{self.out}: cannot create folder ({one_line(err)})") from err
         return self
 
     def write(self, name: str, frame: torch.Tensor) -> None:
@@ -267,7 +262,7 @@ class VideoWriter(AbstractContextManager["VideoWriter"]):
             try:
                 self._container = stack.enter_context(av.open(str(tmp), "w"))
             except (av.FFmpegError, OSError) as err:
-                raise VideoError(f"{self.out}: cannot write ({_one_line(err)})") from err
+                raise VideoError(f"{self.out}: cannot write ({one_line(err)})") from err
             self._stack = stack.pop_all()
         return self
 
@@ -295,7 +290,7 @@ class VideoWriter(AbstractContextManager["VideoWriter"]):
             for packet in self._stream.encode(picture):
                 self._container.mux(packet)
         except (av.FFmpegError, OSError) as err:
-            raise VideoError(f"{self.out}: cannot encode frame ({_one_line(err)})") from err
+            raise VideoError(f"{self.out}: cannot encode frame ({one_line(err)})") from err
         self.frames += 1
 
     def __exit__(
@@ -322,4 +317,4 @@ class VideoWriter(AbstractContextManager["VideoWriter"]):
             for packet in self._stream.encode():
                 self._container.mux(packet)
         except (av.FFmpegError, OSError) as err:
-            raise VideoError(f"{self.out}: cannot finish the video ({_one_line(err)})") from err
+            raise VideoError(f"{self.out}: cannot finish the video ({one_line(err)})") from err

@@ -1,0 +1,38 @@
+"""``photostyle train-affine``: train the affine colour head; a flag per AffineTrainConfig field."""
+
+from __future__ import annotations
+
+import argparse
+
+from photostyle.cli.args import SubParsers, dataclass_flags, flag_config
+from photostyle.cli.errors import EXIT_OK
+
+
+def register(sub: SubParsers) -> None:
+    from photostyle.train.affine import AffineTrainConfig
+
+    ta = sub.add_parser(
+        "train-affine",
+        help="train the affine colour head (resumes from --out-dir)",
+        description="Train the affine colour head along the SSIM / Gram frontier "
+        "(photostyle.train.affine); running again with the same --out-dir resumes.",
+    )
+    ta.set_defaults(handler=_cmd_train_affine, config_fields=dataclass_flags(ta, AffineTrainConfig))
+
+
+def _cmd_train_affine(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from photostyle.train.affine import AffineTrainConfig, train_affine
+
+    values = {field: getattr(args, dest) for dest, field in args.config_fields.items()}
+    config = flag_config(AffineTrainConfig, **values)
+    with tqdm(total=config.steps, desc="train-affine", unit="step") as bar:
+
+        def progress(step: int, terms: dict[str, float]) -> None:
+            bar.n = step
+            bar.set_postfix(gram=f"{terms['log_gram_ratio']:.3f}", ssim=f"{terms['ssim']:.3f}")
+
+        path = train_affine(config, progress=progress)
+    print(f"stylizer: {path}")
+    return EXIT_OK
