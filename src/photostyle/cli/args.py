@@ -22,7 +22,6 @@ from typing import (
     get_origin,
 )
 
-from photostyle.api import DEFAULT_MAX_SIZE
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
 
@@ -81,9 +80,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-size",
         type=int,
-        default=DEFAULT_MAX_SIZE,
         help="longest side the network works at; the result is brought back to full size "
-        f"(default {DEFAULT_MAX_SIZE})",
+        "(default: the model's own working size, stored in its weights)",
     )
     p.add_argument(
         "--upsample",

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from photostyle.api import DEFAULT_MAX_SIZE
 from photostyle.cli.args import SubParsers, add_device_arg, add_weights_args
 from photostyle.cli.errors import EXIT_FAILED, EXIT_OK
 from photostyle.io import ImageError
@@ -21,8 +20,7 @@ def register(sub: SubParsers) -> None:
     sv.add_argument(
         "--max-size",
         type=int,
-        default=DEFAULT_MAX_SIZE,
-        help="working size when a request gives none",
+        help="working size when a request gives none (default: the model's own)",
     )
     sv.add_argument("--concurrency", type=int, default=1, help="network passes at once (1)")
     sv.add_argument(
@@ -62,7 +60,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         default_max_size=args.max_size,
-        max_working_size=max(ServeConfig.max_working_size, args.max_size),
+        max_working_size=max(ServeConfig.max_working_size, args.max_size or 0),
     )
     if not is_loopback(args.host):
         print(

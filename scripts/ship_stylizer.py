@@ -1,0 +1,38 @@
+"""Turn a trained stylizer into a shipped one: set its default working size, write it atomically.
+
+The working size is chosen after training, on the dev pairs' quality/speed frontier, so it is set
+here rather than in training. Prints the new file's sha256 for ``models/weights.py`` and its card.
+
+    python scripts/ship_stylizer.py RUN/stylizer.safetensors \
+        src/photostyle/weights/photostyle_affine.safetensors --working-size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from photostyle.models.stylizer import ModelConfig
+from photostyle.models.weights import load_checkpoint, save_checkpoint
+from photostyle.utils import sha256_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="a stylizer .safetensors (e.g. from train-affine)")
+    parser.add_argument("target", help="where to write the shipped file")
+    parser.add_argument("--working-size", type=int, required=True, help="default working size")
+    args = parser.parse_args(argv)
+    if args.working_size < 16:
+        parser.error("--working-size must be at least 16")
+    tensors, meta = load_checkpoint(args.source)
+    config = ModelConfig.from_dict(json.loads(meta["model_config"]))
+    shipped = ModelConfig.from_dict({**config.to_dict(), "working_size": args.working_size})
+    save_checkpoint(args.target, tensors, {**meta, "model_config": shipped.to_dict()})
+    sys.stdout.write(f"{args.target}\nsha256 {sha256_file(args.target)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
