@@ -23,12 +23,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", help="a stylizer .safetensors (e.g. from train-affine)")
     parser.add_argument("target", help="where to write the shipped file")
     parser.add_argument("--working-size", type=int, required=True, help="default working size")
+    parser.add_argument("--refine", type=int, default=0, help="default refinement steps (0)")
+    parser.add_argument(
+        "--refine-ssim-weight", type=float, default=3.0, help="w_ssim of the refinement (3)"
+    )
     args = parser.parse_args(argv)
-    if args.working_size < 16:
-        parser.error("--working-size must be at least 16")
+    if args.working_size < 16 or args.refine < 0:
+        parser.error("--working-size must be at least 16 and --refine non-negative")
     tensors, meta = load_checkpoint(args.source)
     config = ModelConfig.from_dict(json.loads(meta["model_config"]))
-    shipped = ModelConfig.from_dict({**config.to_dict(), "working_size": args.working_size})
+    chosen = {
+        "working_size": args.working_size,
+        "refine_steps": args.refine,
+        "refine_ssim_weight": args.refine_ssim_weight,
+    }
+    shipped = ModelConfig.from_dict({**config.to_dict(), **chosen})
     save_checkpoint(args.target, tensors, {**meta, "model_config": shipped.to_dict()})
     sys.stdout.write(f"{args.target}\nsha256 {sha256_file(args.target)}\n")
     return 0

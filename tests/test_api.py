@@ -452,26 +452,66 @@ def test_channels_last_gives_the_same_result(tiny_stylizer_files: tuple[Path, Pa
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_affine_weights(tiny_stylizer_files: tuple[Path, Path], tmp_path: Path) -> Path:
-    """A tiny affine-head stylizer on the tiny encoder (seeded, untrained)."""
+def _affine_weights(files: tuple[Path, Path], path: Path, **fields: object) -> Path:
+    """A tiny affine-head stylizer on the tiny encoder (seeded, untrained), saved at ``path``."""
     from photostyle.models.stylizer import ModelConfig, PhotoStylizer
     from photostyle.models.weights import STYLIZER_FORMAT, build_encoder
     from photostyle.utils import sha256_file
 
-    _, encoder = tiny_stylizer_files
-    base = Stylizer(tiny_stylizer_files[0], encoder_weights=encoder, device="cpu").config
+    _, encoder = files
+    base = Stylizer(files[0], encoder_weights=encoder, device="cpu").config
     config = ModelConfig.from_dict(
-        {**base.to_dict(), "head": "affine", "grid_bins": 4, "grid_hidden": 8, "working_size": 24}
+        {**base.to_dict(), "head": "affine", "grid_bins": 4, "grid_hidden": 8, **fields}
     )
     assert config.encoder_sha256 == sha256_file(encoder)
     torch.manual_seed(0)
     model = PhotoStylizer(config, build_encoder(encoder, config.vgg()))
     tensors = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
     meta = {"format": STYLIZER_FORMAT, "version": "1", "model_config": config.to_dict()}
-    path = tmp_path / "affine_tiny.safetensors"
     save_checkpoint(path, tensors, meta)
     return path
+
+
+@pytest.fixture
+def tiny_affine_weights(tiny_stylizer_files: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A tiny affine-head stylizer (spatial residual) with its own working size, 24."""
+    return _affine_weights(
+        tiny_stylizer_files, tmp_path / "affine_tiny.safetensors", working_size=24
+    )
+
+
+def test_curves_model_refines_by_default_and_on_request(
+    tiny_stylizer_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path = _affine_weights(
+        tiny_stylizer_files,
+        tmp_path / "curves.safetensors",
+        grid_residual="curves",
+        base_power=0.0,
+        refine_steps=2,
+    )
+    stylizer = Stylizer(path, encoder_weights=tiny_stylizer_files[1], device="cpu")
+    assert stylizer.resolve_options().refine == 2
+    content, style = _rand(3, 40, 48, seed=21) * 0.2 + 0.4, _rand(3, 30, 30, seed=22)
+    default = stylizer.stylize(content, style)
+    torch.testing.assert_close(
+        default, stylizer.stylize(content, style, options=StylizeOptions(refine=2))
+    )
+    one_pass = stylizer.stylize(content, style, options=StylizeOptions(refine=0))
+    assert not torch.allclose(default, one_pass, atol=1e-4)  # the grade moved
+
+
+def test_refine_needs_the_curves_head(tiny_stylizer_files: tuple[Path, Path]) -> None:
+    stylizer = Stylizer(
+        tiny_stylizer_files[0], encoder_weights=tiny_stylizer_files[1], device="cpu"
+    )
+    with pytest.raises(ValueError, match="curves"):
+        stylizer.stylize(
+            _rand(3, 20, 20, seed=1), _rand(3, 20, 20, seed=2), options=StylizeOptions(refine=1)
+        )
+    assert stylizer.resolve_options(StylizeOptions(refine=0)).refine == 0  # 0 is always fine
+    with pytest.raises(ValueError, match="refine"):
+        StylizeOptions(refine=-1)
 
 
 @pytest.mark.parametrize("head", ["decoder", "affine"])

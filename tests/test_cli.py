@@ -190,7 +190,8 @@ def test_masks(tmp_path: Path, photos: tuple[Path, Path], model_args: list[str])
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--alpha", "1.5"), ("--alpha", "-1"), ("--max-size", "8")]
+    ("flag", "value"),
+    [("--alpha", "1.5"), ("--alpha", "-1"), ("--max-size", "8"), ("--refine", "-1")],
 )
 def test_bad_option_values(
     tmp_path: Path,
@@ -205,6 +206,17 @@ def test_bad_option_values(
     argv = ["stylize", str(content), str(style), "-o", str(out), flag, value, *model_args]
     assert cli.main(argv) == 2
     assert f"error: {flag} must" in _one_line_error(capsys)  # the flag, not the field name
+    assert not out.exists()
+
+
+def test_refine_with_a_model_without_the_curves_head(
+    tmp_path: Path, photos: tuple[Path, Path], model_args: list[str], capsys: Capsys
+) -> None:
+    content, style = photos
+    out = tmp_path / "r.png"
+    argv = ["stylize", str(content), str(style), "-o", str(out), "--refine", "2", *model_args]
+    assert cli.main(argv) == 2
+    assert "refine needs a model with the affine head's curves residual" in _one_line_error(capsys)
     assert not out.exists()
 
 

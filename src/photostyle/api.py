@@ -18,6 +18,7 @@ from photostyle.models.affine import AffineHead
 from photostyle.models.decoder import Decoder
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.models.refine import RefineSettings, refine_grade
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
@@ -57,10 +58,13 @@ class StylizeOptions:
     max_size: int | None = None  # longest side the network works at; None = the model's own
     fa: FAVariant | None = None  # FA variant; None = the stylizer's default
     upsample: UpsampleMethod = "guided"  # how a working-size result reaches full size
+    refine: int | None = None  # curves head: per-photo refinement steps; None = the model's own
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.refine is not None and self.refine < 0:
+            raise ValueError(f"refine must be >= 0, got {self.refine}")
         if self.max_size is not None and self.max_size < 16:
             raise ValueError(f"max_size must be at least 16, got {self.max_size}")
         if self.fa is not None and self.fa not in FA_VARIANTS:
@@ -267,7 +271,10 @@ class Stylizer:
         None becomes this model's own working size (``ModelConfig.working_size``, chosen on the
         quality/speed frontier when the model was selected)."""
         opts = options or StylizeOptions()
-        return replace(opts, max_size=self.working_max_size(opts))
+        if opts.refine and self.config.grid_residual != "curves":
+            raise ValueError("refine needs a model with the affine head's curves residual")
+        refine = opts.refine if opts.refine is not None else self.config.refine_steps
+        return replace(opts, max_size=self.working_max_size(opts), refine=refine)
 
     def working_max_size(self, options: StylizeOptions) -> int:
         """The longest side the network works at under ``options``."""
@@ -357,7 +364,7 @@ class Stylizer:
         if isinstance(self.model.decoder, AffineHead) and self.onnx is None:
             with self._stage(on_stage, "network"):
                 coeffs = self._colour_model(
-                    c.to(self.dtype), style, opts.alpha, fa, labels_c, labels_s, style_enc
+                    c.to(self.dtype), style, opts, fa, labels_c, labels_s, style_enc
                 )
             with self._stage(on_stage, "full_resolution"):
                 out = apply_local_affine(coeffs.float(), c_full)  # (1, 3, H, W)
@@ -381,13 +388,14 @@ class Stylizer:
         self,
         content: torch.Tensor,
         style: torch.Tensor,
-        alpha: float,
+        opts: StylizeOptions,
         fa: FAVariant,
         labels_c: torch.Tensor | None,
         labels_s: torch.Tensor | None,
         style_enc: EncoderOutput | None = None,
     ) -> torch.Tensor:
-        """The affine head's colour model at working size.
+        """The affine head's colour model at working size, its grade refined on this photo when
+        ``opts.refine`` steps are asked for (:mod:`photostyle.models.refine`).
 
         Shape: content (1, 3, h, w), style (1, 3, hs, ws) -> (1, 12, h, w).
         """
@@ -397,16 +405,21 @@ class Stylizer:
         encoder = self.model.encoder
         enc_c = encoder(content.contiguous(memory_format=fmt))
         enc_s = style_enc if style_enc is not None else encoder(style.contiguous(memory_format=fmt))
-        return head(
+        out = head(
             content,
             style,
             enc_c,
             enc_s,
-            alpha=alpha,
+            alpha=opts.alpha,
             content_labels=labels_c,
             style_labels=labels_s,
             variant=fa,
-        ).coeffs
+        )
+        if not opts.refine or head.residual != "curves":
+            return out.coeffs
+        settings = RefineSettings(steps=opts.refine, ssim_weight=self.config.refine_ssim_weight)
+        grade = refine_grade(head, encoder, content, style, out.base, out.residual, settings)
+        return head.colour_model(content, out.base, grade, alpha=opts.alpha).coeffs
 
     def _network(
         self,

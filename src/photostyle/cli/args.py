@@ -91,6 +91,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "applied to the full-size photo), change (add the upsampled change), bicubic "
         "(default guided)",
     )
+    p.add_argument(
+        "--refine",
+        type=int,
+        metavar="STEPS",
+        help="refine the colour grade on each photo with this many optimisation steps (models "
+        "with the curves head; 0 = one network pass; default: the model's own)",
+    )
     add_device_arg(p)
     p.add_argument(
         "--dtype",
@@ -163,7 +170,12 @@ def options_from_args(args: argparse.Namespace) -> StylizeOptions:
     from photostyle.api import StylizeOptions
 
     return flag_config(
-        StylizeOptions, alpha=args.alpha, max_size=args.max_size, fa=args.fa, upsample=args.upsample
+        StylizeOptions,
+        alpha=args.alpha,
+        max_size=args.max_size,
+        fa=args.fa,
+        upsample=args.upsample,
+        refine=args.refine,
     )
 
 

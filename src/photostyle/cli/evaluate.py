@@ -137,6 +137,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         gatys_encoder=gatys_encoder,
         gatys_steps=args.gatys_steps,
         upsample=options.upsample,
+        refine=options.refine,
     )
     outputs: dict[str, list[torch.Tensor]] = {}
 

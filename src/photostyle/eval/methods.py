@@ -58,6 +58,7 @@ class MethodSettings:
     gatys_encoder: Callable[[], VGGEncoder] | None = None  # gatys' VGG; None = the bundled VGG16
     gatys_steps: int = 200  # optimisation steps of gatys
     upsample: UpsampleMethod = "guided"  # how photostyle methods without "+" reach full size
+    refine: int | None = None  # photostyle's refinement steps; None = the model's own
     _loaded: dict[MethodModel, object] = field(default_factory=dict, init=False, repr=False)
 
     def model(self) -> Stylizer:
@@ -148,6 +149,7 @@ def make_methods(
     gatys_encoder: Callable[[], VGGEncoder] | None = None,
     gatys_steps: int = 200,
     upsample: UpsampleMethod = "guided",
+    refine: int | None = None,
 ) -> dict[str, Method]:
     """Methods by name: ``photostyle-<fa variant>`` (see :func:`photostyle_options` for the
     ``+<upsampling>`` and ``@<working size>`` suffixes; ``-nomasks`` at the end ignores the pairs'
@@ -166,6 +168,7 @@ def make_methods(
         gatys_encoder: returns the VGG encoder of gatys; None = the bundled ImageNet VGG16.
         gatys_steps: optimisation steps of gatys.
         upsample: how photostyle methods without a ``+`` suffix reach full size.
+        refine: refinement steps of the photostyle methods (None: the model's own).
 
     Raises:
         ValueError: an unknown name (checked before any work), adain/wct without an autoencoder
@@ -174,7 +177,7 @@ def make_methods(
     """
     specs = [(name, eval_method(name)) for name in names]
     settings = MethodSettings(
-        stylizer, alpha, max_size, autoencoder, gatys_encoder, gatys_steps, upsample
+        stylizer, alpha, max_size, autoencoder, gatys_encoder, gatys_steps, upsample, refine
     )
     return {name: spec.build(name, settings) for name, spec in specs}
 
@@ -258,6 +261,7 @@ def photostyle_options(
     alpha: float = 1.0,
     max_size: int | None = None,
     upsample: UpsampleMethod = "guided",
+    refine: int | None = None,
 ) -> StylizeOptions:
     """Options of a method named ``photostyle-<fa>[+<upsampling>][@<working size>][-nomasks]``.
 
@@ -287,12 +291,17 @@ def photostyle_options(
         max_size=max_size,
         fa=cast(FAVariant, fa),
         upsample=cast(UpsampleMethod, up) if up else upsample,
+        refine=refine,
     )
 
 
 def _photostyle_method(name: str, settings: MethodSettings) -> Method:
     options = photostyle_options(
-        name, alpha=settings.alpha, max_size=settings.max_size, upsample=settings.upsample
+        name,
+        alpha=settings.alpha,
+        max_size=settings.max_size,
+        upsample=settings.upsample,
+        refine=settings.refine,
     )
     masks = not name.endswith(NO_MASKS_SUFFIX)
     return stylizer_method(settings.model(), options, use_masks=masks)

@@ -244,7 +244,8 @@ class AffineOutput:
 
     coeffs: torch.Tensor  # (B, 12, h, w) per-pixel [A | b] at the working size
     image: torch.Tensor  # (B, 3, h, w) the coefficients applied to the content, not clamped
-    residual: torch.Tensor  # (B, 12, bins, gh, gw) the learned part of the grid
+    residual: torch.Tensor  # (B, 12, bins, gh, gw) the learned part (gh = gw = 1: curves)
+    base: torch.Tensor  # (B, 12, gh, gw) the parameter-free base grid
 
 
 class AffineHead(nn.Module):
@@ -439,4 +440,4 @@ class AffineHead(nn.Module):
             eye = identity_coeffs(b, (h, w), coeffs)
             coeffs = eye + alpha * (coeffs - eye)
         image = apply_coeffs(coeffs, content_image)
-        return AffineOutput(coeffs=coeffs, image=image, residual=residual)
+        return AffineOutput(coeffs=coeffs, image=image, residual=residual, base=base)

@@ -43,6 +43,8 @@ class ModelConfig:
     base_power: float = 1.0  # affine head: exponent of its base's MKL maps (affine.mkl_map)
     grid_residual: Residual = "spatial"  # affine head: learned part, "curves" or "spatial" grid
     working_size: int = 1024  # default longest side the network works at (StylizeOptions)
+    refine_steps: int = 0  # curves head: default per-photo refinement steps (models.refine)
+    refine_ssim_weight: float = 3.0  # curves head: w_ssim of the refinement, its frontier point
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
 
     @classmethod

@@ -33,7 +33,7 @@ BUNDLED_VGG16_SHA256 = "29d674a6927365c461ab0dbdf5d3ffea98b7f7dcbc8bc24d58424f97
 BUNDLED_STYLIZERS: dict[str, tuple[str, str]] = {
     "affine": (
         "photostyle_affine.safetensors",
-        "dbdb83b4f496ea1b911f8e2bd09c8e518a5c10a59eae42fa20972226ef30d2dd",
+        "f5666b2f9d1f78d7d6bd7ba14ed5004aca61842de9b819cc84618ff0be24ba57",
     ),
     "decoder": (
         "photostyle_vgg16.safetensors",

@@ -1,0 +1,69 @@
+"""Per-photo refinement of the curves head's colour grade."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from photostyle.losses.frontier import gram_log_ratio, ssim_luma
+from photostyle.models.affine import AffineHead
+from photostyle.models.refine import RefineSettings, refine_grade
+
+
+@pytest.fixture
+def setup(make_encoder, tiny_cfg):  # type: ignore[no-untyped-def]
+    enc = make_encoder()
+    # A base that only shifts the mean colour leaves contrast and saturation to the grade.
+    head = AffineHead(tiny_cfg.widths, bins=4, hidden=8, residual="curves", base_power=0.0)
+    g = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 32, 40, generator=g) * 0.1 + 0.4  # flat
+    style = torch.rand(1, 3, 24, 24, generator=g)  # contrasty: a real change to make
+    out = head(content, style, enc(content), enc(style))
+    return head, enc, content, style, out
+
+
+@torch.no_grad()
+def _loss(head, enc, content, style, base, grade, w_ssim: float) -> float:  # type: ignore[no-untyped-def]
+    image = head.colour_model(content, base, grade).image.clamp(0, 1)
+    style_term = gram_log_ratio(enc(image).taps, enc(content).taps, enc(style).taps).sum()
+    return float(style_term + w_ssim * (1 - ssim_luma(image, content)).sum())
+
+
+def test_refinement_lowers_the_photos_frontier_loss(setup) -> None:  # type: ignore[no-untyped-def]
+    head, enc, content, style, out = setup
+    settings = RefineSettings(steps=4, lr=0.02, ssim_weight=1.0, tv_weight=0.0)
+    with torch.inference_mode():  # as inside Stylizer.stylize
+        grade = refine_grade(head, enc, content, style, out.base, out.residual, settings)
+    assert grade.shape == out.residual.shape and not grade.requires_grad
+    before = _loss(head, enc, content, style, out.base, out.residual, 1.0)
+    after = _loss(head, enc, content, style, out.base, grade, 1.0)
+    assert after < before - 1e-3
+    assert all(p.grad is None for p in head.parameters())  # the head itself is not trained
+
+
+def test_zero_steps_return_the_prediction(setup) -> None:  # type: ignore[no-untyped-def]
+    head, enc, content, style, out = setup
+    grade = refine_grade(head, enc, content, style, out.base, out.residual, RefineSettings())
+    assert grade is out.residual
+
+
+def test_refinement_at_a_smaller_size_keeps_the_grade_shape(setup) -> None:  # type: ignore[no-untyped-def]
+    head, enc, content, style, out = setup
+    settings = RefineSettings(steps=1, size=16)
+    grade = refine_grade(head, enc, content, style, out.base, out.residual, settings)
+    assert grade.shape == out.residual.shape and not torch.equal(grade, out.residual)
+
+
+def test_refinement_needs_an_image_wide_grade(setup) -> None:  # type: ignore[no-untyped-def]
+    head, enc, content, style, out = setup
+    spatial = out.residual.expand(-1, -1, -1, 2, 2)
+    with pytest.raises(ValueError, match="image-wide"):
+        refine_grade(head, enc, content, style, out.base, spatial, RefineSettings(steps=1))
+
+
+@pytest.mark.parametrize(
+    "bad", [{"steps": -1}, {"lr": 0.0}, {"size": 8}, {"ssim_weight": -1.0}, {"tv_weight": -1.0}]
+)
+def test_settings_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="refine"):
+        RefineSettings(**bad)  # type: ignore[arg-type]
