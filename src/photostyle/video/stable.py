@@ -235,7 +235,8 @@ class ClipStylizer:
         self._running: dict[int, Stats] = {}
         self._log_gain: torch.Tensor | None = None  # (3,) log of the exposure divided out
         self._previous: torch.Tensor | None = None  # (1, 3, h, w) last frame at working size
-        self._coeffs: torch.Tensor | None = None  # affine head: running colour model
+        # Affine head: running colour-model grid (base, learned part).
+        self._grid: tuple[torch.Tensor, torch.Tensor] | None = None
         self._size: tuple[int, int] | None = None  # (H, W) of the clip's frames
         self.frames = 0  # frames stylized since the last reset
 
@@ -271,7 +272,7 @@ class ClipStylizer:
             if previous is not None and float((small - previous).abs().mean()) > opts.scene_cut:
                 previous = None  # a new shot: statistics of the old one do not apply
                 self._running.clear()
-                self._coeffs = None
+                self._grid = None
             if opts.deflicker:
                 gain = self._exposure(small, previous)  # (1, 3, 1, 1)
                 full, small = full / gain, small / gain
@@ -290,8 +291,10 @@ class ClipStylizer:
     ) -> torch.Tensor:
         """Affine head: the colour model of this frame, at full size.
 
-        With ``smooth`` the (1, 12, h, w) colour model is an exponential moving average over the
-        frames (reset at a scene cut), so the look changes no faster than the scene.
+        With ``smooth`` the colour model's grid (base and learned part, before it is read at the
+        frame's brightness) is an exponential moving average over the frames (reset at a scene
+        cut), so the look changes no faster than the scene. The per-photo refinement of
+        :meth:`Stylizer.stylize` is not run on video: the one-pass grade, smoothed, is steadier.
 
         Shape: full (1, 3, H, W), small (1, 3, h, w) -> (1, 3, H, W).
         """
@@ -299,19 +302,18 @@ class ClipStylizer:
         head = self.model.decoder
         assert isinstance(head, AffineHead)
         content = small.to(self.dtype)
-        coeffs = head(
-            content,
-            self.style,
-            self.model.encoder(content),
-            self.style_enc,
-            alpha=opts.alpha,
-            variant=self.variant,
-        ).coeffs.float()  # (1, 12, h, w)
+        out = head(
+            content, self.style, self.model.encoder(content), self.style_enc, variant=self.variant
+        )
+        grid = (out.base.float(), out.residual.float())  # (1, 12, gh, gw), (1, 12, bins, ., .)
         if smooth:
-            if self._coeffs is not None and self._coeffs.shape == coeffs.shape:
-                coeffs = opts.smoothing * self._coeffs + (1 - opts.smoothing) * coeffs
-            self._coeffs = coeffs
-        return apply_local_affine(coeffs, full)
+            old = self._grid
+            if old is not None and all(a.shape == b.shape for a, b in zip(old, grid, strict=True)):
+                k = opts.smoothing
+                grid = (k * old[0] + (1 - k) * grid[0], k * old[1] + (1 - k) * grid[1])
+            self._grid = grid
+        coeffs = head.colour_model(content.float(), *grid, alpha=opts.alpha).coeffs
+        return apply_local_affine(coeffs, full)  # (1, 12, h, w) coefficients at full size
 
     def _exposure(self, small: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """Gain to divide this frame by, (1, 3, 1, 1); updates the exposure state."""
