@@ -418,7 +418,17 @@ class Stylizer:
         if not opts.refine or head.residual != "curves":
             return out.coeffs
         settings = RefineSettings(steps=opts.refine, ssim_weight=self.config.refine_ssim_weight)
-        grade = refine_grade(head, encoder, content, style, out.base, out.residual, settings)
+        grade = refine_grade(
+            head,
+            encoder,
+            content,
+            style,
+            out.base,
+            out.residual,
+            settings,
+            content_taps=enc_c.taps,
+            style_taps=enc_s.taps,
+        )
         return head.colour_model(content, out.base, grade, alpha=opts.alpha).coeffs
 
     def _network(

@@ -67,3 +67,16 @@ def test_refinement_needs_an_image_wide_grade(setup) -> None:  # type: ignore[no
 def test_settings_are_checked(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="refine"):
         RefineSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_given_taps_are_reused_and_give_the_same_grade(setup) -> None:  # type: ignore[no-untyped-def]
+    head, enc, content, style, out = setup
+    settings = RefineSettings(steps=2, lr=0.02)
+    fresh = refine_grade(head, enc, content, style, out.base, out.residual, settings)
+    with torch.no_grad():
+        taps_c, taps_s = enc(content).taps, enc(style).taps
+    given = refine_grade(
+        head, enc, content, style, out.base, out.residual, settings,
+        content_taps=taps_c, style_taps=taps_s,
+    )  # fmt: skip
+    torch.testing.assert_close(given, fresh)

@@ -50,6 +50,9 @@ def refine_grade(
     base: torch.Tensor,
     grade: torch.Tensor,
     settings: RefineSettings,
+    *,
+    content_taps: list[torch.Tensor] | None = None,
+    style_taps: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Refine an image-wide colour grade on one photo (autograd on, whatever the caller's mode).
 
@@ -61,6 +64,9 @@ def refine_grade(
         base: (B, 12, gh, gw) the head's base grid.
         grade: (B, 12, bins, 1, 1) the predicted grade, the starting point.
         settings: steps, learning rate, loss weights.
+        content_taps: the content's VGG taps at this size, if already computed (then reused
+            when ``settings.size`` leaves the images as given).
+        style_taps: likewise for the style.
 
     Returns:
         (B, 12, bins, 1, 1) the refined grade (detached), in ``grade``'s dtype.
@@ -78,8 +84,15 @@ def refine_grade(
         # Copies made here are ordinary tensors: inference tensors cannot enter autograd.
         c = _shrink(content.float(), settings.size).clone()
         b = base.detach().float().clone()
-        taps_s = [t.clone() for t in taps(_shrink(style.float(), settings.size))]
-        taps_c = [t.clone() for t in taps(c)]
+        reuse = settings.size is None or settings.size >= max(
+            *content.shape[-2:], *style.shape[-2:]
+        )
+        if not (reuse and content_taps is not None):
+            content_taps = taps(c)
+        if not (reuse and style_taps is not None):
+            style_taps = taps(_shrink(style.float(), settings.size))
+        taps_c = [t.float().clone() for t in content_taps]
+        taps_s = [t.float().clone() for t in style_taps]
         g = grade.detach().float().clone().requires_grad_(True)
         opt = torch.optim.Adam([g], lr=settings.lr)
         for _ in range(settings.steps):
