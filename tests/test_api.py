@@ -578,3 +578,26 @@ def test_cuda_result_matches_the_cpu_and_the_hook_times_it(
     assert set(stages) == set(STAGES)
     bf16 = Stylizer(weights, encoder_weights=encoder, device="cuda", dtype=torch.bfloat16)
     assert float((bf16.stylize(content, style, options=options) - cpu).abs().mean()) < 0.03
+
+
+def test_fa_option_is_passed_per_call_not_set_on_the_model(
+    tiny_stylizer_files: tuple[Path, Path],
+) -> None:
+    stylizer = Stylizer(
+        tiny_stylizer_files[0], encoder_weights=tiny_stylizer_files[1], device="cpu"
+    )
+    decoder = stylizer.model.pixel_decoder
+    before = decoder.variant
+    assert before != "wct"
+    content, style = _rand(3, 40, 48, seed=31), _rand(3, 30, 30, seed=32)
+    per_call = stylizer.stylize(content, style, options=StylizeOptions(fa="wct", max_size=32))
+    assert decoder.variant == before  # the shared module is not switched around the call
+    default = stylizer.stylize(content, style, options=StylizeOptions(max_size=32))
+    assert not torch.allclose(per_call, default, atol=1e-4)
+    # The model's per-call variant is the variant its FA layers would have if switched.
+    c, s = content[None], style[None]
+    with torch.no_grad():
+        given = stylizer.model(c, s, variant="wct").image
+        decoder.set_variant("wct")
+        switched = stylizer.model(c, s).image
+    torch.testing.assert_close(given, switched)

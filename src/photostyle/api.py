@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from photostyle.io import check_output_path, load_image, load_mask, save_image
 from photostyle.models.affine import AffineHead
-from photostyle.models.decoder import Decoder
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FA_VARIANTS, FAVariant
 from photostyle.models.refine import RefineSettings, refine_grade
@@ -453,21 +452,15 @@ class Stylizer:
             if labels_c is not None or labels_s is not None:
                 raise ValueError("the onnxruntime backend does not support semantic masks")
             return self.onnx(content, style, alpha=alpha, fa=fa)
-        decoder = self.model.decoder
-        assert isinstance(decoder, Decoder)
-        previous = decoder.variant
-        decoder.set_variant(fa)
-        try:
-            return self.model(
-                content.contiguous(memory_format=self.memory_format),
-                style.contiguous(memory_format=self.memory_format),
-                alpha=alpha,
-                content_labels=labels_c,
-                style_labels=labels_s,
-                style_enc=style_enc,
-            ).image
-        finally:
-            decoder.set_variant(previous)
+        return self.model(
+            content.contiguous(memory_format=self.memory_format),
+            style.contiguous(memory_format=self.memory_format),
+            alpha=alpha,
+            content_labels=labels_c,
+            style_labels=labels_s,
+            style_enc=style_enc,
+            variant=fa,
+        ).image
 
     def stylize_files(
         self,

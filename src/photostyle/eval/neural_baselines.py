@@ -215,13 +215,10 @@ def autoencoder_transfer(
         enc_c.taps[3], enc_s.taps[3], alpha=alpha, content_labels=labels_c, style_labels=labels_s
     )  # relu4_1 (1, C4, h/8, w/8) with the style's statistics
     transformed = dataclasses.replace(enc_c, taps=[*enc_c.taps[:3], z])
-    decoder = model.pixel_decoder
-    previous = decoder.variant
-    decoder.set_variant("none")
-    try:
-        out = model(c, s, content_enc=transformed, style_enc=enc_s).image  # (1, 3, h, w)
-    finally:
-        decoder.set_variant(previous)
+    # FA "none" for this call: the transformed relu4_1 is decoded as it is.
+    out = model(
+        c, s, content_enc=transformed, style_enc=enc_s, variant="none"
+    ).image  # (1, 3, h, w)
     return _back_to_full_size(out, c, c_full)
 
 

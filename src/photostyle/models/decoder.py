@@ -103,8 +103,10 @@ class Decoder(nn.Module):
         content_labels: torch.Tensor | None = None,
         style_labels: torch.Tensor | None = None,
         alpha: float = 1.0,
+        variant: FAVariant | None = None,
     ) -> torch.Tensor:
-        """Image-level FA: the decoder's FA variant applied to RGB pixels, clamped to [0, 1].
+        """Image-level FA: an FA variant (default: the decoder's) applied to RGB pixels, clamped
+        to [0, 1].
 
         ``mean_std`` is an RGB Reinhard transfer, ``wct`` a 3x3 colour transform, ``quantile``
         histogram matching; with labels, region by region. A variant without an image-level form
@@ -113,7 +115,7 @@ class Decoder(nn.Module):
 
         Shape: content (B, 3, H, W), style (B, 3, Hs, Ws) -> (B, 3, H, W).
         """
-        variant = self.variant
+        variant = variant or self.variant
         if not fa_variant(variant).image_level:
             return content
         out = self.fa_layers[0](
@@ -186,6 +188,7 @@ class Decoder(nn.Module):
         style_labels: torch.Tensor | None = None,
         base: torch.Tensor | None = None,
         base_style: torch.Tensor | None = None,
+        variant: FAVariant | None = None,
     ) -> DecoderOutput:
         """Decode content features while aggregating style features at every scale.
 
@@ -197,6 +200,7 @@ class Decoder(nn.Module):
             style_labels: optional (B, Hs, Ws) int64 semantic labels of the style.
             base: (B, 3, H, W) the content image; required by a residual decoder.
             base_style: (B, 3, Hs, Ws) the style image; required by a residual decoder.
+            variant: FA variant of this call (default: the decoder's); the decoder is not changed.
 
         Returns:
             DecoderOutput with the (B, 3, H, W) image and Q^1..Q^3.
@@ -210,11 +214,13 @@ class Decoder(nn.Module):
 
         def aggregate(level: int, h: torch.Tensor) -> torch.Tensor:
             y = style.taps[level] * k if k != 1.0 else style.taps[level]
-            return self.fa[level](h, y, x_labels=content_labels, y_labels=style_labels, alpha=alpha)
+            return self.fa[level](
+                h, y, x_labels=content_labels, y_labels=style_labels, alpha=alpha, variant=variant
+            )
 
         h, q = self.decode(content, aggregate)
         if self.residual and base is not None and base_style is not None:
-            start = self.image_base(base, base_style, content_labels, style_labels, alpha)
+            start = self.image_base(base, base_style, content_labels, style_labels, alpha, variant)
             # (B, 3, H, W): colour-transferred content plus the decoded change; alpha scales the
             # change too, so alpha = 0 returns the content exactly.
             h = start + (h if alpha == 1.0 else alpha * h)

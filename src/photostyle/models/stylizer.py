@@ -141,6 +141,7 @@ class PhotoStylizer(nn.Module):
         style_labels: torch.Tensor | None = None,
         content_enc: EncoderOutput | None = None,
         style_enc: EncoderOutput | None = None,
+        variant: FAVariant | None = None,
     ) -> StylizerOutput:
         """Stylize ``content`` with ``style``.
 
@@ -152,6 +153,7 @@ class PhotoStylizer(nn.Module):
             style_labels: optional (B, Hs, Ws) int64 semantic labels.
             content_enc: precomputed encoding of ``content`` (skips the encoder).
             style_enc: precomputed encoding of ``style``.
+            variant: FA variant of this call (default: the model's); nothing is changed.
 
         Returns:
             StylizerOutput; ``image`` is (B, 3, H, W), unclamped.
@@ -171,6 +173,7 @@ class PhotoStylizer(nn.Module):
                 alpha=alpha,
                 content_labels=content_labels,
                 style_labels=style_labels,
+                variant=variant or self.config.fa,
             )
             return StylizerOutput(
                 image=colour.image, q=[], content=c, style=s, coeffs=colour.coeffs
@@ -183,5 +186,6 @@ class PhotoStylizer(nn.Module):
             style_labels=style_labels,
             base=content,
             base_style=style,
+            variant=variant,
         )
         return StylizerOutput(image=out.image, q=out.q, content=c, style=s)
