@@ -33,7 +33,7 @@ BUNDLED_VGG16_SHA256 = "29d674a6927365c461ab0dbdf5d3ffea98b7f7dcbc8bc24d58424f97
 BUNDLED_STYLIZERS: dict[str, tuple[str, str]] = {
     "affine": (
         "photostyle_affine.safetensors",
-        "f5666b2f9d1f78d7d6bd7ba14ed5004aca61842de9b819cc84618ff0be24ba57",
+        "8abb439aa3811fc36cf4a25828ae51a5b4632f5ed7844c1e9da4d5ff8dd38626",
     ),
     "decoder": (
         "photostyle_vgg16.safetensors",
