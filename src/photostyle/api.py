@@ -404,31 +404,15 @@ class Stylizer:
         encoder = self.model.encoder
         enc_c = encoder(content.contiguous(memory_format=fmt))
         enc_s = style_enc if style_enc is not None else encoder(style.contiguous(memory_format=fmt))
-        out = head(
-            content,
-            style,
-            enc_c,
-            enc_s,
-            alpha=opts.alpha,
-            content_labels=labels_c,
-            style_labels=labels_s,
-            variant=fa,
+        base, residual = head.grid(
+            content, style, enc_c, enc_s, content_labels=labels_c, style_labels=labels_s, variant=fa
         )
-        if not opts.refine or head.residual != "curves":
-            return out.coeffs
-        settings = RefineSettings(steps=opts.refine, ssim_weight=self.config.refine_ssim_weight)
-        grade = refine_grade(
-            head,
-            encoder,
-            content,
-            style,
-            out.base,
-            out.residual,
-            settings,
-            content_taps=enc_c.taps,
-            style_taps=enc_s.taps,
-        )
-        return head.colour_model(content, out.base, grade, alpha=opts.alpha).coeffs
+        if opts.refine and head.residual == "curves":
+            settings = RefineSettings(steps=opts.refine, ssim_weight=self.config.refine_ssim_weight)
+            residual = refine_grade(
+                head, encoder, content, style, base, residual, settings, enc_c.taps, enc_s.taps
+            )
+        return head.colour_model(content, base, residual, alpha=opts.alpha).coeffs
 
     def _network(
         self,

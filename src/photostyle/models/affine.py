@@ -368,6 +368,45 @@ class AffineHead(nn.Module):
         """Grid cells for a (h, w) working image."""
         return max(2, round(h / self.cell)), max(2, round(w / self.cell))
 
+    def grid(
+        self,
+        content_image: torch.Tensor,
+        style_image: torch.Tensor,
+        content: EncoderOutput,
+        style: EncoderOutput,
+        *,
+        content_labels: torch.Tensor | None = None,
+        style_labels: torch.Tensor | None = None,
+        variant: FAVariant = "mean_std",
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The colour model's two parts before they are read at the content's brightness:
+        the (B, 12, gh, gw) base and the (B, 12, bins, gh, gw) learned residual (``gh = gw = 1``
+        for ``"curves"``). :meth:`forward` is :meth:`colour_model` of these.
+        """
+        if content_image.ndim != 4 or content_image.shape[1] != 3:
+            raise ValueError(f"content must be (B, 3, H, W), got {tuple(content_image.shape)}")
+        size = self.grid_size(*content_image.shape[-2:])
+        with torch.no_grad():
+            base = region_colour_grid(
+                content_image.float(),
+                style_image.float(),
+                size,
+                content_labels=content_labels,
+                style_labels=style_labels,
+                power=self.base_power,
+            ).to(content_image.dtype)  # (B, 12, gh, gw)
+        if self.residual == "curves":
+            return base, self.residual_curves(content_image, style_image, content, style, base)
+        residual = self.residual_grid(
+            content,
+            style,
+            base,
+            content_labels=content_labels,
+            style_labels=style_labels,
+            variant=variant,
+        )  # (B, 12, bins, gh, gw)
+        return base, residual
+
     def forward(
         self,
         content_image: torch.Tensor,
@@ -396,31 +435,17 @@ class AffineHead(nn.Module):
         Returns:
             AffineOutput with (B, 12, h, w) coefficients and the (B, 3, h, w) image.
         """
-        if content_image.ndim != 4 or content_image.shape[1] != 3:
-            raise ValueError(f"content must be (B, 3, H, W), got {tuple(content_image.shape)}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        size = self.grid_size(*content_image.shape[-2:])
-        with torch.no_grad():
-            base = region_colour_grid(
-                content_image.float(),
-                style_image.float(),
-                size,
-                content_labels=content_labels,
-                style_labels=style_labels,
-                power=self.base_power,
-            ).to(content_image.dtype)  # (B, 12, gh, gw)
-        if self.residual == "curves":
-            residual = self.residual_curves(content_image, style_image, content, style, base)
-        else:
-            residual = self.residual_grid(
-                content,
-                style,
-                base,
-                content_labels=content_labels,
-                style_labels=style_labels,
-                variant=variant,
-            )  # (B, 12, bins, gh, gw)
+        base, residual = self.grid(
+            content_image,
+            style_image,
+            content,
+            style,
+            content_labels=content_labels,
+            style_labels=style_labels,
+            variant=variant,
+        )
         return self.colour_model(content_image, base, residual, alpha=alpha)
 
     def colour_model(

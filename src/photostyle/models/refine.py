@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
@@ -30,13 +29,11 @@ class RefineSettings:
 
     steps: int = 0  # Adam steps (0: the head's prediction as it is)
     lr: float = 0.05  # Adam learning rate: the first steps move each coefficient by about this
-    size: int | None = None  # longest side of the images while refining; None = as given
     ssim_weight: float = 3.0  # w_ssim, as in training (photostyle.train.affine)
     tv_weight: float = 1.0  # w_tv: smoothness of the grade across brightness bins
 
     def __post_init__(self) -> None:
-        bad = self.steps < 0 or (self.size is not None and self.size < 16) or not self.lr > 0
-        if bad or self.ssim_weight < 0 or self.tv_weight < 0:
+        if self.steps < 0 or not self.lr > 0 or self.ssim_weight < 0 or self.tv_weight < 0:
             raise ValueError(
                 f"refine needs steps >= 0, lr > 0 and non-negative weights, got {self}"
             )
@@ -50,7 +47,6 @@ def refine_grade(
     base: torch.Tensor,
     grade: torch.Tensor,
     settings: RefineSettings,
-    *,
     content_taps: list[torch.Tensor] | None = None,
     style_taps: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
@@ -59,13 +55,12 @@ def refine_grade(
     Args:
         head: the affine head whose colour model is refined (its weights are not changed).
         encoder: the VGG encoder (frozen) that defines the style statistics.
-        content: (B, 3, h, w) content in [0, 1] (shrunk to ``settings.size`` here).
-        style: (B, 3, hs, ws) style in [0, 1] (likewise).
+        content: (B, 3, h, w) content in [0, 1].
+        style: (B, 3, hs, ws) style in [0, 1].
         base: (B, 12, gh, gw) the head's base grid.
         grade: (B, 12, bins, 1, 1) the predicted grade, the starting point.
         settings: steps, learning rate, loss weights.
-        content_taps: the content's VGG taps at this size, if already computed (then reused
-            when ``settings.size`` leaves the images as given).
+        content_taps: the content's VGG taps, if already computed (then not computed again).
         style_taps: likewise for the style.
 
     Returns:
@@ -82,17 +77,10 @@ def refine_grade(
 
     with torch.inference_mode(False), torch.enable_grad():
         # Copies made here are ordinary tensors: inference tensors cannot enter autograd.
-        c = _shrink(content.float(), settings.size).clone()
+        c = content.float().clone()
         b = base.detach().float().clone()
-        reuse = settings.size is None or settings.size >= max(
-            *content.shape[-2:], *style.shape[-2:]
-        )
-        if not (reuse and content_taps is not None):
-            content_taps = taps(c)
-        if not (reuse and style_taps is not None):
-            style_taps = taps(_shrink(style.float(), settings.size))
-        taps_c = [t.float().clone() for t in content_taps]
-        taps_s = [t.float().clone() for t in style_taps]
+        taps_c = [t.float().clone() for t in (content_taps or taps(c))]
+        taps_s = [t.float().clone() for t in (style_taps or taps(style.float()))]
         g = grade.detach().float().clone().requires_grad_(True)
         opt = torch.optim.Adam([g], lr=settings.lr)
         for _ in range(settings.steps):
@@ -105,17 +93,6 @@ def refine_grade(
             g.grad = grad
             opt.step()
     return g.detach().to(grade.dtype)
-
-
-def _shrink(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    """Area-shrink so the longest side is at most ``size``. Shape: (B, C, H, W) -> (B, C, h, w)."""
-    h, w = x.shape[-2:]
-    scale = size / max(h, w) if size is not None else 1.0
-    if scale >= 1:
-        return x
-    return F.interpolate(
-        x, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="area"
-    )
 
 
 __all__ = ["RefineSettings", "refine_grade"]

@@ -302,10 +302,10 @@ class ClipStylizer:
         head = self.model.decoder
         assert isinstance(head, AffineHead)
         content = small.to(self.dtype)
-        out = head(
+        base, residual = head.grid(
             content, self.style, self.model.encoder(content), self.style_enc, variant=self.variant
         )
-        grid = (out.base.float(), out.residual.float())  # (1, 12, gh, gw), (1, 12, bins, ., .)
+        grid = (base.float(), residual.float())  # (1, 12, gh, gw), (1, 12, bins, gh|1, gw|1)
         if smooth:
             old = self._grid
             if old is not None and all(a.shape == b.shape for a, b in zip(old, grid, strict=True)):
