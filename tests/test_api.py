@@ -545,19 +545,6 @@ def test_default_working_size_is_the_models_own(
     assert not torch.allclose(default, at_48, atol=1e-4)
 
 
-def test_stage_hook_synchronises_cuda_around_each_stage(monkeypatch: pytest.MonkeyPatch) -> None:
-    log: list[str] = []
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append("sync"))
-    fake = SimpleNamespace(device=torch.device("cuda"))
-    with Stylizer._stage(fake, lambda name, s: log.append(name), "network"):  # type: ignore[arg-type]
-        log.append("work")
-    assert log == ["sync", "work", "sync", "network"]
-    log.clear()
-    with Stylizer._stage(fake, None, "network"):  # type: ignore[arg-type]
-        log.append("work")
-    assert log == ["work"]  # no hook: no synchronisation, nothing timed
-
-
 @pytest.mark.cuda
 @pytest.mark.parametrize("head", ["decoder", "affine"])
 def test_cuda_result_matches_the_cpu_and_the_hook_times_it(

@@ -262,12 +262,12 @@ def test_interrupt(
     capsys: Capsys,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from photostyle.api import Stylizer
+    from photostyle.pipeline import TorchBackend
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Stylizer, "_network", interrupted)  # stylize and stylize_many
+    monkeypatch.setattr(TorchBackend, "run", interrupted)  # stylize and stylize_many
     content, style = photos
     out = tmp_path / "r.png"
     assert cli.main(["stylize", str(content), str(style), "-o", str(out), *model_args]) == 130

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 import torch
-import torch.nn.functional as F
 
 from photostyle.io import check_output_path, load_image, load_mask, save_image
-from photostyle.models.affine import AffineHead
-from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FA_VARIANTS, FAVariant
-from photostyle.models.refine import RefineSettings, refine_grade
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
@@ -28,56 +22,24 @@ from photostyle.models.weights import (
     load_checkpoint,
     stylizer_file,
 )
-from photostyle.upsample import (
-    UPSAMPLE_METHODS,
-    UpsampleMethod,
-    apply_local_affine,
-    upsample_stylized,
+from photostyle.pipeline import (
+    STAGES,
+    NetworkBackend,
+    StageHook,
+    StylizeOptions,
+    TorchBackend,
+    WorkingStyle,
+    resolve_options,
+    stylize_photo,
+    timed_stage,
+    working_size,
+    working_style,
 )
-from photostyle.utils import resize_image, resolve_device
-
-if TYPE_CHECKING:
-    from photostyle.deploy.onnx import OnnxNetwork
+from photostyle.utils import resolve_device
 
 DEFAULT_MAX_SIZE = 1024
-# Per-call timing hook: called with (stage, seconds) after each stage of a stylization:
-# "resize", "style_encoding", "network", "full_resolution" (a stage may be reported more than
-# once per call: add them up). See :meth:`Stylizer.stylize`.
-StageHook = Callable[[str, float], None]
-STAGES: tuple[str, ...] = ("resize", "style_encoding", "network", "full_resolution")
 Backend = Literal["torch", "onnxruntime"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-
-
-@dataclass(frozen=True)
-class StylizeOptions:
-    """Per-call settings of :meth:`Stylizer.stylize`."""
-
-    alpha: float = 1.0  # FA strength: 0 keeps the content features, 1 fully aggregates the style
-    max_size: int | None = None  # longest side the network works at; None = the model's own
-    fa: FAVariant | None = None  # FA variant; None = the stylizer's default
-    upsample: UpsampleMethod = "guided"  # how a working-size result reaches full size
-    refine: int | None = None  # curves head: per-photo refinement steps; None = the model's own
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.refine is not None and self.refine < 0:
-            raise ValueError(f"refine must be >= 0, got {self.refine}")
-        if self.max_size is not None and self.max_size < 16:
-            raise ValueError(f"max_size must be at least 16, got {self.max_size}")
-        if self.fa is not None and self.fa not in FA_VARIANTS:
-            raise ValueError(f"unknown FA variant {self.fa!r}; choose from {FA_VARIANTS}")
-        if self.upsample not in UPSAMPLE_METHODS:
-            raise ValueError(
-                f"unknown upsampling {self.upsample!r}; choose from {UPSAMPLE_METHODS}"
-            )
-
-
-def working_size(h: int, w: int, max_size: int) -> tuple[int, int]:
-    """Size (h, w) with the longest side at most ``max_size``, keeping the aspect ratio."""
-    scale = min(1.0, max_size / max(h, w))
-    return max(16, round(h * scale)), max(16, round(w * scale))
 
 
 class Stylizer:
@@ -183,7 +145,8 @@ class Stylizer:
         self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.dtype = dtype
         self.backend = backend
-        self.onnx: OnnxNetwork | None = None
+        # The network pass at working size (photostyle.pipeline): PyTorch, or onnxruntime below.
+        self.network: NetworkBackend = TorchBackend(self.model, memory_format=self.memory_format)
         if backend == "onnxruntime" and config.head != "decoder":
             raise ValueError(
                 f"{path}: the onnxruntime backend runs pixel-decoder stylizers only, this one "
@@ -197,8 +160,9 @@ class Stylizer:
                     f"the onnxruntime backend needs the deploy extra ({err}): "
                     "pip install 'photostyle[deploy]'"
                 ) from err
-            self.onnx = load_backend(self, onnx_path, fa=fa)
-            self.config = replace(self.config, fa=self.onnx.info.fa)
+            onnx = load_backend(self.model, path, onnx_path, fa=fa)
+            self.config = replace(self.config, fa=onnx.info.fa)
+            self.network = onnx
 
     @torch.inference_mode()
     def stylize(
@@ -246,52 +210,24 @@ class Stylizer:
         if style_mask is not None and style_mask.shape != style.shape[-2:]:
             raise ValueError("style mask size differs from the style image")
 
-        with self._stage(on_stage, "resize"):
-            s = self._working_style(style, opts)
-        labels_s = None
-        if style_mask is not None:
-            labels_s = _resize_labels(style_mask, (s.shape[-2], s.shape[-1])).to(self.device)
-        style_enc = None
-        if on_stage is not None and self.onnx is None:
-            with self._stage(on_stage, "style_encoding"):
-                style_enc = self.model.encoder(s.contiguous(memory_format=self.memory_format))
-        return self._stylize_one(
-            content,
-            s,
-            opts,
-            content_mask=content_mask,
-            labels_s=labels_s,
-            style_enc=style_enc,
-            on_stage=on_stage,
+        with timed_stage(on_stage, "resize", self.device):
+            s = self._working_style(style, opts, style_mask)
+        if on_stage is not None and self.network.encodes_style:
+            with timed_stage(on_stage, "style_encoding", self.device):
+                s = self.network.encode_style(s)
+        return stylize_photo(
+            self.network, content, s, opts, content_mask=content_mask, on_stage=on_stage
         )
 
     def resolve_options(self, options: StylizeOptions | None = None) -> StylizeOptions:
-        """``options`` (default: all defaults) with the working size filled in: ``max_size``
-        None becomes this model's own working size (``ModelConfig.working_size``, chosen on the
-        quality/speed frontier when the model was selected)."""
-        opts = options or StylizeOptions()
-        if opts.refine and self.config.grid_residual != "curves":
-            raise ValueError("refine needs a model with the affine head's curves residual")
-        refine = opts.refine if opts.refine is not None else self.config.refine_steps
-        return replace(opts, max_size=self.working_max_size(opts), refine=refine)
+        """``options`` (default: all defaults) with this model's defaults filled in: ``max_size``
+        None becomes its own working size (``ModelConfig.working_size``, chosen on the
+        quality/speed frontier when the model was selected), ``fa`` and ``refine`` its own."""
+        return resolve_options(options, self.config)
 
     def working_max_size(self, options: StylizeOptions) -> int:
         """The longest side the network works at under ``options``."""
         return options.max_size if options.max_size is not None else self.config.working_size
-
-    @contextlib.contextmanager
-    def _stage(self, hook: StageHook | None, name: str) -> Iterator[None]:
-        """Time the enclosed work as stage ``name`` when a hook is given (else nothing)."""
-        if hook is None:
-            yield
-            return
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        yield
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        hook(name, time.perf_counter() - start)
 
     @torch.inference_mode()
     def stylize_many(
@@ -320,131 +256,23 @@ class Stylizer:
         opts = self.resolve_options(options)
         if style.ndim != 3 or style.shape[0] != 3 or not style.is_floating_point():
             raise ValueError(f"style must be a float (3, H, W) tensor, got {tuple(style.shape)}")
-        s = self._working_style(style, opts)
-        style_enc = None
-        if self.onnx is None:
-            style_enc = self.model.encoder(s.contiguous(memory_format=self.memory_format))
+        s = self.network.encode_style(self._working_style(style, opts))
         for content in contents:
             if content.ndim != 3 or content.shape[0] != 3 or not content.is_floating_point():
                 raise ValueError(
                     f"content must be a float (3, H, W) tensor, got {tuple(content.shape)}"
                 )
-            yield self._stylize_one(content, s, opts, style_enc=style_enc)
+            yield stylize_photo(self.network, content, s, opts)
 
-    def _working_style(self, style: torch.Tensor, opts: StylizeOptions) -> torch.Tensor:
-        """The style at working size, in the compute dtype. Shape: (3, Hs, Ws) -> (1, 3, hs, ws)."""
-        sh, sw = working_size(style.shape[-2], style.shape[-1], self.working_max_size(opts))
+    def _working_style(
+        self, style: torch.Tensor, opts: StylizeOptions, mask: torch.Tensor | None = None
+    ) -> WorkingStyle:
+        """The style (and its mask) at working size, the image in the compute dtype.
+
+        Shape: style (3, Hs, Ws), mask (Hs, Ws) -> image (1, 3, hs, ws), labels (1, hs, ws).
+        """
         # Resizing and upsampling stay in float32; only the network computes in ``dtype``.
-        return resize_image(style[None].to(self.device, torch.float32), (sh, sw)).to(self.dtype)
-
-    def _stylize_one(
-        self,
-        content: torch.Tensor,
-        style: torch.Tensor,
-        opts: StylizeOptions,
-        *,
-        content_mask: torch.Tensor | None = None,
-        labels_s: torch.Tensor | None = None,
-        style_enc: EncoderOutput | None = None,
-        on_stage: StageHook | None = None,
-    ) -> torch.Tensor:
-        """Working size -> network -> full size for one photo.
-
-        Shape: content (3, H, W), style (1, 3, hs, ws) at working size -> (3, H, W) in [0, 1].
-        """
-        h, w = content.shape[-2:]
-        with self._stage(on_stage, "resize"):
-            c_full = content[None].to(self.device, torch.float32)  # (1, 3, H, W)
-            c = resize_image(c_full, working_size(h, w, self.working_max_size(opts)))
-        labels_c = None
-        if content_mask is not None:
-            labels_c = _resize_labels(content_mask, (c.shape[-2], c.shape[-1])).to(self.device)
-        fa = opts.fa or self.config.fa
-        if isinstance(self.model.decoder, AffineHead) and self.onnx is None:
-            with self._stage(on_stage, "network"):
-                coeffs = self._colour_model(
-                    c.to(self.dtype), style, opts, fa, labels_c, labels_s, style_enc
-                )
-            with self._stage(on_stage, "full_resolution"):
-                out = apply_local_affine(coeffs.float(), c_full)  # (1, 3, H, W)
-        else:
-            with self._stage(on_stage, "network"):
-                out = self._network(
-                    c.to(self.dtype),
-                    style,
-                    alpha=opts.alpha,
-                    fa=fa,
-                    labels_c=labels_c,
-                    labels_s=labels_s,
-                    style_enc=style_enc,
-                ).float()  # (1, 3, h, w)
-            with self._stage(on_stage, "full_resolution"):
-                out = upsample_stylized(c_full, c, out, opts.upsample)  # (1, 3, H, W)
-        with self._stage(on_stage, "full_resolution"):
-            return out[0].clamp_(0, 1).cpu()  # out is a fresh buffer: clamp in place
-
-    def _colour_model(
-        self,
-        content: torch.Tensor,
-        style: torch.Tensor,
-        opts: StylizeOptions,
-        fa: FAVariant,
-        labels_c: torch.Tensor | None,
-        labels_s: torch.Tensor | None,
-        style_enc: EncoderOutput | None = None,
-    ) -> torch.Tensor:
-        """The affine head's colour model at working size, its grade refined on this photo when
-        ``opts.refine`` steps are asked for (:mod:`photostyle.models.refine`).
-
-        Shape: content (1, 3, h, w), style (1, 3, hs, ws) -> (1, 12, h, w).
-        """
-        head = self.model.decoder
-        assert isinstance(head, AffineHead)
-        fmt = self.memory_format
-        encoder = self.model.encoder
-        enc_c = encoder(content.contiguous(memory_format=fmt))
-        enc_s = style_enc if style_enc is not None else encoder(style.contiguous(memory_format=fmt))
-        base, residual = head.grid(
-            content, style, enc_c, enc_s, content_labels=labels_c, style_labels=labels_s, variant=fa
-        )
-        if opts.refine and head.residual == "curves":
-            settings = RefineSettings(steps=opts.refine, ssim_weight=self.config.refine_ssim_weight)
-            residual = refine_grade(
-                head, encoder, content, style, base, residual, settings, enc_c.taps, enc_s.taps
-            )
-        return head.colour_model(content, base, residual, alpha=opts.alpha).coeffs
-
-    def _network(
-        self,
-        content: torch.Tensor,
-        style: torch.Tensor,
-        *,
-        alpha: float,
-        fa: FAVariant,
-        labels_c: torch.Tensor | None = None,
-        labels_s: torch.Tensor | None = None,
-        style_enc: EncoderOutput | None = None,
-    ) -> torch.Tensor:
-        """One pixel-decoder pass at working size (the seam where other backends plug in).
-
-        ``style_enc``: the encoder's output for ``style``, computed once by :meth:`stylize_many`
-        (ignored by the onnxruntime backend, whose graph encodes the style itself).
-
-        Shape: content (1, 3, h, w), style (1, 3, hs, ws) -> (1, 3, h, w), unclamped.
-        """
-        if self.onnx is not None:
-            if labels_c is not None or labels_s is not None:
-                raise ValueError("the onnxruntime backend does not support semantic masks")
-            return self.onnx(content, style, alpha=alpha, fa=fa)
-        return self.model(
-            content.contiguous(memory_format=self.memory_format),
-            style.contiguous(memory_format=self.memory_format),
-            alpha=alpha,
-            content_labels=labels_c,
-            style_labels=labels_s,
-            style_enc=style_enc,
-            variant=fa,
-        ).image
+        return working_style(style, self.working_max_size(opts), self.device, self.dtype, mask)
 
     def stylize_files(
         self,
@@ -494,5 +322,15 @@ class Stylizer:
         return save_image(result, out, protect=protected)
 
 
-def _resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(labels[None, None].float(), size=size, mode="nearest")[:, 0].long()
+# The facade; STAGES, StageHook, StylizeOptions and working_size live in photostyle.pipeline and
+# are importable from here as before.
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_MAX_SIZE",
+    "STAGES",
+    "Backend",
+    "StageHook",
+    "StylizeOptions",
+    "Stylizer",
+    "working_size",
+]

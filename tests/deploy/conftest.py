@@ -32,11 +32,13 @@ def tiny_onnx(
     """The tiny (plain) stylizer exported with its default FA (mean_std)."""
     weights, encoder = tiny_stylizer_files
     stylizer = Stylizer(weights, encoder_weights=encoder, device="cpu")
-    return export_onnx(stylizer, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path
+    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    return export_onnx(stylizer.model, out, weights=stylizer.path).path
 
 
 @pytest.fixture(scope="session")
 def shipped_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped model exported with its default FA (mean_std)."""
     path = tmp_path_factory.mktemp("onnx_shipped") / "shipped.onnx"
-    return export_onnx(Stylizer(PREVIOUS_STYLIZER, device="cpu"), path).path
+    stylizer = Stylizer(PREVIOUS_STYLIZER, device="cpu")
+    return export_onnx(stylizer.model, path, weights=stylizer.path).path

@@ -13,6 +13,7 @@ from photostyle.api import StylizeOptions, Stylizer
 from photostyle.deploy import onnx as deploy
 from photostyle.deploy.onnx import OnnxError, OnnxNetwork, load_backend
 from photostyle.eval.bench import PHOTOSTYLE_ONNX, BenchConfig, bench_table_markdown, run_bench
+from photostyle.models.stylizer import PhotoStylizer
 from photostyle.models.weights import WeightsError, load_checkpoint, save_checkpoint
 
 
@@ -171,9 +172,8 @@ def test_fa_of_the_file_becomes_the_default(
     tiny_stylizer_files: tuple[Path, Path], tmp_path: Path
 ) -> None:
     weights, encoder = tiny_stylizer_files
-    paper = deploy.export_onnx(
-        Stylizer(weights, encoder_weights=encoder, device="cpu"), tmp_path / "p.onnx", fa="paper"
-    ).path
+    model = Stylizer(weights, encoder_weights=encoder, device="cpu").model
+    paper = deploy.export_onnx(model, tmp_path / "p.onnx", weights=weights, fa="paper").path
     stylizer = _onnx_stylizer(tiny_stylizer_files, paper)
     assert stylizer.config.fa == "paper"
     content = _rand(3, 24, 24)
@@ -202,23 +202,24 @@ def test_without_a_file_the_export_is_cached(
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     first = _onnx_stylizer(tiny_stylizer_files, None)
-    assert first.onnx is not None
-    cached = first.onnx.path
+    assert isinstance(first.network, OnnxNetwork)
+    cached = first.network.path
     assert cached.parent == tmp_path / ".cache" / "photostyle" / "onnx"
     assert cached.name.endswith("-mean_std-opset17-v1.onnx")
     exports: list[Path] = []
     original = deploy.export_onnx
 
-    def spy(stylizer: Stylizer, out: Path, **kw: object) -> deploy.ExportResult:
+    def spy(model: PhotoStylizer, out: Path, **kw: object) -> deploy.ExportResult:
         exports.append(out)
-        return original(stylizer, out, **kw)  # type: ignore[arg-type]
+        return original(model, out, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(deploy, "export_onnx", spy)
     second = _onnx_stylizer(tiny_stylizer_files, None)
-    assert second.onnx is not None and second.onnx.path == cached and exports == []
+    assert isinstance(second.network, OnnxNetwork)
+    assert second.network.path == cached and exports == []
     cached.write_bytes(b"damaged")  # a damaged cache entry is exported again
     third = _onnx_stylizer(tiny_stylizer_files, None)
-    assert third.onnx is not None and exports == [cached]
+    assert isinstance(third.network, OnnxNetwork) and exports == [cached]
     assert OnnxNetwork(cached).info.fa == "mean_std"
     assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name]
 
@@ -228,12 +229,12 @@ def test_load_backend_with_a_cache_dir(
 ) -> None:
     weights, encoder = tiny_stylizer_files
     stylizer = Stylizer(weights, encoder_weights=encoder, device="cpu")
-    network = load_backend(stylizer, cache_dir=tmp_path / "cache")
+    network = load_backend(stylizer.model, weights, cache_dir=tmp_path / "cache")
     assert network.path.parent == tmp_path / "cache"
     assert network.info.params_sha256 == OnnxNetwork(tiny_onnx).info.params_sha256
     copy = tmp_path / "copy.onnx"
     shutil.copy(tiny_onnx, copy)
-    assert load_backend(stylizer, copy).path == copy
+    assert load_backend(stylizer.model, weights, copy).path == copy
 
 
 # ---------------------------------------------------------------------------------------------

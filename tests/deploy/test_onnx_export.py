@@ -25,6 +25,7 @@ from photostyle.deploy.onnx import (
 )
 from photostyle.models.layers import feature_aggregation
 from photostyle.models.weights import PREVIOUS_STYLIZER
+from photostyle.pipeline import WorkingStyle
 from photostyle.utils import sha256_file
 
 
@@ -76,12 +77,11 @@ def test_exportable_stylizer_equals_the_model_in_pytorch(
     stylizer = _stylizer(tiny_stylizer_files, residual_weights if residual else None)
     model = stylizer.model
     assert model.config.residual is residual
-    model.decoder.set_variant(fa)  # type: ignore[arg-type]
     graph = ExportableStylizer(model, fa)  # type: ignore[arg-type]
     content, style = _rand(1, 3, 37, 50, seed=3), _rand(1, 3, 45, 33, seed=4)
     with torch.no_grad():
         for alpha in (1.0, 0.6):
-            expected = model(content, style, alpha=alpha).image
+            expected = model(content, style, alpha=alpha, variant=fa).image  # type: ignore[arg-type]
             got = graph(content, style, torch.tensor(alpha))
             torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
 
@@ -92,7 +92,7 @@ def test_wct_and_quantile_cannot_be_exported(
 ) -> None:
     stylizer = _stylizer(tiny_stylizer_files)
     with pytest.raises(ValueError, match=f"'{fa}' cannot be exported to ONNX"):
-        export_onnx(stylizer, tmp_path / "m.onnx", fa=fa)  # type: ignore[arg-type]
+        export_onnx(stylizer.model, tmp_path / "m.onnx", weights=stylizer.path, fa=fa)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cannot be exported"):
         ExportableStylizer(stylizer.model, fa)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
@@ -166,21 +166,21 @@ def test_other_fa_variants_export_and_match(
     tiny_stylizer_files: tuple[Path, Path], residual_weights: Path, tmp_path: Path, fa: str
 ) -> None:
     stylizer = _stylizer(tiny_stylizer_files, residual_weights)
-    result = export_onnx(stylizer, tmp_path / f"{fa}.onnx", fa=fa)  # type: ignore[arg-type]
+    out = tmp_path / f"{fa}.onnx"
+    result = export_onnx(stylizer.model, out, weights=stylizer.path, fa=fa)  # type: ignore[arg-type]
     assert result.info.fa == fa and result.info.config.residual
     assert result.max_abs_diff < 1e-5
     assert stylizer.model.decoder.variant == "mean_std"  # the stylizer itself is not changed
-    model = stylizer.model
-    model.decoder.set_variant(fa)
     content, style = _rand(1, 3, 24, 40, seed=7), _rand(1, 3, 33, 17, seed=8)
     with torch.no_grad():
-        expected = model(content, style, alpha=0.7).image
+        expected = stylizer.model(content, style, alpha=0.7, variant=fa).image  # type: ignore[arg-type]
     got = OnnxNetwork(result.path)(content, style, alpha=0.7)
     assert float((got - expected).abs().max()) < 1e-5
 
 
 def test_export_at_another_opset(tiny_stylizer_files: tuple[Path, Path], tmp_path: Path) -> None:
-    result = export_onnx(_stylizer(tiny_stylizer_files), tmp_path / "m.onnx", opset=13)
+    stylizer = _stylizer(tiny_stylizer_files)
+    result = export_onnx(stylizer.model, tmp_path / "m.onnx", weights=stylizer.path, opset=13)
     proto = onnx.load(str(result.path))
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [13]
     assert OnnxNetwork(result.path).info.opset == 13
@@ -190,8 +190,9 @@ def test_export_at_another_opset(tiny_stylizer_files: tuple[Path, Path], tmp_pat
 def test_opset_out_of_range_is_refused(
     tiny_stylizer_files: tuple[Path, Path], tmp_path: Path, opset: int
 ) -> None:
+    stylizer = _stylizer(tiny_stylizer_files)
     with pytest.raises(ValueError, match="opset must be 13 to 20"):
-        export_onnx(_stylizer(tiny_stylizer_files), tmp_path / "m.onnx", opset=opset)
+        export_onnx(stylizer.model, tmp_path / "m.onnx", weights=stylizer.path, opset=opset)
 
 
 def test_failed_check_leaves_existing_output_untouched(
@@ -199,9 +200,10 @@ def test_failed_check_leaves_existing_output_untouched(
 ) -> None:
     out = tmp_path / "m.onnx"
     out.write_bytes(b"previous")
-    monkeypatch.setattr(deploy, "_parity", lambda network, model: 0.5)
+    monkeypatch.setattr(deploy, "_parity", lambda network, model, fa: 0.5)
+    stylizer = _stylizer(tiny_stylizer_files)
     with pytest.raises(OnnxError, match=r"onnxruntime and PyTorch differ by 0\.5"):
-        export_onnx(_stylizer(tiny_stylizer_files), out)
+        export_onnx(stylizer.model, out, weights=stylizer.path)
     assert out.read_bytes() == b"previous"
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left
 
@@ -212,10 +214,10 @@ def test_export_refuses_non_onnx_suffix_and_the_weights_file(
     weights, _ = tiny_stylizer_files
     stylizer = _stylizer(tiny_stylizer_files)
     with pytest.raises(ValueError, match=r"must be a \.onnx file"):
-        export_onnx(stylizer, tmp_path / "m.onx")
+        export_onnx(stylizer.model, tmp_path / "m.onx", weights=weights)
     (tmp_path / "dir.onnx").mkdir()
     with pytest.raises(ValueError, match="is a directory"):
-        export_onnx(stylizer, tmp_path / "dir.onnx")
+        export_onnx(stylizer.model, tmp_path / "dir.onnx", weights=weights)
     existing = tmp_path / "w.onnx"
     existing.write_bytes(b"x")
     with pytest.raises(ValueError, match="refusing to overwrite an input"):
@@ -236,8 +238,13 @@ def test_shipped_model_onnxruntime_matches_pytorch_at_64(shipped_onnx: Path) -> 
     content, style = _rand(1, 3, 64, 64, seed=9), _rand(1, 3, 64, 64, seed=10)
     for alpha in (1.0, 0.5):
         with torch.inference_mode():
-            expected = torch_stylizer._network(content, style, alpha=alpha, fa="mean_std")
-            got = onnx_stylizer._network(content, style, alpha=alpha, fa="mean_std")
+            expected = torch_stylizer.network.run(
+                content, WorkingStyle(style), alpha=alpha, fa="mean_std"
+            ).image
+            got = onnx_stylizer.network.run(
+                content, WorkingStyle(style), alpha=alpha, fa="mean_std"
+            ).image
+        assert expected is not None and got is not None
         assert float((got - expected).abs().max()) < 1e-4
     got_image = onnx_stylizer.stylize(content[0], style[0])
     expected_image = torch_stylizer.stylize(content[0], style[0])

@@ -20,7 +20,7 @@ def test_pt2_matches_eager_at_other_sizes(
 ) -> None:
     weights, encoder = tiny_stylizer_files
     stylizer = Stylizer(residual_weights if residual else weights, encoder_weights=encoder)
-    result = export_pt2(stylizer, tmp_path / "tiny.pt2")
+    result = export_pt2(stylizer.model, tmp_path / "tiny.pt2")
     assert result.path.is_file() and result.fa == "mean_std" and result.max_abs_diff < 1e-5
     program = torch.export.load(str(result.path)).module()
     for (h, w), (hs, ws), alpha in [((16, 17), (90, 20), 1.0), ((53, 31), (24, 24), 0.3)]:
@@ -37,7 +37,7 @@ def test_pt2_refusals(tiny_stylizer_files: tuple[Path, Path], tmp_path: Path) ->
     with pytest.raises(ValueError, match=r"must be a \.pt2 file"):
         check_pt2_path(tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="wct"):
-        export_pt2(stylizer, tmp_path / "x.pt2", fa="wct")
+        export_pt2(stylizer.model, tmp_path / "x.pt2", fa="wct")
     assert not (tmp_path / "x.pt2").exists()
 
 

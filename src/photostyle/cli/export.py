@@ -52,7 +52,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         stylizer = Stylizer(
             args.weights, device="cpu", encoder_weights=args.encoder_weights, fa=args.fa
         )
-        pt2 = export_pt2(stylizer, args.out)
+        pt2 = export_pt2(stylizer.model, args.out)
         print(
             f"wrote {pt2.path} (torch.export, FA {pt2.fa}; inputs content (1,3,H,W), style "
             f"(1,3,Hs,Ws), alpha; sides >= 16 px); vs eager: max abs diff {pt2.max_abs_diff:.2g}"
@@ -72,7 +72,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     stylizer = Stylizer(
         args.weights, device="cpu", encoder_weights=args.encoder_weights, fa=args.fa
     )
-    result = export_onnx(stylizer, args.out, opset=args.opset)
+    result = export_onnx(stylizer.model, args.out, weights=stylizer.path, opset=args.opset)
     (ch, cw), _ = result.check_sizes
     print(
         f"wrote {result.path} (ONNX opset {result.info.opset}, FA {result.info.fa}; inputs "

@@ -1,8 +1,8 @@
 """Export the stylizer network to ONNX and run it with onnxruntime.
 
 The exported graph is one pass of :class:`~photostyle.models.stylizer.PhotoStylizer` at working
-size, the seam :meth:`photostyle.api.Stylizer._network` (resizing and upsampling stay in the API
-and are shared by both backends)::
+size; :class:`OnnxNetwork` runs it as a :class:`photostyle.pipeline.NetworkBackend` (resizing and
+upsampling stay in :mod:`photostyle.pipeline` and are shared by both backends)::
 
     content (1, 3, H, W)   float32 RGB in [0, 1]
     style   (1, 3, Hs, Ws) float32 RGB in [0, 1]   ->   image (1, 3, H, W) float32, unclamped
@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from photostyle.models.encoder import MIN_SIDE
 from photostyle.models.layers import FAVariant, fa_names, fa_none, fa_variant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import WeightsError
+from photostyle.pipeline import NetworkOutput, WorkingStyle
 from photostyle.utils import atomic_path, check_writable, sha256_file
 
 ONNX_FORMAT = "photostyle.stylizer.onnx"  # value of the "photostyle.format" metadata entry
@@ -63,22 +64,6 @@ _SHAPES: dict[str, list[int | str]] = {
     "alpha": [],
     "image": [1, 3, "height", "width"],
 }
-
-
-class ExportSource(Protocol):
-    """What the exporters read from a loaded stylizer; :class:`photostyle.Stylizer` is one.
-
-    Taking this rather than the API's facade keeps the arrow one way: the API imports deploy.
-    """
-
-    @property
-    def model(self) -> PhotoStylizer: ...  # the network to export (any device and dtype)
-
-    @property
-    def config(self) -> ModelConfig: ...  # its architecture, FA variant included
-
-    @property
-    def path(self) -> Path: ...  # the checkpoint file it was loaded from
 
 
 class OnnxError(WeightsError):
@@ -246,7 +231,8 @@ class OnnxInfo:
 
 
 class OnnxNetwork:
-    """An exported stylizer network run by onnxruntime (the ``onnxruntime`` Stylizer backend).
+    """An exported stylizer network run by onnxruntime (the ``onnxruntime`` Stylizer backend, a
+    :class:`photostyle.pipeline.NetworkBackend`).
 
     Args:
         path: a file written by :func:`export_onnx`.
@@ -338,6 +324,38 @@ class OnnxNetwork:
         (image,) = self.session.run([OUTPUT_NAME], feeds)
         return torch.from_numpy(image).to(content.device, content.dtype)
 
+    encodes_style = False  # the graph encodes the style on every call
+
+    def encode_style(self, style: WorkingStyle) -> WorkingStyle:
+        """``style`` as it is: the graph encodes it itself (see :class:`NetworkBackend
+        <photostyle.pipeline.NetworkBackend>`)."""
+        return style
+
+    def run(
+        self,
+        content: torch.Tensor,
+        style: WorkingStyle,
+        *,
+        alpha: float,
+        fa: FAVariant,
+        refine: int = 0,
+        content_labels: torch.Tensor | None = None,
+    ) -> NetworkOutput:
+        """One network pass as a :class:`~photostyle.pipeline.NetworkBackend` (see
+        :meth:`__call__`; a precomputed style encoding is not used).
+
+        Raises:
+            ValueError: semantic masks or refinement asked for (not part of the graph), or as
+                :meth:`__call__`.
+
+        Shape: content (1, 3, H, W) -> image (1, 3, H, W).
+        """
+        if content_labels is not None or style.labels is not None:
+            raise ValueError("the onnxruntime backend does not support semantic masks")
+        if refine:
+            raise ValueError("the onnxruntime backend does not refine (pixel decoders only)")
+        return NetworkOutput(image=self(content, style.image, alpha=alpha, fa=fa))
+
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -366,13 +384,14 @@ def check_onnx_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> 
 
 
 def export_onnx(
-    stylizer: ExportSource,
+    model: PhotoStylizer,
     out: str | Path,
     *,
+    weights: str | Path,
     fa: FAVariant | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> ExportResult:
-    """Export a stylizer's network to an ONNX file, check it and compare it with PyTorch.
+    """Export a stylizer network to an ONNX file, check it and compare it with PyTorch.
 
     :class:`ExportableStylizer` is traced on the CPU in float32 with dynamic heights and widths,
     the metadata (:class:`OnnxInfo`) added, the model validated by ``onnx.checker`` (full check)
@@ -381,9 +400,12 @@ def export_onnx(
     (atomic write).
 
     Args:
-        stylizer: a loaded stylizer (any device and dtype; the export is float32).
+        model: the stylizer network (any device and dtype; it is not changed, the export is
+            float32).
         out: the ``.onnx`` file to write.
-        fa: FA variant baked into the graph; None = ``stylizer.config.fa``.
+        weights: the checkpoint file ``model`` was loaded from (its sha256 goes into the
+            metadata; ``out`` may not be it).
+        fa: FA variant baked into the graph; None = ``model.config.fa``.
         opset: ONNX opset, :data:`MIN_OPSET` to :data:`MAX_OPSET`.
 
     Returns:
@@ -399,22 +421,22 @@ def export_onnx(
 
     from photostyle.version import __version__
 
-    variant = fa or stylizer.config.fa
-    if stylizer.config.head != "decoder":
+    config = model.config
+    variant = fa or config.fa
+    if config.head != "decoder":
         raise ValueError(
-            f"{stylizer.path}: ONNX export handles pixel-decoder stylizers only, this one has "
-            f"the {stylizer.config.head} head (the previous release's model, weights 'decoder', "
+            f"{weights}: ONNX export handles pixel-decoder stylizers only, this one has "
+            f"the {config.head} head (the previous release's model, weights 'decoder', "
             "exports)"
         )
     check_exportable(variant)
     check_opset(opset)
-    out = check_onnx_path(out, protect=[stylizer.path])
-    model = copy.deepcopy(stylizer.model).to("cpu", torch.float32).eval()
-    model.pixel_decoder.set_variant(variant)
+    out = check_onnx_path(out, protect=[weights])
+    model = copy.deepcopy(model).to("cpu", torch.float32).eval()  # the caller's stays as it is
     info = OnnxInfo(
         fa=variant,
-        config=replace(stylizer.config, fa=variant),
-        weights_sha256=sha256_file(stylizer.path),
+        config=replace(config, fa=variant),
+        weights_sha256=sha256_file(weights),
         params_sha256=params_sha256(model),
         opset=opset,
         photostyle_version=__version__,
@@ -456,7 +478,7 @@ def export_onnx(
         except onnx.checker.ValidationError as err:  # shape inference errors included
             raise OnnxError(f"{out}: the exported graph fails the ONNX checker: {err}") from err
         onnx.save(proto, str(tmp))
-        diff = _parity(OnnxNetwork(tmp, threads=1), model)
+        diff = _parity(OnnxNetwork(tmp, threads=1), model, variant)
         if not diff <= PARITY_TOLERANCE:
             raise OnnxError(
                 f"{out}: onnxruntime and PyTorch differ by {diff:.3g} (> {PARITY_TOLERANCE})"
@@ -481,8 +503,9 @@ def _declare_signature(graph: Any) -> None:
     graph.output.append(value(OUTPUT_NAME))
 
 
-def _parity(network: OnnxNetwork, model: PhotoStylizer) -> float:
-    """Largest |onnxruntime - PyTorch| on a random pair of :data:`CHECK_SIZES`, alpha 1 and 0.5."""
+def _parity(network: OnnxNetwork, model: PhotoStylizer, fa: FAVariant) -> float:
+    """Largest |onnxruntime - PyTorch| (FA ``fa``) on a random pair of :data:`CHECK_SIZES`, at
+    alpha 1 and 0.5."""
     gen = torch.Generator().manual_seed(1)
     (ch, cw), (sh, sw) = CHECK_SIZES
     content = torch.rand(1, 3, ch, cw, generator=gen)
@@ -490,7 +513,7 @@ def _parity(network: OnnxNetwork, model: PhotoStylizer) -> float:
     diff = 0.0
     with torch.no_grad():
         for alpha in (1.0, 0.5):
-            expected = model(content, style, alpha=alpha).image
+            expected = model(content, style, alpha=alpha, variant=fa).image
             got = network(content, style, alpha=alpha)
             diff = max(diff, float((got - expected).abs().max()))
     return diff
@@ -502,44 +525,46 @@ def default_cache_dir() -> Path:
 
 
 def load_backend(
-    stylizer: ExportSource,
+    model: PhotoStylizer,
+    weights: str | Path,
     onnx_path: str | Path | None = None,
     *,
     fa: FAVariant | None = None,
     cache_dir: str | Path | None = None,
 ) -> OnnxNetwork:
-    """The onnxruntime network of ``stylizer``: ``onnx_path`` checked against it, or an export.
+    """The onnxruntime network of ``model``: ``onnx_path`` checked against it, or an export.
 
-    Without ``onnx_path`` the network is exported once (FA ``stylizer.config.fa``, opset
+    Without ``onnx_path`` the network is exported once (FA ``model.config.fa``, opset
     :data:`DEFAULT_OPSET`) into ``cache_dir``, in a file named by the weights' digest, the FA
     variant, the opset and the format version, and reused by later calls.
 
     Args:
-        stylizer: the loaded stylizer (its network is the reference for the checks).
+        model: the loaded stylizer network (the reference for the checks).
+        weights: the checkpoint file it was loaded from.
         onnx_path: a file written by :func:`export_onnx`; None = the cached export.
         fa: FA variant asked for; None = whichever the file was exported with.
         cache_dir: folder of the cached exports; None = :func:`default_cache_dir`.
 
     Raises:
-        OnnxError: the file is not a photostyle export, holds other weights than ``stylizer``,
+        OnnxError: the file is not a photostyle export, holds other weights than ``model``,
             or was exported with an FA variant other than ``fa``.
         ValueError: no ``onnx_path`` and an FA variant without ONNX graph.
     """
-    digest = params_sha256(stylizer.model)
+    digest = params_sha256(model)
     if onnx_path is None:
-        check_exportable(stylizer.config.fa)
-        name = f"{digest[:16]}-{stylizer.config.fa}-opset{DEFAULT_OPSET}-v{ONNX_FORMAT_VERSION}"
+        check_exportable(model.config.fa)
+        name = f"{digest[:16]}-{model.config.fa}-opset{DEFAULT_OPSET}-v{ONNX_FORMAT_VERSION}"
         path = Path(cache_dir or default_cache_dir()) / f"{name}.onnx"
         network = _open_cached(path)
         if network is None:
-            export_onnx(stylizer, path)
+            export_onnx(model, path, weights=weights)
             network = OnnxNetwork(path)
     else:
         network = OnnxNetwork(onnx_path)
     if network.info.params_sha256 != digest:
         raise OnnxError(
             f"{network.path}: exported from other weights (sha256 "
-            f"{network.info.weights_sha256[:12]}...) than {stylizer.path.name}; load the "
+            f"{network.info.weights_sha256[:12]}...) than {Path(weights).name}; load the "
             "checkpoint it was exported from"
         )
     if fa is not None and fa != network.info.fa:

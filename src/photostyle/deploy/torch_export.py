@@ -22,11 +22,11 @@ from photostyle.deploy.onnx import (
     PARITY_TOLERANCE,
     TRACE_SIZES,
     ExportableStylizer,
-    ExportSource,
     check_exportable,
 )
 from photostyle.models.encoder import MIN_SIDE
 from photostyle.models.layers import FAVariant
+from photostyle.models.stylizer import PhotoStylizer
 from photostyle.utils import atomic_path, check_writable
 
 MAX_SIDE = 1 << 15  # largest height/width the exported program accepts
@@ -50,19 +50,22 @@ def check_pt2_path(path: str | Path) -> Path:
     return path
 
 
-def export_pt2(
-    stylizer: ExportSource, out: str | Path, *, fa: FAVariant | None = None
-) -> Pt2Result:
+def export_pt2(model: PhotoStylizer, out: str | Path, *, fa: FAVariant | None = None) -> Pt2Result:
     """Export, check against eager PyTorch on other (odd) sizes, then write ``out`` atomically.
+
+    Args:
+        model: the stylizer network (any device and dtype; it is not changed).
+        out: the ``.pt2`` file to write.
+        fa: FA variant baked into the graph; None = ``model.config.fa``.
 
     Raises:
         ValueError: not a ``.pt2`` path, an FA variant that cannot be exported, or a program that
             differs from eager PyTorch by more than ``PARITY_TOLERANCE``.
     """
     path = check_pt2_path(out)
-    variant = fa or stylizer.config.fa
+    variant = fa or model.config.fa
     check_exportable(variant)
-    model = copy.deepcopy(stylizer.model).float().cpu().eval()  # the stylizer stays as it is
+    model = copy.deepcopy(model).float().cpu().eval()  # the caller's stays as it is
     model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # plain weights
     graph = ExportableStylizer(model, variant).eval()
     (ch, cw), (sh, sw) = TRACE_SIZES
@@ -83,7 +86,7 @@ def export_pt2(
         diff = 0.0
         for alpha in (1.0, 0.5):
             got = program.module()(content, style, torch.tensor(alpha))
-            expected = model(content, style, alpha=alpha).image
+            expected = model(content, style, alpha=alpha, variant=variant).image
             diff = max(diff, float((got - expected).abs().max()))
     if not diff <= PARITY_TOLERANCE:
         raise ValueError(f"{path}: exported program differs from PyTorch by {diff:.3g}")
