@@ -16,9 +16,10 @@ with max-pool-index unpooling; one ships, see :func:`bundled_autoencoder`). Only
 transformed; the lower FA layers stay ``"none"``, and the decoder unpools with the content's pool
 indices.
 
-All three work at a reduced working size like :meth:`photostyle.api.Stylizer.stylize`: the change
-(output minus content) is upsampled and added to the full-resolution content, so the outputs have
-the content's size and its full-resolution detail.
+All three work at a reduced working size like :meth:`photostyle.api.Stylizer.stylize`, with the
+steps of :mod:`photostyle.pipeline`: the change (output minus content) is brought back by the
+``change`` upsampler (:mod:`photostyle.upsample`) and added to the full-resolution content, so the
+outputs have the content's size and its full-resolution detail.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from photostyle.api import Stylizer, working_size
+from photostyle.api import Stylizer
 from photostyle.losses.losses import gram_matrix
 from photostyle.models.encoder import VGGEncoder
 from photostyle.models.layers import feature_aggregation
@@ -40,12 +41,19 @@ from photostyle.models.weights import (
     bundled_path,
     check_sha256,
 )
-from photostyle.utils import resize_image
+from photostyle.pipeline import (
+    NetworkOutput,
+    finish,
+    to_full_size,
+    to_working_size,
+    working_style,
+)
 
 NeuralTransform = Literal["adain", "wct"]
 NEURAL_TRANSFORMS: tuple[NeuralTransform, ...] = ("adain", "wct")
 
 GATYS_MAX_SIZE = 512  # default working size of gatys: the Gram metric's size, and CPU-bearable
+BACK_TO_FULL_SIZE = "change"  # upsampler of the baselines: the change, added at full size
 
 
 def _check_images(content: torch.Tensor, style: torch.Tensor) -> None:
@@ -54,25 +62,6 @@ def _check_images(content: torch.Tensor, style: torch.Tensor) -> None:
             raise ValueError(f"{name} must be (3, H, W) RGB, got {tuple(t.shape)}")
         if not t.is_floating_point():
             raise ValueError(f"{name} must be floating point in [0, 1], got {t.dtype}")
-
-
-def _to_working_size(
-    image: torch.Tensor, max_size: int, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shape: (3, H, W) -> (1, 3, H, W) full size and (1, 3, h, w) working size, on ``device``."""
-    full = image[None].to(device, dtype)
-    h, w = image.shape[-2:]
-    return full, resize_image(full, working_size(h, w, max_size))
-
-
-def _back_to_full_size(out: torch.Tensor, small: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
-    """Add the upsampled change (output minus content) to the full-size content.
-
-    Shape: out, small (1, 3, h, w), full (1, 3, H, W) -> (3, H, W) in [0, 1], float32 on the CPU.
-    """
-    if small.shape != full.shape:
-        out = full + resize_image(out - small, (full.shape[-2], full.shape[-1]), mode="bilinear")
-    return out[0].clamp(0, 1).float().cpu()
 
 
 def adain(
@@ -204,8 +193,8 @@ def autoencoder_transfer(
     if max_size < 16:
         raise ValueError(f"max_size must be at least 16, got {max_size}")
     dev, dt = autoencoder.device, autoencoder.dtype
-    c_full, c = _to_working_size(content, max_size, dev, dt)  # (1, 3, h, w)
-    _, s = _to_working_size(style, max_size, dev, dt)
+    c_full, c_small = to_working_size(content, max_size, dev)  # (1, 3, h, w) float32
+    c, s = c_small.to(dt), working_style(style, max_size, dev, dt).image
     labels_c = labels_s = None
     if content_mask is not None and style_mask is not None:  # resized to relu4_1 by FA
         labels_c, labels_s = content_mask[None].to(dev), style_mask[None].to(dev)
@@ -219,7 +208,7 @@ def autoencoder_transfer(
     out = model(
         c, s, content_enc=transformed, style_enc=enc_s, variant="none"
     ).image  # (1, 3, h, w)
-    return _back_to_full_size(out, c, c_full)
+    return finish(to_full_size(c_full, c_small, NetworkOutput(image=out), BACK_TO_FULL_SIZE))
 
 
 def gatys(
@@ -258,8 +247,8 @@ def gatys(
     if steps < 0 or not lr > 0 or style_weight < 0 or max_size < 16:
         raise ValueError("gatys needs steps >= 0, lr > 0, style_weight >= 0 and max_size >= 16")
     dev = next(encoder.parameters()).device
-    c_full, c = _to_working_size(content, max_size, dev, torch.float32)
-    _, s = _to_working_size(style, max_size, dev, torch.float32)
+    c_full, c = to_working_size(content, max_size, dev)  # float32
+    s = working_style(style, max_size, dev, torch.float32).image
     with torch.no_grad():
         target_c = encoder(c).taps[3]  # relu4_1 of the content
         target_g = [gram_matrix(t) for t in encoder(s).taps]  # Gram of relu1_1..relu4_1
@@ -286,4 +275,4 @@ def gatys(
                 x.clamp_(0, 1)
             if on_step is not None:
                 on_step(step, float(loss.detach()))
-    return _back_to_full_size(x.detach(), c, c_full)
+    return finish(to_full_size(c_full, c, NetworkOutput(image=x.detach()), BACK_TO_FULL_SIZE))
