@@ -29,13 +29,22 @@ from typing import Final
 
 import torch
 
-from photostyle.api import StylizeOptions, Stylizer, working_size
+from photostyle.api import Stylizer
 from photostyle.models.affine import AffineHead
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FAVariant, fa_names, fa_variant, feature_aggregation
 from photostyle.models.stylizer import PhotoStylizer
-from photostyle.upsample import UpsampleMethod, apply_local_affine, upsample_stylized
-from photostyle.utils import resize_image
+from photostyle.pipeline import (
+    NetworkOutput,
+    StylizeOptions,
+    TorchBackend,
+    WorkingStyle,
+    finish,
+    to_full_size,
+    to_working_size,
+    working_style,
+)
+from photostyle.upsample import UpsampleMethod
 
 # FA variants whose content statistics are pooled: those matching moments (as ``mean_std``) or
 # the covariance (as ``wct``), recomputed here from pooled statistics.
@@ -216,12 +225,16 @@ class ClipStylizer:
         self.device, self.dtype = stylizer.device, stylizer.dtype
         model_size = self.model.config.working_size
         self.max_size = opts.max_size if opts.max_size is not None else model_size
-        size = working_size(style.shape[-2], style.shape[-1], self.max_size)
+        # Per-frame mode runs the model as the API does (photostyle.pipeline).
+        self.network = TorchBackend(self.model)
         with torch.inference_mode():
             # As in Stylizer.stylize: resizing in float32, only the network in ``dtype``.
-            style = style[None].to(self.device, torch.float32)
-            self.style = resize_image(style, size).to(self.dtype)  # (1, 3, hs, ws)
-            self.style_enc: EncoderOutput = self.model.encoder(self.style)
+            self.working_style: WorkingStyle = self.network.encode_style(
+                working_style(style, self.max_size, self.device, self.dtype)
+            )
+            self.style = self.working_style.image  # (1, 3, hs, ws)
+            assert self.working_style.encoding is not None
+            self.style_enc: EncoderOutput = self.working_style.encoding
             k = self.model.decoder.feature_scale
             self.style_taps = [t * k if k != 1.0 else t for t in self.style_enc.taps]
             self._style_stats: dict[int, Stats] = {}
@@ -258,15 +271,16 @@ class ClipStylizer:
             raise ValueError(f"frame {self.frames} is {got} but the clip is {w}x{h}")
         opts = self.options
         h, w = frame.shape[-2:]
-        full = frame[None].to(self.device, torch.float32)  # (1, 3, H, W), float32 like stylize
-        small = resize_image(full, working_size(h, w, self.max_size))  # (1, 3, h, w)
+        # (1, 3, H, W) and (1, 3, h, w), float32 like stylize
+        full, small = to_working_size(frame, self.max_size, self.device)
+        out: NetworkOutput
         if opts.per_frame:
             if self.affine:
-                out = self._colour_model_forward(full, small, smooth=False)
+                out = self._colour_model(small, smooth=False)
             else:
-                out = self.model(
-                    small.to(self.dtype), self.style, alpha=opts.alpha, style_enc=self.style_enc
-                ).image  # (1, 3, h, w)
+                out = self.network.run(
+                    small.to(self.dtype), self.working_style, alpha=opts.alpha, fa=self.variant
+                )
         else:
             previous, self._previous = self._previous, small
             if previous is not None and float((small - previous).abs().mean()) > opts.scene_cut:
@@ -277,26 +291,22 @@ class ClipStylizer:
                 gain = self._exposure(small, previous)  # (1, 3, 1, 1)
                 full, small = full / gain, small / gain
             if self.affine:
-                out = self._colour_model_forward(full, small, smooth=True)
+                out = self._colour_model(small, smooth=True)
             else:
-                out = self._stable_forward(small.to(self.dtype))
+                out = NetworkOutput(image=self._stable_forward(small.to(self.dtype)))
         self._size = (int(h), int(w))
         self.frames += 1
-        if not self.affine:
-            out = upsample_stylized(full, small, out.float(), opts.upsample)  # (1, 3, H, W)
-        return out[0].clamp(0, 1).cpu()
+        return finish(to_full_size(full, small, out, opts.upsample))  # (3, H, W)
 
-    def _colour_model_forward(
-        self, full: torch.Tensor, small: torch.Tensor, *, smooth: bool
-    ) -> torch.Tensor:
-        """Affine head: the colour model of this frame, at full size.
+    def _colour_model(self, small: torch.Tensor, *, smooth: bool) -> NetworkOutput:
+        """Affine head: the colour model of this frame, at working size.
 
         With ``smooth`` the colour model's grid (base and learned part, before it is read at the
         frame's brightness) is an exponential moving average over the frames (reset at a scene
         cut), so the look changes no faster than the scene. The per-photo refinement of
         :meth:`Stylizer.stylize` is not run on video: the one-pass grade, smoothed, is steadier.
 
-        Shape: full (1, 3, H, W), small (1, 3, h, w) -> (1, 3, H, W).
+        Shape: small (1, 3, h, w) -> coeffs (1, 12, h, w), float32.
         """
         opts = self.options
         head = self.model.decoder
@@ -313,7 +323,7 @@ class ClipStylizer:
                 grid = (k * old[0] + (1 - k) * grid[0], k * old[1] + (1 - k) * grid[1])
             self._grid = grid
         coeffs = head.colour_model(content.float(), *grid, alpha=opts.alpha).coeffs
-        return apply_local_affine(coeffs, full)  # (1, 12, h, w) coefficients at full size
+        return NetworkOutput(coeffs=coeffs)  # applied at full size by to_full_size
 
     def _exposure(self, small: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """Gain to divide this frame by, (1, 3, 1, 1); updates the exposure state."""
