@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from photostyle.models.decoder import Decoder
+from photostyle.models.decoder import Decoder, residual_tail
 from photostyle.models.encoder import VGG16, VGG19
 from photostyle.models.layers import FA_VARIANTS
 
@@ -194,6 +194,23 @@ def test_residual_decoder_starts_at_the_image_level_fa(tiny_encoder, tiny_cfg):
     for variant in ("paper", "none"):
         dec.set_variant(variant)
         torch.testing.assert_close(dec.image_base(content, style), content)
+
+
+def test_residual_tail_is_the_base_plus_the_scaled_change():
+    content, change = torch.rand(1, 3, 8, 10), torch.rand(1, 3, 8, 10) - 0.5
+    seen: list[torch.Tensor] = []
+
+    def image_fa(x: torch.Tensor) -> torch.Tensor:  # a base that leaves [0, 1]: it is clamped
+        seen.append(x)
+        return x * 2.0
+
+    got = residual_tail(content, change, 0.5, "mean_std", image_fa)
+    torch.testing.assert_close(got, (content * 2.0).clamp(0, 1) + 0.5 * change)
+    assert len(seen) == 1 and seen[0] is content
+    # Variants without an image-level form keep the content; image_fa is not called.
+    got = residual_tail(content, change, torch.tensor(0.25), "paper", image_fa)
+    torch.testing.assert_close(got, content + 0.25 * change)
+    assert len(seen) == 1
 
 
 def test_residual_stylizer_round_trips_its_config():

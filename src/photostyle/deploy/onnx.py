@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from photostyle.models.decoder import residual_tail
 from photostyle.models.encoder import MIN_SIDE
 from photostyle.models.layers import FAVariant, fa_names, fa_none, fa_variant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
@@ -144,11 +145,8 @@ class ExportableStylizer(nn.Module):
         dec, k, fa = self.decoder, self.decoder.feature_scale, self.variant
         c, s = self.encoder(content), self.encoder(style)
         h, _ = dec.decode(c, lambda level, x: aggregate(x, s.taps[level] * k, fa, alpha), unpool)
-        if dec.residual:  # Decoder.image_base, then the change scaled by alpha
-            start = content
-            if fa_variant(fa).image_level:
-                start = aggregate(content, style, fa, alpha).clamp(0.0, 1.0)
-            h = start + alpha * h
+        if dec.residual:  # the image-level base, then the change scaled by alpha
+            h = residual_tail(content, h, alpha, fa, lambda x: aggregate(x, style, fa, alpha))
         return h  # (1, 3, H, W)
 
 

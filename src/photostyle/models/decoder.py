@@ -26,6 +26,36 @@ from photostyle.models.layers import FAVariant, FeatureAggregation, fa_variant
 
 Aggregate = Callable[[int, torch.Tensor], torch.Tensor]  # (level, features) -> FA output
 Unpool = Callable[[torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
+ImageFA = Callable[[torch.Tensor], torch.Tensor]  # RGB pixels -> their image-level FA
+
+
+def image_level_base(content: torch.Tensor, variant: FAVariant, image_fa: ImageFA) -> torch.Tensor:
+    """A residual decoder's base: ``image_fa(content)`` clamped to [0, 1] when the FA variant
+    has an image-level form (``FASpec.image_level``), else the content itself.
+
+    Shape: (B, 3, H, W) -> (B, 3, H, W).
+    """
+    if not fa_variant(variant).image_level:
+        return content
+    return image_fa(content).clamp(0.0, 1.0)
+
+
+def residual_tail(
+    content: torch.Tensor,
+    change: torch.Tensor,
+    alpha: float | torch.Tensor,
+    variant: FAVariant,
+    image_fa: ImageFA,
+) -> torch.Tensor:
+    """A residual decoder's image: its base (:func:`image_level_base`) plus the decoded change.
+
+    ``alpha`` (a number, or a 0-d tensor in an exported graph) scales the change too, so with an
+    ``image_fa`` that blends by ``alpha`` as well, alpha = 0 returns the content exactly. The
+    decoder, its ONNX export and the video path (pooled statistics) all end here.
+
+    Shape: content (B, 3, H, W), change (B, 3, H, W) -> (B, 3, H, W).
+    """
+    return image_level_base(content, variant, image_fa) + alpha * change
 
 
 def _max_unpool(h: torch.Tensor, indices: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -115,18 +145,31 @@ class Decoder(nn.Module):
 
         Shape: content (B, 3, H, W), style (B, 3, Hs, Ws) -> (B, 3, H, W).
         """
-        variant = variant or self.variant
-        if not fa_variant(variant).image_level:
-            return content
-        out = self.fa_layers[0](
-            content,
-            style,
-            x_labels=content_labels,
-            y_labels=style_labels,
-            alpha=alpha,
-            variant=variant,
-        )
-        return out.clamp(0.0, 1.0)
+        image_fa = self._image_fa(style, content_labels, style_labels, alpha, variant)
+        return image_level_base(content, variant or self.variant, image_fa)
+
+    def _image_fa(
+        self,
+        style: torch.Tensor,
+        content_labels: torch.Tensor | None,
+        style_labels: torch.Tensor | None,
+        alpha: float,
+        variant: FAVariant | None,
+    ) -> ImageFA:
+        """FA of RGB pixels towards the ``style`` image (the first FA layer's, with its variant
+        or ``variant``)."""
+
+        def image_fa(x: torch.Tensor) -> torch.Tensor:
+            return self.fa_layers[0](
+                x,
+                style,
+                x_labels=content_labels,
+                y_labels=style_labels,
+                alpha=alpha,
+                variant=variant,
+            )
+
+        return image_fa
 
     @property
     def fa_layers(self) -> list[FeatureAggregation]:
@@ -220,8 +263,7 @@ class Decoder(nn.Module):
 
         h, q = self.decode(content, aggregate)
         if self.residual and base is not None and base_style is not None:
-            start = self.image_base(base, base_style, content_labels, style_labels, alpha, variant)
-            # (B, 3, H, W): colour-transferred content plus the decoded change; alpha scales the
-            # change too, so alpha = 0 returns the content exactly.
-            h = start + (h if alpha == 1.0 else alpha * h)
+            # (B, 3, H, W): colour-transferred content plus the decoded change.
+            image_fa = self._image_fa(base_style, content_labels, style_labels, alpha, variant)
+            h = residual_tail(base, h, alpha, variant or self.variant, image_fa)
         return DecoderOutput(image=h, q=q)

@@ -25,12 +25,14 @@ result equals the model's own forward pass (a test checks this).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 import torch
 
 from photostyle.api import Stylizer
 from photostyle.models.affine import AffineHead
+from photostyle.models.decoder import residual_tail
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FAVariant, fa_names, fa_variant, feature_aggregation
 from photostyle.models.stylizer import PhotoStylizer
@@ -363,11 +365,7 @@ class ClipStylizer:
         h, _ = decoder.decode(
             self.model.encoder(content), lambda level, x: self._aggregate(level + 1, x, taps[level])
         )
-        if decoder.residual:
-            if not fa_variant(self.variant).image_level:
-                start = content  # as Decoder.image_base
-            else:
-                start = self._aggregate(0, content, self.style).clamp(0.0, 1.0)
-            alpha = self.options.alpha
-            h = start + (h if alpha == 1.0 else alpha * h)
+        if decoder.residual:  # as the decoder, with the pooled statistics at the image level
+            image_fa = partial(self._aggregate, 0, style=self.style)  # site 0: the pixels
+            h = residual_tail(content, h, self.options.alpha, self.variant, image_fa)
         return h
