@@ -262,7 +262,7 @@ def test_interrupt(
     capsys: Capsys,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from photostyle.pipeline import TorchBackend
+    from photostyle.inference import TorchBackend
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

@@ -23,9 +23,9 @@ FORBIDDEN = (
     ("photostyle.losses", "photostyle.eval"),  # training losses do not depend on evaluation
     ("photostyle.models", "photostyle.api"),  # the facade sits on the models, not below them
     ("photostyle.deploy", "photostyle.api"),  # exporters take the model, not the facade
-    ("photostyle.pipeline", "photostyle.api"),  # the stylize path sits below the facade...
-    ("photostyle.pipeline", "photostyle.deploy"),  # ...and below the backends that plug into it
-    ("photostyle.models", "photostyle.pipeline"),  # the path runs the models, not the reverse
+    ("photostyle.inference", "photostyle.api"),  # the stylize path sits below the facade...
+    ("photostyle.inference", "photostyle.deploy"),  # ...and below the backends that plug into it
+    ("photostyle.models", "photostyle.inference"),  # the path runs the models, not the reverse
     ("photostyle.eval.quality", "photostyle.eval.bench"),  # helpers live in photostyle.measure
     ("photostyle.eval.speed", "photostyle.eval.bench"),
 )

@@ -10,19 +10,7 @@ from typing import Literal, get_args
 
 import torch
 
-from photostyle.io import check_output_path, load_image, load_mask, save_image
-from photostyle.models.layers import FA_VARIANTS, FAVariant
-from photostyle.models.stylizer import ModelConfig, PhotoStylizer
-from photostyle.models.weights import (
-    BUNDLED_VGG16_SHA256,
-    STYLIZER_FORMAT,
-    WeightsError,
-    build_encoder,
-    check_sha256,
-    load_checkpoint,
-    stylizer_file,
-)
-from photostyle.pipeline import (
+from photostyle.inference import (
     STAGES,
     NetworkBackend,
     StageHook,
@@ -34,6 +22,18 @@ from photostyle.pipeline import (
     timed_stage,
     working_size,
     working_style,
+)
+from photostyle.io import check_output_path, load_image, load_mask, save_image
+from photostyle.models.layers import FA_VARIANTS, FAVariant
+from photostyle.models.stylizer import ModelConfig, PhotoStylizer
+from photostyle.models.weights import (
+    BUNDLED_VGG16_SHA256,
+    STYLIZER_FORMAT,
+    WeightsError,
+    build_encoder,
+    check_sha256,
+    load_checkpoint,
+    stylizer_file,
 )
 from photostyle.utils import resolve_device
 
@@ -145,7 +145,7 @@ class Stylizer:
         self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.dtype = dtype
         self.backend = backend
-        # The network pass at working size (photostyle.pipeline): PyTorch, or onnxruntime below.
+        # The network pass at working size (photostyle.inference): PyTorch, or onnxruntime below.
         self.network: NetworkBackend = TorchBackend(self.model, memory_format=self.memory_format)
         if backend == "onnxruntime" and config.head != "decoder":
             raise ValueError(
@@ -322,7 +322,7 @@ class Stylizer:
         return save_image(result, out, protect=protected)
 
 
-# The facade; STAGES, StageHook, StylizeOptions and working_size live in photostyle.pipeline and
+# The facade; STAGES, StageHook, StylizeOptions and working_size live in photostyle.inference and
 # are importable from here as before.
 __all__ = [
     "BACKENDS",

@@ -23,9 +23,9 @@ from photostyle.deploy.onnx import (
     params_sha256,
     unpool,
 )
+from photostyle.inference import WorkingStyle
 from photostyle.models.layers import feature_aggregation
 from photostyle.models.weights import PREVIOUS_STYLIZER
-from photostyle.pipeline import WorkingStyle
 from photostyle.utils import sha256_file
 
 

@@ -1,8 +1,8 @@
 """Export the stylizer network to ONNX and run it with onnxruntime.
 
 The exported graph is one pass of :class:`~photostyle.models.stylizer.PhotoStylizer` at working
-size; :class:`OnnxNetwork` runs it as a :class:`photostyle.pipeline.NetworkBackend` (resizing and
-upsampling stay in :mod:`photostyle.pipeline` and are shared by both backends)::
+size; :class:`OnnxNetwork` runs it as a :class:`photostyle.inference.NetworkBackend` (resizing and
+upsampling stay in :mod:`photostyle.inference` and are shared by both backends)::
 
     content (1, 3, H, W)   float32 RGB in [0, 1]
     style   (1, 3, Hs, Ws) float32 RGB in [0, 1]   ->   image (1, 3, H, W) float32, unclamped
@@ -38,12 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from photostyle.inference import NetworkOutput, WorkingStyle
 from photostyle.models.decoder import residual_tail
 from photostyle.models.encoder import MIN_SIDE
 from photostyle.models.layers import FAVariant, fa_names, fa_none, fa_variant
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.models.weights import WeightsError
-from photostyle.pipeline import NetworkOutput, WorkingStyle
 from photostyle.utils import atomic_path, check_writable, sha256_file
 
 ONNX_FORMAT = "photostyle.stylizer.onnx"  # value of the "photostyle.format" metadata entry
@@ -230,7 +230,7 @@ class OnnxInfo:
 
 class OnnxNetwork:
     """An exported stylizer network run by onnxruntime (the ``onnxruntime`` Stylizer backend, a
-    :class:`photostyle.pipeline.NetworkBackend`).
+    :class:`photostyle.inference.NetworkBackend`).
 
     Args:
         path: a file written by :func:`export_onnx`.
@@ -326,7 +326,7 @@ class OnnxNetwork:
 
     def encode_style(self, style: WorkingStyle) -> WorkingStyle:
         """``style`` as it is: the graph encodes it itself (see :class:`NetworkBackend
-        <photostyle.pipeline.NetworkBackend>`)."""
+        <photostyle.inference.NetworkBackend>`)."""
         return style
 
     def run(
@@ -339,7 +339,7 @@ class OnnxNetwork:
         refine: int = 0,
         content_labels: torch.Tensor | None = None,
     ) -> NetworkOutput:
-        """One network pass as a :class:`~photostyle.pipeline.NetworkBackend` (see
+        """One network pass as a :class:`~photostyle.inference.NetworkBackend` (see
         :meth:`__call__`; a precomputed style encoding is not used).
 
         Raises:

@@ -17,7 +17,7 @@ transformed; the lower FA layers stay ``"none"``, and the decoder unpools with t
 indices.
 
 All three work at a reduced working size like :meth:`photostyle.api.Stylizer.stylize`, with the
-steps of :mod:`photostyle.pipeline`: the change (output minus content) is brought back by the
+steps of :mod:`photostyle.inference`: the change (output minus content) is brought back by the
 ``change`` upsampler (:mod:`photostyle.upsample`) and added to the full-resolution content, so the
 outputs have the content's size and its full-resolution detail.
 """
@@ -32,6 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from photostyle.api import Stylizer
+from photostyle.inference import (
+    NetworkOutput,
+    finish,
+    to_full_size,
+    to_working_size,
+    working_style,
+)
 from photostyle.losses.losses import gram_matrix
 from photostyle.models.encoder import VGGEncoder
 from photostyle.models.layers import feature_aggregation
@@ -40,13 +47,6 @@ from photostyle.models.weights import (
     BUNDLED_AUTOENCODER_SHA256,
     bundled_path,
     check_sha256,
-)
-from photostyle.pipeline import (
-    NetworkOutput,
-    finish,
-    to_full_size,
-    to_working_size,
-    working_style,
 )
 
 NeuralTransform = Literal["adain", "wct"]

@@ -31,12 +31,7 @@ from typing import Final
 import torch
 
 from photostyle.api import Stylizer
-from photostyle.models.affine import AffineHead
-from photostyle.models.decoder import residual_tail
-from photostyle.models.encoder import EncoderOutput
-from photostyle.models.layers import FAVariant, fa_names, fa_variant, feature_aggregation
-from photostyle.models.stylizer import PhotoStylizer
-from photostyle.pipeline import (
+from photostyle.inference import (
     NetworkOutput,
     StylizeOptions,
     TorchBackend,
@@ -46,6 +41,11 @@ from photostyle.pipeline import (
     to_working_size,
     working_style,
 )
+from photostyle.models.affine import AffineHead
+from photostyle.models.decoder import residual_tail
+from photostyle.models.encoder import EncoderOutput
+from photostyle.models.layers import FAVariant, fa_names, fa_variant, feature_aggregation
+from photostyle.models.stylizer import PhotoStylizer
 from photostyle.upsample import UpsampleMethod
 
 # FA variants whose content statistics are pooled: those matching moments (as ``mean_std``) or
@@ -227,7 +227,7 @@ class ClipStylizer:
         self.device, self.dtype = stylizer.device, stylizer.dtype
         model_size = self.model.config.working_size
         self.max_size = opts.max_size if opts.max_size is not None else model_size
-        # Per-frame mode runs the model as the API does (photostyle.pipeline).
+        # Per-frame mode runs the model as the API does (photostyle.inference).
         self.network = TorchBackend(self.model)
         with torch.inference_mode():
             # As in Stylizer.stylize: resizing in float32, only the network in ``dtype``.

@@ -1,4 +1,4 @@
-"""Tests of the one stylize path (photostyle.pipeline): working size -> network -> full size."""
+"""Tests of the one stylize path (photostyle.inference): working size -> network -> full size."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ import torch
 
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.deploy.onnx import OnnxNetwork
-from photostyle.models.encoder import VGGEncoder
-from photostyle.models.layers import FAVariant
-from photostyle.models.stylizer import ModelConfig, PhotoStylizer
-from photostyle.pipeline import (
+from photostyle.inference import (
     STAGES,
     NetworkBackend,
     NetworkOutput,
@@ -28,6 +25,9 @@ from photostyle.pipeline import (
     to_working_size,
     working_style,
 )
+from photostyle.models.encoder import VGGEncoder
+from photostyle.models.layers import FAVariant
+from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.upsample import apply_local_affine, upsample_stylized
 from photostyle.utils import resize_image
 

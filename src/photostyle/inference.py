@@ -347,7 +347,7 @@ def stylize_photo(
         (3, H, W) RGB in [0, 1], float32 on the CPU.
     """
     if options.max_size is None or options.fa is None:
-        raise ValueError("resolve the options first (photostyle.pipeline.resolve_options)")
+        raise ValueError("resolve the options first (photostyle.inference.resolve_options)")
     device, dtype = style.image.device, style.image.dtype
     with timed_stage(on_stage, "resize", device):
         full, small = to_working_size(content, options.max_size, device)
