@@ -15,12 +15,9 @@ from PIL import Image
 
 from photostyle.api import Stylizer
 from photostyle.data.datasets import TripletCrops
+from photostyle.models.checkpoint import STYLIZER_FORMAT
 from photostyle.models.encoder import VGG_CONFIGS, VGGConfig
-from photostyle.models.weights import (
-    STYLIZER_FORMAT,
-    WeightsError,
-    load_checkpoint,
-)
+from photostyle.models.weights import WeightsError, load_checkpoint
 from photostyle.train.config import TrainConfig
 from photostyle.train.trainer import TRAIN_FORMAT, Trainer
 from photostyle.utils import sha256_file

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -38,11 +37,11 @@ from photostyle.data.embed_index import (
 from photostyle.data.index import PerceptualIndex, pairwise_sq_distances, perceptual_features
 from photostyle.data.sampler import Sampler, TripletSampler
 from photostyle.data.sources import DataSource
+from photostyle.models.checkpoint import save_stylizer
 from photostyle.models.encoder import VGG_CONFIGS, VGGEncoder
 from photostyle.models.stylizer import ModelConfig
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
-    STYLIZER_FORMAT,
     WeightsError,
     build_encoder,
     load_checkpoint,
@@ -234,7 +233,8 @@ class Trainer:
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         vgg = VGG_CONFIGS[config.arch]
         self.encoder = build_encoder(config.encoder_weights, vgg).to(self.device)
-        self.model = TwoStageModel(self.encoder, config.fa, residual=self.residual).to(self.device)
+        self.model_config = self._model_config()
+        self.model = TwoStageModel(self.model_config, self.encoder).to(self.device)
         # 4-D weights in NHWC; Module.to's memory_format keyword is missing from torch's stubs.
         self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         trained = ("u.", "scp_u.") if config.reconstruction else ("u.", "v.", "scp_u.", "scp_v.")
@@ -349,8 +349,8 @@ class Trainer:
             index.save(path)
         return index, TripletSampler(index.distances, index.labels, sampling)
 
-    def model_config(self) -> ModelConfig:
-        """The architecture of the exported stylizer."""
+    def _model_config(self) -> ModelConfig:
+        """The architecture of U and V (and of the exported stylizer, U)."""
         weights = self.config.encoder_weights
         sha = BUNDLED_VGG16_SHA256 if weights is None else ""
         if weights is not None and Path(weights).is_file():
@@ -417,7 +417,12 @@ class Trainer:
                 "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             },
         )
-        export_stylizer(self.stylizer_path, self.model, self.model_config(), self.config, self.step)
+        save_stylizer(
+            self.stylizer_path,
+            self.model.u.state_dict(),
+            self.model_config,
+            {"step": str(self.step), "train_config": self.config.to_dict()},
+        )
         plot_loss_curves(self.history, self.out / "loss_curves.png")
 
     def _save_before_failing(self) -> None:
@@ -561,31 +566,10 @@ class Trainer:
         return TrainResult(self.step, self.checkpoint_path, self.stylizer_path, last)
 
 
-def export_stylizer(
-    path: str | Path,
-    model: TwoStageModel,
-    config: ModelConfig,
-    train_config: TrainConfig | None = None,
-    step: int = 0,
-) -> None:
-    """Save stylizer U's decoder with its architecture, for :class:`photostyle.Stylizer`."""
-    meta: dict[str, Any] = {
-        "format": STYLIZER_FORMAT,
-        "version": "1",
-        "model_config": config.to_dict(),
-        "step": str(step),
-    }
-    if train_config is not None:
-        meta["train_config"] = train_config.to_dict()
-    tensors = {f"decoder.{k}": v for k, v in model.u.state_dict().items()}
-    save_checkpoint(path, tensors, meta)
-
-
 __all__ = [
     "ContentCrops",
     "TrainResult",
     "Trainer",
     "atomic_path",
     "build_index",
-    "export_stylizer",
 ]
