@@ -8,6 +8,7 @@ writes checkpoints, logs and plots.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -38,7 +39,7 @@ from photostyle.data.index import PerceptualIndex, pairwise_sq_distances, percep
 from photostyle.data.sampler import Sampler, TripletSampler
 from photostyle.data.sources import DataSource
 from photostyle.models.checkpoint import save_stylizer
-from photostyle.models.encoder import VGG_CONFIGS, VGGEncoder
+from photostyle.models.encoder import VGGEncoder
 from photostyle.models.stylizer import ModelConfig
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
@@ -231,8 +232,7 @@ class Trainer:
             torch.channels_last if config.channels_last else torch.contiguous_format
         )
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        vgg = VGG_CONFIGS[config.arch]
-        self.encoder = build_encoder(config.encoder_weights, vgg).to(self.device)
+        self.encoder = build_encoder(config.encoder_weights, config.model.vgg()).to(self.device)
         self.model_config = self._model_config()
         self.model = TwoStageModel(self.model_config, self.encoder).to(self.device)
         # 4-D weights in NHWC; Module.to's memory_format keyword is missing from torch's stubs.
@@ -292,7 +292,7 @@ class Trainer:
     @property
     def residual(self) -> bool:
         """Residual decoders, except for a reconstruction autoencoder (which must decode)."""
-        return self.config.residual and not self.config.reconstruction
+        return self.config.model.residual and not self.config.reconstruction
 
     @property
     def checkpoint_path(self) -> Path:
@@ -355,10 +355,9 @@ class Trainer:
         sha = BUNDLED_VGG16_SHA256 if weights is None else ""
         if weights is not None and Path(weights).is_file():
             sha = sha256_file(weights)
-        return ModelConfig.for_arch(
-            self.config.arch,
+        return dataclasses.replace(
+            self.config.model,
             convention=self.encoder.convention,
-            fa=self.config.fa,
             encoder_sha256=sha,
             residual=self.residual,
         )
@@ -368,13 +367,17 @@ class Trainer:
         if meta.get("format") != TRAIN_FORMAT:
             raise WeightsError(f"{self.checkpoint_path}: not a photostyle training checkpoint")
         saved = TrainConfig.from_dict(json.loads(meta["train_config"]))
-        mine = (self.config.arch, self.config.fa, self.config.reconstruction)
-        if (saved.arch, saved.fa, saved.reconstruction) != mine:
+        was, now = saved.model, self.config.model
+        if (was.arch, was.fa, saved.reconstruction) != (
+            now.arch,
+            now.fa,
+            self.config.reconstruction,
+        ):
             what = ("", " (reconstruction)")
             raise WeightsError(
-                f"{self.checkpoint_path}: checkpoint is {saved.arch}/{saved.fa}"
-                f"{what[saved.reconstruction]}, config asks for {self.config.arch}/"
-                f"{self.config.fa}{what[self.config.reconstruction]}"
+                f"{self.checkpoint_path}: checkpoint is {was.arch}/{was.fa}"
+                f"{what[saved.reconstruction]}, config asks for {now.arch}/"
+                f"{now.fa}{what[self.config.reconstruction]}"
             )
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
