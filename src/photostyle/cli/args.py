@@ -22,6 +22,7 @@ from typing import (
     get_origin,
 )
 
+from photostyle.dtypes import COMPUTE_DTYPES, DEFAULT_COMPUTE_DTYPE, torch_dtype
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
 
@@ -101,10 +102,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_device_arg(p)
     p.add_argument(
         "--dtype",
-        choices=["float32", "bfloat16"],
-        default="float32",
+        choices=COMPUTE_DTYPES,
+        default=DEFAULT_COMPUTE_DTYPE,
         help="the network's compute type; bfloat16 is faster on CPUs with AMX/AVX-512 BF16 and "
-        "recent GPUs (resizing and upsampling stay float32; default float32)",
+        f"recent GPUs (resizing and upsampling stay float32; default {DEFAULT_COMPUTE_DTYPE})",
     )
 
 
@@ -135,8 +136,6 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
     onnx = getattr(args, "onnx", None)
     if onnx is not None and backend != "onnxruntime":
         raise ValueError("--onnx needs --backend onnxruntime")
-    import torch
-
     from photostyle.utils import check_bfloat16_speed, resolve_device
 
     if args.dtype == "bfloat16":
@@ -148,7 +147,7 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
         fa=args.fa,
         backend=backend,
         onnx_path=onnx,
-        dtype=getattr(torch, args.dtype),
+        dtype=torch_dtype(args.dtype),
     )
 
 

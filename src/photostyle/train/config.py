@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from photostyle.data.sampler import SamplingConfig
+from photostyle.dtypes import AUTOCAST_DTYPES, AutocastDtype
 from photostyle.models.encoder import VGG_CONFIGS
 from photostyle.models.layers import fa_variant
 from photostyle.models.stylizer import ModelConfig
 from photostyle.train.pipeline import StyleTerm
-
-AmpDtype = Literal["bfloat16", "float16"]
 
 
 @dataclass
@@ -76,7 +75,7 @@ class TrainConfig:
     seed: int = 0  # seeds weights init and the triplet stream
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1"; torchrun: "cuda" = cuda:LOCAL_RANK
     amp: bool = False  # mixed precision (autocast) for the networks; the losses stay float32
-    amp_dtype: AmpDtype = "bfloat16"  # autocast type; "float16" (CUDA only) adds a GradScaler
+    amp_dtype: AutocastDtype = "bfloat16"  # autocast type; "float16" (CUDA only) adds a GradScaler
     channels_last: bool = False  # NHWC memory format for weights and images (faster CUDA convs)
     grad_clip: float | None = None  # clip the gradients' total L2 norm to this; null = no clipping
     workers: int = 1  # DataLoader worker processes (per training process)
@@ -114,8 +113,9 @@ class TrainConfig:
             raise ValueError("log_every, image_every, ckpt_every must be >= 1 and workers >= 0")
         if self.index_size < 16 or (self.max_images is not None and self.max_images < 1):
             raise ValueError("index_size must be >= 16 and max_images >= 1")
-        if self.amp_dtype not in get_args(AmpDtype):
-            raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
+        if self.amp_dtype not in AUTOCAST_DTYPES:
+            names = " or ".join(repr(n) for n in AUTOCAST_DTYPES)
+            raise ValueError(f"amp_dtype must be {names}, got {self.amp_dtype!r}")
         if self.amp and not fa.amp_safe:
             raise ValueError(f"amp is not supported with fa={model.fa!r} (it needs float32)")
         if self.grad_clip is not None and not self.grad_clip > 0:

@@ -38,6 +38,7 @@ from photostyle.data.embed_index import (
 from photostyle.data.index import PerceptualIndex, pairwise_sq_distances, perceptual_features
 from photostyle.data.sampler import Sampler, TripletSampler
 from photostyle.data.sources import DataSource
+from photostyle.dtypes import dtype_spec
 from photostyle.models.checkpoint import save_stylizer
 from photostyle.models.encoder import VGGEncoder
 from photostyle.models.stylizer import ModelConfig
@@ -185,13 +186,13 @@ def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     """
     if not config.amp:
         return None
-    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[config.amp_dtype]
+    spec = dtype_spec(config.amp_dtype)
     if device.type == "cuda":
-        if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        if spec.dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
             raise ValueError("this GPU has no bfloat16 support; use amp_dtype 'float16'")
-        return dtype
-    if device.type == "cpu" and dtype == torch.bfloat16:
-        return dtype
+        return spec.dtype
+    if device.type == "cpu" and not spec.cuda_only:
+        return spec.dtype
     raise ValueError(f"amp_dtype {config.amp_dtype!r} is not supported on {device.type}")
 
 
