@@ -10,11 +10,10 @@ here rather than in training. Prints the new file's sha256 for ``models/weights.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import replace
 
-from photostyle.models.stylizer import ModelConfig
-from photostyle.models.weights import load_checkpoint, save_checkpoint
+from photostyle.models.checkpoint import read_stylizer, save_stylizer
 from photostyle.utils import sha256_file
 
 
@@ -30,15 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.working_size < 16 or args.refine < 0:
         parser.error("--working-size must be at least 16 and --refine non-negative")
-    tensors, meta = load_checkpoint(args.source)
-    config = ModelConfig.from_dict(json.loads(meta["model_config"]))
-    chosen = {
-        "working_size": args.working_size,
-        "refine_steps": args.refine,
-        "refine_ssim_weight": args.refine_ssim_weight,
-    }
-    shipped = ModelConfig.from_dict({**config.to_dict(), **chosen})
-    save_checkpoint(args.target, tensors, {**meta, "model_config": shipped.to_dict()})
+    saved = read_stylizer(args.source)
+    shipped = replace(
+        saved.config,
+        working_size=args.working_size,
+        refine_steps=args.refine,
+        refine_ssim_weight=args.refine_ssim_weight,
+    )
+    save_stylizer(args.target, saved.state, shipped, saved.meta)
     sys.stdout.write(f"{args.target}\nsha256 {sha256_file(args.target)}\n")
     return 0
 

@@ -114,7 +114,7 @@ def data_dir(tmp_path: Path, write_png: Callable[..., Path]) -> Path:
 def tiny_stylizer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny stylizer checkpoint and its torchvision-format encoder weights (seeded, random).
 
-    Written like a trained model: ``export_stylizer`` of a ``TwoStageModel`` on the tiny layout,
+    Written like a trained model: ``save_stylizer`` of a ``TwoStageModel``'s U on the tiny layout,
     ``arch="custom"``, the encoder file's sha256 in ``model_config``. The last decoder conv is
     scaled so that outputs vary around 0.5 instead of saturating. Load it with
     ``Stylizer(weights, encoder_weights=encoder, device="cpu")``.
@@ -124,10 +124,10 @@ def tiny_stylizer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     """
     from safetensors.torch import save_file
 
+    from photostyle.models.checkpoint import save_stylizer
     from photostyle.models.stylizer import ModelConfig
     from photostyle.models.weights import build_encoder
     from photostyle.train.pipeline import TwoStageModel
-    from photostyle.train.trainer import export_stylizer
     from photostyle.utils import sha256_file
 
     root = tmp_path_factory.mktemp("tiny_stylizer")
@@ -151,11 +151,11 @@ def tiny_stylizer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
         encoder_sha256=sha256_file(encoder_path),
     )
     torch.manual_seed(0)
-    model = TwoStageModel(build_encoder(encoder_path, config.vgg()), config.fa)
+    model = TwoStageModel(config, build_encoder(encoder_path, config.vgg()))
     with torch.no_grad():
         last = model.u.block1[-1]
         last.weight.mul_(0.2)
         last.bias.fill_(0.5)
     weights_path = root / "stylizer_tiny.safetensors"
-    export_stylizer(weights_path, model, config)
+    save_stylizer(weights_path, model.u.state_dict(), config)
     return weights_path, encoder_path

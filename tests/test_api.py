@@ -11,13 +11,9 @@ import torch
 
 from photostyle.api import STAGES, StylizeOptions, Stylizer, check_output_path, working_size
 from photostyle.io import ImageError, load_image, save_image
+from photostyle.models.checkpoint import STYLIZER_FORMAT
 from photostyle.models.layers import FA_VARIANTS
-from photostyle.models.weights import (
-    STYLIZER_FORMAT,
-    WeightsError,
-    load_checkpoint,
-    save_checkpoint,
-)
+from photostyle.models.weights import WeightsError, load_checkpoint, save_checkpoint
 from photostyle.upsample import UpsampleMethod
 
 
@@ -454,8 +450,9 @@ def test_channels_last_gives_the_same_result(tiny_stylizer_files: tuple[Path, Pa
 
 def _affine_weights(files: tuple[Path, Path], path: Path, **fields: object) -> Path:
     """A tiny affine-head stylizer on the tiny encoder (seeded, untrained), saved at ``path``."""
-    from photostyle.models.stylizer import ModelConfig, PhotoStylizer
-    from photostyle.models.weights import STYLIZER_FORMAT, build_encoder
+    from photostyle.models.checkpoint import save_stylizer
+    from photostyle.models.stylizer import ModelConfig, build_stylizer
+    from photostyle.models.weights import build_encoder
     from photostyle.utils import sha256_file
 
     _, encoder = files
@@ -465,10 +462,8 @@ def _affine_weights(files: tuple[Path, Path], path: Path, **fields: object) -> P
     )
     assert config.encoder_sha256 == sha256_file(encoder)
     torch.manual_seed(0)
-    model = PhotoStylizer(config, build_encoder(encoder, config.vgg()))
-    tensors = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
-    meta = {"format": STYLIZER_FORMAT, "version": "1", "model_config": config.to_dict()}
-    save_checkpoint(path, tensors, meta)
+    model = build_stylizer(config, build_encoder(encoder, config.vgg()))
+    save_stylizer(path, model.decoder.state_dict(), config)
     return path
 
 

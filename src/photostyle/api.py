@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,15 +23,10 @@ from photostyle.inference import (
     working_style,
 )
 from photostyle.io import check_output_path, load_image, load_mask, save_image
-from photostyle.models.layers import FA_VARIANTS, FAVariant
-from photostyle.models.stylizer import ModelConfig, PhotoStylizer
+from photostyle.models.checkpoint import load_stylizer
+from photostyle.models.layers import FAVariant
 from photostyle.models.weights import (
-    BUNDLED_VGG16_SHA256,
-    STYLIZER_FORMAT,
-    WeightsError,
-    build_encoder,
     check_sha256,
-    load_checkpoint,
     stylizer_file,
 )
 from photostyle.utils import resolve_device
@@ -90,54 +84,12 @@ class Stylizer:
         path, sha256 = stylizer_file(weights)
         if sha256 is not None:
             check_sha256(path, sha256)
-        tensors, meta = load_checkpoint(path)
-        if meta.get("format") != STYLIZER_FORMAT or "model_config" not in meta:
-            raise WeightsError(f"{path}: not a photostyle stylizer checkpoint")
-        try:
-            raw = json.loads(meta["model_config"])
-            if not isinstance(raw, dict):
-                raise TypeError(f"expected a JSON object, got {type(raw).__name__}")
-            config = ModelConfig.from_dict(raw)
-            if len(config.widths) != 4 or len(config.depths) != 4:
-                raise ValueError("widths and depths need 4 entries")
-            if min(config.widths) < 1 or min(config.depths) < 1:
-                raise ValueError("widths and depths must be positive")
-        except (ValueError, TypeError) as err:
-            raise WeightsError(f"{path}: unreadable model config ({err})") from err
-        if fa is not None:
-            if fa not in FA_VARIANTS:
-                raise ValueError(f"unknown FA variant {fa!r}; choose from {FA_VARIANTS}")
-            config = ModelConfig.from_dict({**config.to_dict(), "fa": fa})
+        model, saved = load_stylizer(path, encoder_weights=encoder_weights, fa=fa)
+        config = model.config
         self.config = config
         self.path = path
-        self.meta = meta
+        self.meta = saved.meta
         self.device = resolve_device(device)
-        sha = None
-        if encoder_weights is None and config.encoder_sha256:
-            sha = config.encoder_sha256
-            if sha != BUNDLED_VGG16_SHA256:
-                raise WeightsError(
-                    f"{path}: trained with other encoder weights; pass them with encoder_weights"
-                )
-        try:
-            encoder = build_encoder(
-                encoder_weights, config.vgg(), sha256=sha, padding_mode=config.padding_mode
-            )
-        except WeightsError as err:
-            which = encoder_weights if encoder_weights is not None else "bundled VGG16"
-            first = str(err).strip().splitlines()[0]
-            raise WeightsError(
-                f"{path}: encoder weights ({which}) do not fit this {config.arch} stylizer: {first}"
-            ) from err
-        model = PhotoStylizer(config, encoder)
-        state = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}
-        try:
-            model.decoder.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise WeightsError(
-                f"{path}: weights do not fit a {config.arch} stylizer ({first})"
-            ) from err
         self.model = model.to(self.device, dtype).eval()
         # NHWC convolutions: 4-10% faster on this project's CPU, same output to 3e-7
         # (photostyle speed); they also pay on recent GPUs.

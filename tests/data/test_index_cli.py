@@ -136,11 +136,11 @@ def test_train_from_a_prebuilt_index(
 ):
     index_dir = tmp_path / "index"
     assert main(_index_args(photos, index_dir, tiny_weights, "--t2", "0.5")) == 0
-    config = TrainConfig(
+    config = TrainConfig.from_dict(dict(
         index=str(index_dir), out_dir=str(tmp_path / "run"), arch="tiny",
         encoder_weights=str(tiny_weights), crop=16, batch_size=2, steps=2, index_size=16,
         device="cpu", workers=0, sampling=SamplingConfig(0.5, 0.5),
-    )  # fmt: skip
+    ))  # fmt: skip
     trainer = Trainer(config)
     index = EmbeddingIndex.open(index_dir)
     assert [str(p) for p in trainer.images.paths] == [str(p) for p in index.image_list().paths]
@@ -151,7 +151,7 @@ def test_train_from_a_prebuilt_index(
     g = torch.Generator().manual_seed(0)
     assert all(bad not in trainer.sampler.draw(g) for _ in range(200))
     with pytest.raises(ValueError, match="max_images"):
-        Trainer(TrainConfig(**{**config.to_dict(), "max_images": 2, "sampling": config.sampling}))
+        Trainer(TrainConfig.from_dict({**config.to_dict(), "max_images": 2}))
     # the CLI trains from --index without --data
     settings = tmp_path / "tiny.json"
     settings.write_text(json.dumps({"arch": "tiny", "encoder_weights": str(tiny_weights)}))
@@ -166,11 +166,11 @@ def test_trainer_builds_the_embedding_index_for_large_data(
     tmp_path: Path, photos: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr("photostyle.train.trainer.EXACT_INDEX_MAX_IMAGES", 4)
-    config = TrainConfig(
+    config = TrainConfig.from_dict(dict(
         data=str(photos), out_dir=str(tmp_path / "run"), arch="tiny",
         encoder_weights=str(tiny_weights), crop=16, batch_size=2, steps=1, index_size=16,
         device="cpu", workers=0,
-    )  # fmt: skip
+    ))  # fmt: skip
     done: list[int] = []
     trainer = Trainer(config, on_index_batch=done.append)
     assert isinstance(trainer.index, EmbeddingIndex) and trainer.index.complete

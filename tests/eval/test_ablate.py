@@ -31,6 +31,7 @@ from photostyle.eval.ablate import (
     variant_config,
 )
 from photostyle.models.encoder import VGGEncoder
+from photostyle.models.stylizer import ModelConfig
 from photostyle.models.weights import load_checkpoint
 from photostyle.train.config import TrainConfig
 from photostyle.utils import sha256_file
@@ -131,7 +132,7 @@ def pairs_dir(tmp_path: Path, write_png: Callable[..., Path]) -> Path:
 def base(data_dir: Path, tiny_weights: Path) -> TrainConfig:
     return TrainConfig(
         data=str(data_dir),
-        arch="tiny",
+        model=ModelConfig.for_arch("tiny", residual=True),
         encoder_weights=str(tiny_weights),
         crop=16,
         batch_size=2,
@@ -222,7 +223,9 @@ def test_tiny_study_trains_scores_and_resumes_without_retraining(
 
     # A run folder trained with other settings is refused, not silently resumed.
     with pytest.raises(ValueError, match=r"other settings \(crop\)"):
-        run_ablation(config, TrainConfig(**{**base.to_dict(), "crop": 24}), encoder=tiny_encoder)
+        run_ablation(
+            config, TrainConfig.from_dict({**base.to_dict(), "crop": 24}), encoder=tiny_encoder
+        )
 
 
 def test_one_pair_has_no_fid_and_unfinished_runs_show_progress(
@@ -231,7 +234,7 @@ def test_one_pair_has_no_fid_and_unfinished_runs_show_progress(
     config = AblationConfig(
         pairs=str(pairs_dir), out_dir=str(tmp_path / "s"), variants=("no_scp",), limit_pairs=1
     )
-    limited = TrainConfig(**{**base.to_dict(), "steps": 50, "time_limit_s": 1e-9})
+    limited = TrainConfig.from_dict({**base.to_dict(), "steps": 50, "time_limit_s": 1e-9})
     (row,) = run_ablation(config, limited, encoder=tiny_encoder)
     assert row.fid_vgg is None and row.pairs == 1 and row.steps == 1 and row.target_steps == 50
     line = ablation_markdown([row]).strip().splitlines()[-1]
@@ -242,7 +245,7 @@ def test_one_pair_has_no_fid_and_unfinished_runs_show_progress(
 def test_bad_ablation_settings_raise(base: TrainConfig, pairs_dir: Path, tmp_path: Path):
     with pytest.raises(ValueError, match="limit_pairs"):
         AblationConfig(pairs=str(pairs_dir), out_dir="x", limit_pairs=0)
-    no_data = TrainConfig(**{**base.to_dict(), "data": ""})
+    no_data = TrainConfig.from_dict({**base.to_dict(), "data": ""})
     with pytest.raises(ValueError, match="training data"):
         run_ablation(AblationConfig(pairs=str(pairs_dir), out_dir=str(tmp_path / "o")), no_data)
     bad = AblationConfig(pairs=str(pairs_dir), out_dir=str(tmp_path / "o"), variants=("nope",))

@@ -15,6 +15,7 @@ from photostyle.data.pairs import find_pairs
 from photostyle.eval import methods as methods_module
 from photostyle.eval.methods import (
     MethodSpec,
+    default_methods,
     eval_method,
     make_methods,
     method_names,
@@ -94,6 +95,21 @@ def test_builtin_methods_and_their_capabilities() -> None:
     assert specs["adain"].uses_masks and specs["adain"].model == "autoencoder"
     assert not specs["reinhard"].uses_masks and specs["reinhard"].model is None
     assert specs["mkl"].package == "color-matcher" and specs["histogram"].package is None
+
+
+def test_default_methods_come_from_the_registry(registry: None) -> None:
+    """photostyle eval without --method: the registered defaults, in their rank order."""
+    assert default_methods("wct") == ["photostyle-wct", "reinhard", "histogram", "identity"]
+    register_method(
+        MethodSpec(
+            "mean-shift",
+            lambda name, settings: _mean_shift,
+            uses_masks=False,
+            adjustable=False,
+            default_rank=1,
+        )
+    )
+    assert default_methods("mean_std")[:3] == ["photostyle-mean_std", "reinhard", "mean-shift"]
 
 
 def test_unknown_and_duplicate_methods_are_refused(registry: None) -> None:

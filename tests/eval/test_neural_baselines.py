@@ -20,10 +20,10 @@ from photostyle.models.encoder import VGGEncoder
 @pytest.fixture(scope="module")
 def autoencoder_file(tiny_stylizer_files: tuple[Path, Path], tmp_path_factory) -> Path:
     """A tiny autoencoder checkpoint (FA "none") on the tiny stylizer's encoder, random weights."""
+    from photostyle.models.checkpoint import save_stylizer
     from photostyle.models.stylizer import ModelConfig
     from photostyle.models.weights import build_encoder
     from photostyle.train.pipeline import TwoStageModel
-    from photostyle.train.trainer import export_stylizer
     from photostyle.utils import sha256_file
 
     _, encoder_path = tiny_stylizer_files
@@ -32,12 +32,12 @@ def autoencoder_file(tiny_stylizer_files: tuple[Path, Path], tmp_path_factory) -
         {**tiny.to_dict(), "fa": "none", "encoder_sha256": sha256_file(encoder_path)}
     )
     torch.manual_seed(1)
-    model = TwoStageModel(build_encoder(encoder_path, config.vgg()), "none")
+    model = TwoStageModel(config, build_encoder(encoder_path, config.vgg()))
     with torch.no_grad():  # outputs around 0.5 rather than saturated
         model.u.block1[-1].weight.mul_(0.2)
         model.u.block1[-1].bias.fill_(0.5)
     path = tmp_path_factory.mktemp("autoencoder") / "ae_tiny.safetensors"
-    export_stylizer(path, model, config)
+    save_stylizer(path, model.u.state_dict(), config)
     return path
 
 

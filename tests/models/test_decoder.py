@@ -160,9 +160,11 @@ def test_feature_scale_is_a_change_of_units(tiny_encoder, tiny_cfg, variant):
 
 def test_caffe_models_decode_at_torchvision_scale():
     from photostyle.models.encoder import FEATURE_SCALE, VGGEncoder
+    from photostyle.models.stylizer import ModelConfig
     from photostyle.train.pipeline import TwoStageModel
 
-    model = TwoStageModel(VGGEncoder(VGG16, "caffe_bgr255"), "mean_std")
+    config = ModelConfig.for_arch("vgg16", convention="caffe_bgr255")
+    model = TwoStageModel(config, VGGEncoder(VGG16, "caffe_bgr255"))
     assert model.u.feature_scale == model.v.feature_scale == FEATURE_SCALE["caffe_bgr255"]
     assert FEATURE_SCALE["caffe_bgr255"] == pytest.approx(1 / 57.63, rel=1e-3)
     assert FEATURE_SCALE["torch_rgb"] == 1.0

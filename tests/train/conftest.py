@@ -39,6 +39,6 @@ def make_config(data_dir: Path, tiny_weights: Path, tmp_path: Path) -> Callable[
             "image_every": 2,
             "ckpt_every": 2,
         }
-        return TrainConfig(**{**fields, **overrides})
+        return TrainConfig.from_dict({**fields, **overrides}, strict=True)
 
     return make

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from photostyle.data.sampler import SamplingConfig
+from photostyle.models.stylizer import ModelConfig
 from photostyle.train.config import (
     TrainConfig,
     config_yaml,
@@ -54,7 +55,7 @@ def test_defaults_follow_the_paper():
 )
 def test_invalid_settings_are_refused(kwargs: dict[str, Any], match: str):
     with pytest.raises(ValueError, match=match):
-        TrainConfig(**kwargs)
+        TrainConfig.from_dict(kwargs)  # arch, fa: top-level keys of the nested model
 
 
 def test_smallest_valid_settings_are_accepted():
@@ -67,9 +68,8 @@ def _custom() -> TrainConfig:
     return TrainConfig(
         data="photos",
         out_dir="runs/x",
-        arch="vgg19",
+        model=ModelConfig.for_arch("vgg19", fa="wct", residual=True),
         encoder_weights="vgg19.pth",
-        fa="wct",
         crop=64,
         batch_size=2,
         steps=7,
@@ -114,16 +114,17 @@ def test_from_dict_ignores_unknown_keys_and_validates():
 
 
 def test_reconstruction_config_round_trips():
-    cfg = TrainConfig(reconstruction=True, fa="none")
+    cfg = TrainConfig(reconstruction=True, model=ModelConfig(fa="none"))
     assert not TrainConfig().reconstruction
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    assert TrainConfig(fa="none").fa == "none"  # a no-FA two-stage ablation stays possible
+    no_fa = TrainConfig.from_dict({"fa": "none"})  # a no-FA two-stage ablation stays possible
+    assert no_fa.model.fa == "none"
 
 
 # --- YAML files: every setting documented, strict keys and types ---------------------------------
 
 
-@pytest.mark.parametrize("cls", [TrainConfig, SamplingConfig])
+@pytest.mark.parametrize("cls", [TrainConfig, SamplingConfig, ModelConfig])
 def test_every_setting_has_a_comment(cls: type):
     comments = field_comments(cls)
     assert set(comments) == set(cls.__dataclass_fields__)
@@ -149,8 +150,8 @@ def test_default_yaml_shows_every_setting_with_its_comment_and_reads_back(tmp_pa
 
 
 def test_custom_config_round_trips_through_yaml(tmp_path: Path):
-    cfg = TrainConfig(
-        **{
+    cfg = TrainConfig.from_dict(
+        {
             **_custom().to_dict(),
             "data": 'my photos: "beach" #1',  # YAML syntax inside a string
             "out_dir": "yes",  # would be a boolean if written unquoted (YAML 1.1)
@@ -253,3 +254,81 @@ def test_layered_config_flags_override_the_file_which_overrides_defaults(tmp_pat
 def test_layered_config_refuses_bad_overrides(overrides: dict[str, Any], match: str):
     with pytest.raises(ValueError, match=match):
         layered_config(overrides=overrides)
+
+
+# --- the nested model: ModelConfig, and the flat keys of earlier releases ------------------------
+
+
+def test_old_flat_train_config_dicts_still_load():
+    """Checkpoints of earlier releases saved arch, fa and residual as top-level keys."""
+    old = {**TrainConfig().to_dict(), "steps": 3}
+    del old["model"]
+    old |= {"arch": "vgg19", "fa": "wct", "residual": False}
+    cfg = TrainConfig.from_dict(json.loads(json.dumps(old)))
+    assert cfg.model == ModelConfig.for_arch("vgg19", fa="wct", residual=False)
+    assert cfg.steps == 3 and "arch" not in cfg.to_dict()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # and the new form round-trips
+    assert TrainConfig.from_dict(old, strict=True) == cfg
+
+
+def test_model_defaults_and_widths_follow_the_arch():
+    assert TrainConfig().model == ModelConfig.for_arch("vgg16", residual=True)
+    cfg = TrainConfig(model=ModelConfig(arch="vgg19"))  # the vgg16 widths/depths of the default
+    assert cfg.model == ModelConfig.for_arch("vgg19")
+    with pytest.raises(ValueError, match="not the 'affine' head"):
+        TrainConfig(model=ModelConfig(head="affine"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "arch: vgg19\nfa: wct\nresidual: false\n",  # an earlier release's file
+        "model: {arch: vgg19, fa: wct, residual: false}\n",
+        "model: {arch: vgg19}\nfa: wct\nresidual: false\n",
+    ],
+)
+def test_yaml_files_give_the_model_flat_or_nested(tmp_path: Path, text: str):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    expected = ModelConfig.for_arch("vgg19", fa="wct", residual=False)
+    assert TrainConfig.from_file(path) == TrainConfig(model=expected)
+
+
+def test_a_partial_nested_model_keeps_the_training_defaults(tmp_path: Path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {fa: wct}\n")
+    assert TrainConfig.from_file(path).model == ModelConfig.for_arch(
+        "vgg16", fa="wct", residual=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            "fa: wct\nmodel: {fa: quantile}",
+            r"config key 'fa' is given twice \(also as 'model.fa'\)",
+        ),
+        ("model: {fa: adain}", r"config key 'model.fa' must be one of 'paper'"),
+        ("model: {grid_bins: many}", r"config key 'model.grid_bins' must be an integer"),
+        ("model: {extra: [1]}", r"config key 'model.extra' must be a mapping of strings"),
+        ("arhc: vgg16", r"unknown config key 'arhc' \(did you mean 'arch'\?\)"),
+        ("residual: 1", r"config key 'residual' must be true or false, got 1"),
+    ],
+)
+def test_bad_model_keys_are_refused_naming_the_key(tmp_path: Path, text: str, match: str):
+    path = tmp_path / "run.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_file(path)
+
+
+def test_layered_config_sets_model_fields_flat_or_dotted(tmp_path: Path):
+    path = tmp_path / "run.yaml"
+    path.write_text("fa: wct\nmodel: {extra: {note: x}}\n")
+    config = layered_config(path, {"arch": "vgg19", "model.residual": False})
+    assert config.model == ModelConfig.for_arch(
+        "vgg19", fa="wct", residual=False, extra={"note": "x"}
+    )
+    path.write_text(config.to_yaml())  # the extra notes are written as a YAML mapping
+    assert TrainConfig.from_file(path) == config

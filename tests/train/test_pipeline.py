@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from photostyle.models.encoder import VGGEncoder
+from photostyle.models.stylizer import ModelConfig
 from photostyle.train.pipeline import LossSwitches, TwoStageModel
 
 SCP_KEYS = {"scp_u", "scp_v"}
@@ -20,9 +21,23 @@ def _triplet(seed: int = 0, size: int = 16, batch: int = 2) -> tuple[torch.Tenso
     return tuple(torch.rand(batch, 3, size, size, generator=g) for _ in range(3))
 
 
+def _two_stage(encoder: VGGEncoder, fa: str, residual: bool = False) -> TwoStageModel:
+    """U and V of FA ``fa`` on ``encoder``'s layout."""
+    cfg = encoder.config
+    config = ModelConfig(
+        arch=cfg.name,
+        widths=cfg.widths,
+        depths=cfg.depths,
+        convention=encoder.convention,
+        fa=fa,
+        residual=residual,
+    )
+    return TwoStageModel(config, encoder)
+
+
 def _model(encoder: VGGEncoder, seed: int = 0) -> TwoStageModel:
     torch.manual_seed(seed)
-    return TwoStageModel(encoder, "mean_std")
+    return _two_stage(encoder, "mean_std")
 
 
 SWITCH_COMBOS = [
@@ -161,7 +176,7 @@ def test_reconstruction_has_only_content_and_scp_terms_of_u(
     tiny_encoder: VGGEncoder, scp: bool, perceptual: bool
 ):
     torch.manual_seed(0)
-    model = TwoStageModel(tiny_encoder, "none")
+    model = _two_stage(tiny_encoder, "none")
     ic, is_, it = _triplet(7)
     switches = LossSwitches(scp=scp, perceptual=perceptual, reconstruction=True)
     losses, images = model(ic, is_, it, switches)
@@ -187,7 +202,7 @@ def test_reconstruction_has_only_content_and_scp_terms_of_u(
 
 def test_a_few_reconstruction_steps_lower_the_loss(tiny_encoder: VGGEncoder):
     torch.manual_seed(0)
-    model = TwoStageModel(tiny_encoder, "none")
+    model = _two_stage(tiny_encoder, "none")
     batch = _triplet(8, size=24)
     params = [*model.u.parameters(), *model.scp_u.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.999))
@@ -205,7 +220,7 @@ def test_a_few_reconstruction_steps_lower_the_loss(tiny_encoder: VGGEncoder):
 
 def test_residual_u_keeps_the_image_level_fa_content(tiny_encoder: VGGEncoder):
     torch.manual_seed(0)
-    model = TwoStageModel(tiny_encoder, "mean_std", residual=True)
+    model = _two_stage(tiny_encoder, "mean_std", residual=True)
     ic, is_, it = _triplet(6)
     losses, images = model(ic, is_, it, LossSwitches(relative=False))
     # An untrained residual U returns the image-level FA of I_c, which is Eq. (3)'s target: 0.
@@ -226,7 +241,7 @@ def test_channels_last_gives_the_same_losses_and_gradients(tiny_encoder: VGGEnco
     results = []
     for channels_last in (False, True):
         torch.manual_seed(0)
-        model = TwoStageModel(tiny_encoder, fa, residual=True)
+        model = _two_stage(tiny_encoder, fa, residual=True)
         inputs = batch
         if channels_last:
             model.to(memory_format=torch.channels_last)
@@ -243,7 +258,7 @@ def test_channels_last_gives_the_same_losses_and_gradients(tiny_encoder: VGGEnco
 
 def test_loss_terms_stay_float32_under_bfloat16_autocast(tiny_encoder: VGGEncoder):
     torch.manual_seed(0)
-    model = TwoStageModel(tiny_encoder, "mean_std", residual=True)  # the training recipe
+    model = _two_stage(tiny_encoder, "mean_std", residual=True)  # the training recipe
     batch = _triplet(10)
     full, _ = model(*batch, LossSwitches())
     with torch.autocast("cpu", dtype=torch.bfloat16):

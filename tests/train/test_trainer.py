@@ -15,12 +15,9 @@ from PIL import Image
 
 from photostyle.api import Stylizer
 from photostyle.data.datasets import TripletCrops
+from photostyle.models.checkpoint import STYLIZER_FORMAT
 from photostyle.models.encoder import VGG_CONFIGS, VGGConfig
-from photostyle.models.weights import (
-    STYLIZER_FORMAT,
-    WeightsError,
-    load_checkpoint,
-)
+from photostyle.models.weights import WeightsError, load_checkpoint, save_checkpoint
 from photostyle.train.config import TrainConfig
 from photostyle.train.trainer import TRAIN_FORMAT, Trainer
 from photostyle.utils import sha256_file
@@ -297,6 +294,21 @@ def test_checkpoint_of_another_fa_or_arch_is_refused(
         Trainer(make_config())
 
 
+def test_checkpoint_of_an_earlier_release_resumes(make_config: Callable[..., TrainConfig]):
+    """Earlier releases saved arch, fa and residual as top-level keys of the train_config."""
+    cfg = make_config(steps=2)
+    Trainer(cfg).train()
+    path = Path(cfg.out_dir) / "checkpoint.safetensors"
+    tensors, meta = load_checkpoint(path)
+    flat = json.loads(meta["train_config"])
+    model = flat.pop("model")
+    flat |= {"arch": model["arch"], "fa": model["fa"], "residual": model["residual"]}
+    save_checkpoint(path, tensors, {**meta, "train_config": json.dumps(flat)})
+    trainer = Trainer(make_config(steps=3))
+    assert trainer.step == 2
+    assert trainer.train().step == 3
+
+
 def test_exported_stylizer_loads_for_inference(
     make_config: Callable[..., TrainConfig], tiny_weights: Path
 ):
@@ -454,7 +466,7 @@ def test_cli_train_reconstruction_forces_fa_none(
     assert main(["train", "--config", str(config_json), "--reconstruction"]) == 0
     _, meta = load_checkpoint(Path(cfg.out_dir) / "checkpoint.safetensors")
     saved = json.loads(meta["train_config"])
-    assert saved["reconstruction"] is True and saved["fa"] == "none"
+    assert saved["reconstruction"] is True and saved["model"]["fa"] == "none"
     capsys.readouterr()
     argv = ["train", "--config", str(config_json), "--reconstruction", "--fa", "wct"]
     assert main(argv) == 2
@@ -518,7 +530,7 @@ def test_cli_trains_from_yaml_and_saves_the_resolved_config(
     assert main(["train", "--config", str(run), "--steps", "1"]) == 0
     out = Path(cfg.out_dir)
     saved = TrainConfig.from_file(out / "config.yaml")
-    assert saved == TrainConfig(**{**cfg.to_dict(), "steps": 1, "sampling": cfg.sampling})
+    assert saved == TrainConfig.from_dict({**cfg.to_dict(), "steps": 1})
     _, meta = load_checkpoint(out / "checkpoint.safetensors")
     assert TrainConfig.from_dict(json.loads(meta["train_config"])) == saved
     assert capsys.readouterr().out.startswith("step 1: checkpoint ")

@@ -15,6 +15,7 @@ from photostyle.cli.outputs import check_output, plot_target, write_json
 def register(sub: SubParsers) -> None:
     from photostyle.eval.ablate import DEFAULT_VARIANTS, SWITCHES, THRESHOLDS
     from photostyle.models.encoder import VGG_CONFIGS
+    from photostyle.models.stylizer import ModelConfig
     from photostyle.train.config import TrainConfig
 
     defaults = ",".join(DEFAULT_VARIANTS)
@@ -39,7 +40,7 @@ def register(sub: SubParsers) -> None:
     ab.add_argument("--max-images", type=int, help="use at most N training images per class")
     ab.add_argument(
         "--arch",
-        help=f"encoder: {' or '.join(VGG_CONFIGS)} (default {TrainConfig.arch})",
+        help=f"encoder: {' or '.join(VGG_CONFIGS)} (default {ModelConfig.arch})",
     )
     ab.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
     ab.add_argument(

@@ -22,6 +22,7 @@ from typing import (
     get_origin,
 )
 
+from photostyle.dtypes import COMPUTE_DTYPES, DEFAULT_COMPUTE_DTYPE, torch_dtype
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
 
@@ -101,10 +102,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_device_arg(p)
     p.add_argument(
         "--dtype",
-        choices=["float32", "bfloat16"],
-        default="float32",
+        choices=COMPUTE_DTYPES,
+        default=DEFAULT_COMPUTE_DTYPE,
         help="the network's compute type; bfloat16 is faster on CPUs with AMX/AVX-512 BF16 and "
-        "recent GPUs (resizing and upsampling stay float32; default float32)",
+        f"recent GPUs (resizing and upsampling stay float32; default {DEFAULT_COMPUTE_DTYPE})",
     )
 
 
@@ -135,8 +136,6 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
     onnx = getattr(args, "onnx", None)
     if onnx is not None and backend != "onnxruntime":
         raise ValueError("--onnx needs --backend onnxruntime")
-    import torch
-
     from photostyle.utils import check_bfloat16_speed, resolve_device
 
     if args.dtype == "bfloat16":
@@ -148,7 +147,7 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
         fa=args.fa,
         backend=backend,
         onnx_path=onnx,
-        dtype=getattr(torch, args.dtype),
+        dtype=torch_dtype(args.dtype),
     )
 
 
@@ -216,16 +215,37 @@ def _field_type(annotation: Any) -> tuple[Any, tuple[Any, ...] | None]:
     return annotation, None
 
 
+def _field_default(f: dataclasses.Field[Any], defaults: object | None) -> Any:
+    """The default of field ``f``: its value in ``defaults`` if given, else its own."""
+    if defaults is not None:
+        return getattr(defaults, f.name)
+    return f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+
+
 def dataclass_flags(
-    parser: argparse.ArgumentParser, cls: type, spec: FlagSpec | None = None
+    parser: argparse.ArgumentParser,
+    cls: type,
+    spec: FlagSpec | None = None,
+    *,
+    defaults: object | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, str]:
     """One ``--flag`` per field of a config dataclass, its help the field's comment.
 
     Fields without a default become required; ``bool`` fields become ``--flag`` / ``--no-flag``;
     ``Literal`` fields take their values as choices, ``tuple`` fields one value per element; a
     ``device`` field is checked like every ``--device``; a nested dataclass (``sampling``) gives
-    one flag per field of its own. With ``spec.layered`` every default is None, so that only the
-    flags given are set (the help still shows the dataclass's default).
+    one flag per field of its own, or per field its ``top_level`` metadata names (``model``:
+    ``--arch``, ``--fa``, ``--residual``), its defaults those of the field's default value. With
+    ``spec.layered`` every default is None, so that only the flags given are set (the help still
+    shows the dataclass's default).
+
+    Args:
+        parser: where the flags are added.
+        cls: the config dataclass.
+        spec: flag names, choices and negations.
+        defaults: an instance whose values are the defaults shown (None: the fields' own).
+        only: the fields that become flags (None: all).
 
     Returns:
         Each flag's ``dest`` -> the (dotted) field it sets: ``t1`` -> ``sampling.t1``.
@@ -239,8 +259,16 @@ def dataclass_flags(
     comments = field_comments(cls)
     dests: dict[str, str] = {}
     for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
         if dataclasses.is_dataclass(hints[f.name]):
-            nested = dataclass_flags(parser, hints[f.name], spec)
+            nested = dataclass_flags(
+                parser,
+                hints[f.name],
+                spec,
+                defaults=_field_default(f, defaults),
+                only=f.metadata.get("top_level"),
+            )
             dests.update({dest: f"{f.name}.{path}" for dest, path in nested.items()})
             continue
         dest = spec.names.get(f.name, f.name)
@@ -250,7 +278,7 @@ def dataclass_flags(
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             parser.add_argument(flag, required=True, help=text)
             continue
-        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        default = _field_default(f, defaults)
         value = None if spec.layered else default  # the parsed value when the flag is not given
         shown = (
             "" if default == "" or (spec.layered and default is None) else f" (default {default})"

@@ -11,6 +11,7 @@ from photostyle.api import DEFAULT_MAX_SIZE
 from photostyle.cli.args import SubParsers, add_device_arg, add_weights_args, flag_config
 from photostyle.cli.errors import EXIT_OK
 from photostyle.cli.outputs import check_output, plot_target, write_json
+from photostyle.dtypes import COMPUTE_DTYPES, DEFAULT_COMPUTE_DTYPE
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
 
@@ -53,9 +54,9 @@ def register(sub: SubParsers) -> None:
     )
     be.add_argument(
         "--dtypes",
-        default="float32",
-        help="with --end-to-end: photostyle's network dtypes, comma-separated: float32, "
-        "bfloat16 (default float32)",
+        default=DEFAULT_COMPUTE_DTYPE,
+        help="with --end-to-end: photostyle's network dtypes, comma-separated: "
+        f"{', '.join(COMPUTE_DTYPES)} (default {DEFAULT_COMPUTE_DTYPE})",
     )
     be.add_argument(
         "--draft",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 def register(sub: SubParsers) -> None:
     from photostyle.eval.baselines import PEERS
+    from photostyle.eval.methods import default_methods
     from photostyle.eval.quality import method_names
 
     ev = sub.add_parser(
@@ -30,7 +31,7 @@ def register(sub: SubParsers) -> None:
         action="append",
         help=f"photostyle-<fa>[+<upsampling>][@<size>][-nomasks] (fa: {', '.join(FA_VARIANTS)}), "
         f"{', '.join(method_names([]))} ({', '.join(PEERS)}: the peers extra); "
-        "repeatable (default: photostyle with the model's FA, reinhard, histogram, identity)",
+        f"repeatable (default: {', '.join(default_methods('<the model FA>'))})",
     )
     ev.add_argument(
         "--alpha-sweep",
@@ -79,6 +80,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from photostyle.data.pairs import Pair, find_pairs
+    from photostyle.eval.methods import default_methods
     from photostyle.eval.quality import (
         evaluate,
         make_methods,
@@ -107,12 +109,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             loaded.append(stylizer_from_args(args))
         return loaded[0]
 
-    names = args.method or [
-        "photostyle-" + (args.fa or stylizer().config.fa),
-        "reinhard",
-        "histogram",
-        "identity",
-    ]
+    names = args.method or default_methods(args.fa or stylizer().config.fa)
     if args.reference is not None and args.reference not in names:
         raise ValueError(f"--reference {args.reference} is not one of the methods {names}")
 

@@ -7,21 +7,36 @@ from pathlib import Path
 
 from photostyle.cli.args import SubParsers, add_weights_args
 from photostyle.cli.errors import EXIT_OK
+from photostyle.deploy.formats import (
+    DEFAULT_EXPORT_FORMAT,
+    EXPORT_FORMATS,
+    check_export_modules,
+    export_format,
+)
 from photostyle.models.layers import FA_VARIANTS
 
 
 def register(sub: SubParsers) -> None:
     from photostyle.deploy.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
-    ex = sub.add_parser("export", help="export the stylizer network for deployment (ONNX, pt2)")
-    ex.add_argument(
-        "--format",
-        choices=["onnx", "pt2"],
-        default="onnx",
-        help="onnx (default) or pt2 (a torch.export ExportedProgram)",
+    formats = [export_format(name) for name in EXPORT_FORMATS]
+    ex = sub.add_parser(
+        "export",
+        help=f"export the stylizer network for deployment ({', '.join(EXPORT_FORMATS)})",
     )
     ex.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="output .onnx or .pt2 file"
+        "--format",
+        choices=EXPORT_FORMATS,
+        default=DEFAULT_EXPORT_FORMAT,
+        help=", ".join(f"{f.name} ({f.description})" for f in formats)
+        + f" (default {DEFAULT_EXPORT_FORMAT})",
+    )
+    ex.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="output " + " or ".join(f.suffix for f in formats) + " file",
     )
     add_weights_args(ex)
     ex.add_argument(
@@ -43,6 +58,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from photostyle.api import Stylizer
     from photostyle.deploy.onnx import check_exportable, check_onnx_path, check_opset, export_onnx
 
+    check_export_modules(args.format)
     if args.format == "pt2":
         from photostyle.deploy.torch_export import check_pt2_path, export_pt2
 
@@ -58,13 +74,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"(1,3,Hs,Ws), alpha; sides >= 16 px); vs eager: max abs diff {pt2.max_abs_diff:.2g}"
         )
         return EXIT_OK
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401  (checks the export)
-    except ImportError as err:
-        raise ValueError(
-            f"ONNX export needs the deploy extra ({err}): pip install 'photostyle[deploy]'"
-        ) from err
     check_onnx_path(args.out, protect=[p for p in (args.weights, args.encoder_weights) if p])
     check_opset(args.opset)
     if args.fa is not None:

@@ -26,7 +26,7 @@ def _add_index_data_args(p: argparse.ArgumentParser) -> None:
     from photostyle.data.embed_index import IndexConfig
     from photostyle.data.sampler import SamplingConfig
     from photostyle.models.encoder import VGG_CONFIGS
-    from photostyle.train.config import TrainConfig
+    from photostyle.models.stylizer import ModelConfig
 
     p.add_argument(
         "--data", required=True, help="image folder: ImageFolder root, or COCO images with --coco"
@@ -54,8 +54,8 @@ def _add_index_data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--arch",
-        default=TrainConfig.arch,
-        help=f"encoder: {' or '.join(VGG_CONFIGS)} (default {TrainConfig.arch})",
+        default=ModelConfig.arch,
+        help=f"encoder: {' or '.join(VGG_CONFIGS)} (default {ModelConfig.arch})",
     )
     p.add_argument("--encoder-weights", help="VGG weights file or URL (default: bundled VGG16)")
     t1, t2 = SamplingConfig.t1, SamplingConfig.t2

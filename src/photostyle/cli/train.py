@@ -61,7 +61,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     overrides = {path: getattr(args, dest) for dest, path in args.config_fields.items()}
     if args.reconstruction and args.fa is None:
-        overrides["fa"] = "none"  # an explicit other --fa is refused by TrainConfig
+        overrides[args.config_fields["fa"]] = "none"  # another --fa is refused by TrainConfig
     config = layered_config(args.config, overrides)
     if args.print_config:
         print(config_yaml(config), end="")

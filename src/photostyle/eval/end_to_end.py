@@ -37,6 +37,7 @@ import torch
 from PIL import Image
 
 from photostyle.api import STAGES, StylizeOptions, Stylizer
+from photostyle.dtypes import COMPUTE_DTYPES, torch_dtype
 from photostyle.eval.baselines import BASELINES, PEERS
 from photostyle.eval.bench import (
     MIB,
@@ -58,7 +59,7 @@ E2E_SIZES: tuple[tuple[int, int], ...] = ((512, 1024), (3000, 4000), (4000, 6000
 E2E_METHODS: tuple[str, ...] = (PHOTOSTYLE, PREVIOUS, "reinhard", "mkl")
 PREVIOUS_MAX_SIZE = 1024  # the previous release's working size
 PREVIOUS_UPSAMPLE: UpsampleMethod = "guided"  # and its way back to full size
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES: dict[str, torch.dtype] = {name: torch_dtype(name) for name in COMPUTE_DTYPES}
 PROFILE_STAGES: tuple[str, ...] = ("decode", *STAGES, "encode")
 GRAIN = 2.0 / 255  # std of the synthetic photos' grain (camera JPEGs are never smooth)
 FULL_RES_BYTES_PER_PIXEL = (

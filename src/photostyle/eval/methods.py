@@ -96,6 +96,7 @@ class MethodSpec:
     model: MethodModel | None = None  # the model it loads, if any
     package: str | None = None  # a PyPI package it needs that photostyle does not require
     family: str | None = None  # names are ``name`` + this placeholder's values, e.g. "fa"
+    default_rank: int | None = None  # place among ``photostyle eval``'s methods without --method
 
 
 METHOD_REGISTRY: Registry[MethodSpec] = Registry("method")  # name (a family's prefix) -> spec
@@ -137,6 +138,19 @@ def method_names(fa_variants: Sequence[str]) -> list[str]:
     """Every method name :func:`make_methods` accepts (without the photostyle suffixes)."""
     plain = METHOD_REGISTRY.names(lambda spec: spec.family is None)
     return [*(PHOTOSTYLE_PREFIX + v for v in fa_variants), *plain]
+
+
+def default_methods(fa: str) -> list[str]:
+    """The methods ``photostyle eval`` scores without ``--method``, in their order.
+
+    Args:
+        fa: the FA variant of the photostyle family's default member (the model's).
+    """
+    chosen = sorted(
+        (s for s in METHOD_REGISTRY.specs() if s.default_rank is not None),
+        key=lambda s: s.default_rank or 0,
+    )
+    return [s.name + fa if s.family == "fa" else s.name for s in chosen]
 
 
 def make_methods(
@@ -376,10 +390,20 @@ def _register_builtins() -> None:
             adjustable=True,
             model="stylizer",
             family="fa",
+            default_rank=0,
         )
     )
+    ranks = {"reinhard": 1, "histogram": 2, "identity": 3}  # the default comparison, in order
     for name in BASELINES:
-        register_method(MethodSpec(name, _baseline_method, uses_masks=False, adjustable=False))
+        register_method(
+            MethodSpec(
+                name,
+                _baseline_method,
+                uses_masks=False,
+                adjustable=False,
+                default_rank=ranks.get(name),
+            )
+        )
     for name, peer in PEERS.items():
         register_method(
             MethodSpec(name, _peer_method, uses_masks=False, adjustable=False, package=peer.package)

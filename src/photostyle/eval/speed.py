@@ -31,7 +31,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from photostyle.measure import environment, time_call
-from photostyle.models.stylizer import PhotoStylizer
+from photostyle.models.stylizer import PhotoStylizer, build_stylizer
 
 KNOBS: tuple[str, ...] = (
     "float32",
@@ -217,7 +217,7 @@ def _prepare(
 
 def _copy(model: PhotoStylizer) -> PhotoStylizer:
     device = next(model.parameters()).device
-    clone = PhotoStylizer(model.config).to(device)
+    clone = build_stylizer(model.config).to(device)
     clone.load_state_dict(model.state_dict())
     return clone.eval()
 

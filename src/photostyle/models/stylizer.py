@@ -75,7 +75,12 @@ class ModelConfig:
             raise ValueError(f"unknown grid_residual {known.get('grid_residual')!r}")
         if known.get("head", "decoder") not in HEADS:
             raise ValueError(f"unknown head {known.get('head')!r}; choose from {HEADS}")
-        return cls(**known)
+        config = cls(**known)
+        if len(config.widths) != 4 or len(config.depths) != 4:
+            raise ValueError("widths and depths need 4 entries")
+        if min(config.widths) < 1 or min(config.depths) < 1:
+            raise ValueError("widths and depths must be positive")
+        return config
 
 
 @dataclass
@@ -89,8 +94,46 @@ class StylizerOutput:
     coeffs: torch.Tensor | None = None  # affine head: (B, 12, H, W) colour model (affine.py)
 
 
+def build_head(config: ModelConfig) -> Decoder | AffineHead:
+    """The trainable part of a stylizer of architecture ``config``, freshly initialised.
+
+    The one place that turns ``config.head`` into a module: inference (:class:`PhotoStylizer`)
+    and training (:class:`photostyle.train.pipeline.TwoStageModel`) both build it here.
+    """
+    if config.head == "affine":
+        return AffineHead(
+            config.widths,
+            bins=config.grid_bins,
+            hidden=config.grid_hidden,
+            feature_scale=FEATURE_SCALE[config.convention],
+            base_power=config.base_power,
+            residual=config.grid_residual,
+        )
+    return Decoder(
+        config.vgg(),
+        config.fa,
+        config.padding_mode,
+        FEATURE_SCALE[config.convention],
+        config.residual,
+    )
+
+
+def build_stylizer(config: ModelConfig, encoder: VGGEncoder | None = None) -> PhotoStylizer:
+    """A stylizer of architecture ``config`` (head freshly initialised).
+
+    Args:
+        config: architecture.
+        encoder: an existing encoder to share (training shares one between U and V); a new one
+            of ``config``'s layout (random weights) if None.
+    """
+    return PhotoStylizer(config, encoder)
+
+
 class PhotoStylizer(nn.Module):
     """Encoder (fixed) + decoder with FA layers.
+
+    Build one with :func:`build_stylizer`; load a saved one with
+    :func:`photostyle.models.checkpoint.load_stylizer`.
 
     Args:
         config: architecture.
@@ -101,24 +144,7 @@ class PhotoStylizer(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = encoder or VGGEncoder(config.vgg(), config.convention, config.padding_mode)
-        self.decoder: Decoder | AffineHead
-        if config.head == "affine":
-            self.decoder = AffineHead(
-                config.widths,
-                bins=config.grid_bins,
-                hidden=config.grid_hidden,
-                feature_scale=FEATURE_SCALE[config.convention],
-                base_power=config.base_power,
-                residual=config.grid_residual,
-            )
-        else:
-            self.decoder = Decoder(
-                config.vgg(),
-                config.fa,
-                config.padding_mode,
-                FEATURE_SCALE[config.convention],
-                config.residual,
-            )
+        self.decoder: Decoder | AffineHead = build_head(config)
 
     @property
     def pixel_decoder(self) -> Decoder:

@@ -45,7 +45,6 @@ PREVIOUS_STYLIZER = "decoder"  # release 0.1's default, kept for comparisons (be
 BUNDLED_STYLIZER, BUNDLED_STYLIZER_SHA256 = BUNDLED_STYLIZERS[DEFAULT_STYLIZER]
 BUNDLED_AUTOENCODER = "autoencoder_vgg16.safetensors"  # decoder of the adain/wct baselines
 BUNDLED_AUTOENCODER_SHA256 = "88c1e59d97b7d9415aedd3b197c21c144fa97884d5f48fab0f2209420cb18473"
-STYLIZER_FORMAT = "photostyle.stylizer"
 
 
 class WeightsError(ValueError):

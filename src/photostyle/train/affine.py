@@ -21,18 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead, Residual
+from photostyle.models.checkpoint import save_stylizer
 from photostyle.models.encoder import EncoderOutput
-from photostyle.models.stylizer import ModelConfig, PhotoStylizer
+from photostyle.models.stylizer import ModelConfig, build_stylizer
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
-    STYLIZER_FORMAT,
     build_encoder,
     load_checkpoint,
     save_checkpoint,
@@ -159,21 +158,6 @@ def model_config(config: AffineTrainConfig) -> ModelConfig:
     )
 
 
-def export_affine(
-    path: str | Path, model: PhotoStylizer, config: AffineTrainConfig, step: int
-) -> None:
-    """Save the head with its architecture, for :class:`photostyle.Stylizer`."""
-    meta: dict[str, Any] = {
-        "format": STYLIZER_FORMAT,
-        "version": "1",
-        "model_config": model.config.to_dict(),
-        "train_config": asdict(config),
-        "step": str(step),
-    }
-    tensors = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
-    save_checkpoint(path, tensors, meta)
-
-
 def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None) -> Path:
     """Train (or resume) an affine head; returns the path of the exported stylizer.
 
@@ -189,11 +173,12 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    encoder = build_encoder(None, model_config(config).vgg()).to(device).eval()
+    architecture = model_config(config)
+    encoder = build_encoder(None, architecture.vgg()).to(device).eval()
     encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     for p in encoder.parameters():
         p.requires_grad_(False)
-    model = PhotoStylizer(model_config(config), encoder).to(device)
+    model = build_stylizer(architecture, encoder).to(device)
     head = model.decoder
     assert isinstance(head, AffineHead)
     opt = torch.optim.Adam(head.parameters(), lr=config.lr)
@@ -225,7 +210,12 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         tensors = {f"head.{k}": v for k, v in head.state_dict().items()} | opt_tensors
         meta = {"format": AFFINE_TRAIN_FORMAT, "step": str(step), "optimizer": json.dumps(opt_meta)}
         save_checkpoint(ckpt, tensors, meta | {"config": json.dumps(asdict(config))})
-        export_affine(out / "stylizer.safetensors", model, config, step)
+        save_stylizer(
+            out / "stylizer.safetensors",
+            head.state_dict(),
+            model.config,
+            {"train_config": asdict(config), "step": str(step)},
+        )
 
     with RunLogger(out) as log:
         started = time.perf_counter()
@@ -274,4 +264,4 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     return out / "stylizer.safetensors"
 
 
-__all__ = ["AffineTrainConfig", "export_affine", "model_config", "total_variation", "train_affine"]
+__all__ = ["AffineTrainConfig", "model_config", "total_variation", "train_affine"]

@@ -3,6 +3,11 @@
 Every field of :class:`TrainConfig` carries a trailing comment; :func:`config_yaml` turns those
 comments into a fully commented YAML file (``photostyle train --print-config``), so the dataclass
 is the single place where a setting is defined and documented.
+
+The architecture is a nested :class:`~photostyle.models.stylizer.ModelConfig` (``model``), the one
+the exported stylizer is saved with. The few of its fields that training sets (``arch``, ``fa``,
+``residual``: the field's ``top_level`` metadata) are also read as top-level keys, as configs and
+checkpoints of earlier releases wrote them, and are the training command's flags.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from photostyle.data.sampler import SamplingConfig
+from photostyle.dtypes import AUTOCAST_DTYPES, AutocastDtype
 from photostyle.models.encoder import VGG_CONFIGS
-from photostyle.models.layers import FAVariant, fa_variant
+from photostyle.models.layers import fa_variant
+from photostyle.models.stylizer import ModelConfig
 from photostyle.train.pipeline import StyleTerm
-
-AmpDtype = Literal["bfloat16", "float16"]
 
 
 @dataclass
@@ -39,13 +44,18 @@ class TrainConfig:
     crops, with the content perceptual loss Eq. (3) and the SCP loss Eq. (2); the style terms, V and
     ``use_restyle``/``style_term`` are ignored. It is refused with any other ``fa`` (no silent
     override: the checkpoint's config says what was trained).
+
+    ``model.widths`` and ``model.depths`` follow ``model.arch`` (a named VGG); ``model.convention``
+    and ``model.encoder_sha256`` are set from the encoder weights when the stylizer is saved.
     """
 
     data: str = ""  # ImageFolder root (class = sub-folder)
     out_dir: str = "runs/photostyle"  # checkpoints, TensorBoard logs, plots, exported stylizer
-    arch: str = "vgg16"  # encoder: "vgg16" or "vgg19"
+    model: ModelConfig = field(  # architecture of U and V, saved with the exported stylizer
+        default_factory=lambda: ModelConfig(residual=True),  # residual decoders
+        metadata={"top_level": ("arch", "fa", "residual")},  # also top-level keys and flags
+    )
     encoder_weights: str | None = None  # VGG weights file/URL; null = bundled ImageNet VGG16
-    fa: FAVariant = "mean_std"  # FA variant: "mean_std", "wct", "quantile", "paper" or "none"
     crop: int = 128  # side of the square training crops
     batch_size: int = 4  # triplets per step and process (torchrun: x world size per step)
     steps: int = 1000  # total optimisation steps
@@ -53,7 +63,6 @@ class TrainConfig:
     adam_betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2) (paper: 0.5, 0.999)
     beta: float = 1.0  # Eq. (8) weight of the perceptual losses (paper: 1)
     style_term: StyleTerm = "stats"  # Eqs. (4),(6): "stats" (channel mean/std) or literal "feature"
-    residual: bool = True  # decoders predict the change to their input image (docs/how_it_works.md)
     relative_losses: bool = True  # squared errors relative to their target's energy (losses.py)
     use_scp: bool = True  # ablation switch: SCP losses L_r (Eq. (2))
     use_restyle: bool = True  # ablation switch: re-stylization stage V (Fig. 1)
@@ -66,7 +75,7 @@ class TrainConfig:
     seed: int = 0  # seeds weights init and the triplet stream
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1"; torchrun: "cuda" = cuda:LOCAL_RANK
     amp: bool = False  # mixed precision (autocast) for the networks; the losses stay float32
-    amp_dtype: AmpDtype = "bfloat16"  # autocast type; "float16" (CUDA only) adds a GradScaler
+    amp_dtype: AutocastDtype = "bfloat16"  # autocast type; "float16" (CUDA only) adds a GradScaler
     channels_last: bool = False  # NHWC memory format for weights and images (faster CUDA convs)
     grad_clip: float | None = None  # clip the gradients' total L2 norm to this; null = no clipping
     workers: int = 1  # DataLoader worker processes (per training process)
@@ -76,29 +85,39 @@ class TrainConfig:
     time_limit_s: float | None = None  # stop (after checkpointing) once this much time has passed
 
     def __post_init__(self) -> None:
-        fa = fa_variant(self.fa)  # raises for an unknown variant
+        model = self.model
+        fa = fa_variant(model.fa)  # raises for an unknown variant
+        if model.arch not in VGG_CONFIGS:
+            raise ValueError(f"unknown arch {model.arch!r}; choose from {sorted(VGG_CONFIGS)}")
+        if model.head != "decoder":
+            raise ValueError(
+                f"train trains the pixel decoder, not the {model.head!r} head "
+                "(photostyle train-affine trains the affine head)"
+            )
+        vgg = VGG_CONFIGS[model.arch]
+        if (model.widths, model.depths) != (vgg.widths, vgg.depths):
+            self.model = dataclasses.replace(model, widths=vgg.widths, depths=vgg.depths)
         if self.crop < 16 or self.batch_size < 1 or self.steps < 0:
             raise ValueError("crop must be >= 16, batch_size >= 1, steps >= 0")
         if not (self.use_scp or self.use_perceptual):
             raise ValueError("at least one of the SCP and perceptual losses must be on")
-        if self.reconstruction and self.fa != "none":
+        if self.reconstruction and model.fa != "none":
             raise ValueError(
-                f"reconstruction trains a plain autoencoder and needs fa='none', got {self.fa!r}"
+                f"reconstruction trains a plain autoencoder and needs fa='none', got {model.fa!r}"
             )
         if self.style_term not in ("stats", "feature"):
             raise ValueError(f"style_term must be 'stats' or 'feature', got {self.style_term!r}")
-        if self.arch not in VGG_CONFIGS:
-            raise ValueError(f"unknown arch {self.arch!r}; choose from {sorted(VGG_CONFIGS)}")
         if not (self.lr > 0 and self.beta >= 0 and all(0 <= b < 1 for b in self.adam_betas)):
             raise ValueError("lr must be > 0, beta >= 0 and both Adam betas in [0, 1)")
         if min(self.log_every, self.image_every, self.ckpt_every) < 1 or self.workers < 0:
             raise ValueError("log_every, image_every, ckpt_every must be >= 1 and workers >= 0")
         if self.index_size < 16 or (self.max_images is not None and self.max_images < 1):
             raise ValueError("index_size must be >= 16 and max_images >= 1")
-        if self.amp_dtype not in get_args(AmpDtype):
-            raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
+        if self.amp_dtype not in AUTOCAST_DTYPES:
+            names = " or ".join(repr(n) for n in AUTOCAST_DTYPES)
+            raise ValueError(f"amp_dtype must be {names}, got {self.amp_dtype!r}")
         if self.amp and not fa.amp_safe:
-            raise ValueError(f"amp is not supported with fa={self.fa!r} (it needs float32)")
+            raise ValueError(f"amp is not supported with fa={model.fa!r} (it needs float32)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 (or null), got {self.grad_clip}")
 
@@ -110,7 +129,8 @@ class TrainConfig:
         """Build a config from a (JSON/YAML-decoded) mapping.
 
         Args:
-            d: field values; ``sampling`` may be a mapping, ``adam_betas`` a list.
+            d: field values; ``sampling`` and ``model`` may be mappings, ``adam_betas`` a list;
+                ``arch``, ``fa`` and ``residual`` may be top-level keys (earlier releases).
             strict: refuse unknown keys and values of the wrong type (user files). Without it,
                 unknown keys are ignored (checkpoints written by other versions).
 
@@ -124,6 +144,12 @@ class TrainConfig:
             kwargs["sampling"] = SamplingConfig(**kwargs["sampling"])
         if "adam_betas" in kwargs:
             kwargs["adam_betas"] = tuple(kwargs["adam_betas"])
+        top = {k: d[k] for k in _top_level(cls).get("model", ()) if k in d}
+        model = kwargs.get("model", {})
+        if top or isinstance(model, Mapping):
+            base = _default(cls, "model").to_dict()
+            nested = model.to_dict() if isinstance(model, ModelConfig) else dict(model)
+            kwargs["model"] = ModelConfig.from_dict({**base, **nested, **top})
         return cls(**kwargs)
 
     @classmethod
@@ -172,6 +198,8 @@ def _describe(tp: Any) -> str:
         return " or ".join("null" if a is type(None) else _describe(a) for a in args)
     if origin is tuple:
         return f"a list of {len(args)} numbers"
+    if origin is dict:
+        return "a mapping of strings"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -211,6 +239,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise _Mismatch
         return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise _Mismatch
+        return {k: _coerce(v, args[1], key) for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -228,30 +260,75 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise _Mismatch
 
 
+def _default(cls: type, name: str) -> Any:
+    """The default value of field ``name`` of dataclass ``cls``."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+
+
+def _top_level(cls: type) -> dict[str, tuple[str, ...]]:
+    """Nested dataclass field of ``cls`` -> its fields that are also top-level keys of ``cls``.
+
+    A field's ``top_level`` metadata names them (``TrainConfig.model``: arch, fa, residual).
+    """
+    return {
+        f.name: tuple(f.metadata["top_level"])
+        for f in dataclasses.fields(cls)
+        if "top_level" in f.metadata
+    }
+
+
 def check_fields(cls: type, values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Keyword arguments for dataclass ``cls`` from ``values``: known keys, annotated types.
 
-    Nested dataclass fields (``sampling``) are built from mappings; ints are accepted where floats
-    are expected and lists where tuples are.
+    Nested dataclass fields (``sampling``, ``model``) are built from mappings, the keys given
+    over the field's default; the fields a nested one lists as ``top_level`` may also be given
+    as top-level keys (``fa`` for ``model.fa``). Ints are accepted where floats are expected and
+    lists where tuples are.
 
     Raises:
-        ValueError: an unknown key (with the closest known one) or a value of the wrong type.
+        ValueError: an unknown key (with the closest known one), a value of the wrong type, or a
+            setting given both at the top level and in its nested mapping.
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = get_type_hints(cls, include_extras=True)
+    top = {key: owner for owner, keys in _top_level(cls).items() for key in keys}
     out: dict[str, Any] = {}
+    lifted: dict[str, dict[str, Any]] = {}  # nested field -> its values given at the top level
     for key, value in values.items():
+        if key in top:
+            owner = top[key]
+            owner_hints = get_type_hints(hints[owner], include_extras=True)
+            lifted.setdefault(owner, {})[key] = _checked(value, owner_hints[key], prefix + key)
+            continue
         if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
+            close = difflib.get_close_matches(str(key), [*fields, *top], n=1)
             hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
             raise ValueError(f"unknown config key {prefix + str(key)!r}{hint}")
-        try:
-            out[key] = _coerce(value, hints[key], prefix + key)
-        except _Mismatch:
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type) and isinstance(value, Mapping):
+            nested = check_fields(tp, value, prefix=f"{prefix}{key}.")
+            out[key] = dataclasses.replace(_default(cls, key), **nested)
+            continue
+        out[key] = _checked(value, tp, prefix + key)
+    for owner, given in lifted.items():
+        inside = values.get(owner)
+        both = sorted(k for k in given if isinstance(inside, Mapping) and k in inside)
+        if both:
             raise ValueError(
-                f"config key {prefix + key!r} must be {_describe(hints[key])}, got {value!r}"
-            ) from None
+                f"config key {prefix + both[0]!r} is given twice (also as "
+                f"{prefix + owner + '.' + both[0]!r})"
+            )
+        out[owner] = dataclasses.replace(out.get(owner, _default(cls, owner)), **given)
     return out
+
+
+def _checked(value: Any, tp: Any, key: str) -> Any:
+    """``value`` coerced to annotation ``tp``, or a ValueError naming config key ``key``."""
+    try:
+        return _coerce(value, tp, key)
+    except _Mismatch:
+        raise ValueError(f"config key {key!r} must be {_describe(tp)}, got {value!r}") from None
 
 
 def _yaml_loader() -> Any:
@@ -325,9 +402,12 @@ def layered_config(
     """
     values = read_config_file(path) if path is not None else {}
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    top = {k: owner for owner, keys in _top_level(TrainConfig).items() for k in keys}
     for key, value in (overrides or {}).items():
         if value is None:
             continue
+        if key in top:  # e.g. "fa": the nested model's field
+            key = f"{top[key]}.{key}"
         head, _, rest = key.partition(".")
         if not rest:
             values[key] = value
@@ -383,6 +463,8 @@ def _yaml_value(value: Any) -> str:
         return json.dumps(value)  # a double-quoted YAML scalar
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_yaml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} to YAML")
 
 

@@ -10,8 +10,8 @@ from torch import nn
 
 from photostyle.losses import SCPHead, perceptual_loss, statistics_loss
 from photostyle.models.decoder import Decoder
-from photostyle.models.encoder import FEATURE_SCALE, PaddingMode, VGGEncoder
-from photostyle.models.layers import FAVariant
+from photostyle.models.encoder import VGGEncoder
+from photostyle.models.stylizer import ModelConfig, build_head
 
 StyleTerm = Literal["stats", "feature"]
 
@@ -32,28 +32,29 @@ class LossSwitches:
 class TwoStageModel(nn.Module):
     """Stylizer U, re-stylizer V (same architecture) sharing one fixed encoder, plus SCP heads.
 
+    U and V are built by :func:`~photostyle.models.stylizer.build_head`, the builder of the
+    inference model, so U's state is the ``decoder`` of a
+    :class:`~photostyle.models.stylizer.PhotoStylizer` of ``config``.
+
     Args:
-        encoder: the fixed VGG encoder.
-        fa: FA variant of both decoders.
-        padding_mode: conv padding of the decoders.
-        residual: decoders predict the change to their input image (see ``Decoder``).
+        config: architecture of U and V (a pixel-decoder head: their SCP terms need its Q^i).
+        encoder: the fixed VGG encoder, of ``config``'s layout.
+
+    Raises:
+        ValueError: ``config`` has another head than the pixel decoder.
     """
 
-    def __init__(
-        self,
-        encoder: VGGEncoder,
-        fa: FAVariant,
-        padding_mode: PaddingMode = "reflect",
-        residual: bool = False,
-    ) -> None:
+    def __init__(self, config: ModelConfig, encoder: VGGEncoder) -> None:
         super().__init__()
         self.encoder = encoder
-        cfg = encoder.config
-        scale = FEATURE_SCALE[encoder.convention]
-        self.u = Decoder(cfg, fa, padding_mode, scale, residual)
-        self.v = Decoder(cfg, fa, padding_mode, scale, residual)
-        self.scp_u = SCPHead(cfg.widths[:3])
-        self.scp_v = SCPHead(cfg.widths[:3])
+        u, v = build_head(config), build_head(config)
+        if not (isinstance(u, Decoder) and isinstance(v, Decoder)):
+            raise ValueError(
+                f"the two-stage pipeline trains pixel decoders, not the {config.head!r} head"
+            )
+        self.u, self.v = u, v
+        self.scp_u = SCPHead(config.widths[:3])
+        self.scp_v = SCPHead(config.widths[:3])
 
     def forward(
         self, ic: torch.Tensor, is_: torch.Tensor, it: torch.Tensor, switches: LossSwitches

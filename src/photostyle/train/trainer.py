@@ -8,6 +8,7 @@ writes checkpoints, logs and plots.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -17,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -38,11 +38,12 @@ from photostyle.data.embed_index import (
 from photostyle.data.index import PerceptualIndex, pairwise_sq_distances, perceptual_features
 from photostyle.data.sampler import Sampler, TripletSampler
 from photostyle.data.sources import DataSource
-from photostyle.models.encoder import VGG_CONFIGS, VGGEncoder
+from photostyle.dtypes import dtype_spec
+from photostyle.models.checkpoint import save_stylizer
+from photostyle.models.encoder import VGGEncoder
 from photostyle.models.stylizer import ModelConfig
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
-    STYLIZER_FORMAT,
     WeightsError,
     build_encoder,
     load_checkpoint,
@@ -185,13 +186,13 @@ def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     """
     if not config.amp:
         return None
-    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[config.amp_dtype]
+    spec = dtype_spec(config.amp_dtype)
     if device.type == "cuda":
-        if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        if spec.dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
             raise ValueError("this GPU has no bfloat16 support; use amp_dtype 'float16'")
-        return dtype
-    if device.type == "cpu" and dtype == torch.bfloat16:
-        return dtype
+        return spec.dtype
+    if device.type == "cpu" and not spec.cuda_only:
+        return spec.dtype
     raise ValueError(f"amp_dtype {config.amp_dtype!r} is not supported on {device.type}")
 
 
@@ -232,9 +233,9 @@ class Trainer:
             torch.channels_last if config.channels_last else torch.contiguous_format
         )
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        vgg = VGG_CONFIGS[config.arch]
-        self.encoder = build_encoder(config.encoder_weights, vgg).to(self.device)
-        self.model = TwoStageModel(self.encoder, config.fa, residual=self.residual).to(self.device)
+        self.encoder = build_encoder(config.encoder_weights, config.model.vgg()).to(self.device)
+        self.model_config = self._model_config()
+        self.model = TwoStageModel(self.model_config, self.encoder).to(self.device)
         # 4-D weights in NHWC; Module.to's memory_format keyword is missing from torch's stubs.
         self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         trained = ("u.", "scp_u.") if config.reconstruction else ("u.", "v.", "scp_u.", "scp_v.")
@@ -292,7 +293,7 @@ class Trainer:
     @property
     def residual(self) -> bool:
         """Residual decoders, except for a reconstruction autoencoder (which must decode)."""
-        return self.config.residual and not self.config.reconstruction
+        return self.config.model.residual and not self.config.reconstruction
 
     @property
     def checkpoint_path(self) -> Path:
@@ -349,16 +350,15 @@ class Trainer:
             index.save(path)
         return index, TripletSampler(index.distances, index.labels, sampling)
 
-    def model_config(self) -> ModelConfig:
-        """The architecture of the exported stylizer."""
+    def _model_config(self) -> ModelConfig:
+        """The architecture of U and V (and of the exported stylizer, U)."""
         weights = self.config.encoder_weights
         sha = BUNDLED_VGG16_SHA256 if weights is None else ""
         if weights is not None and Path(weights).is_file():
             sha = sha256_file(weights)
-        return ModelConfig.for_arch(
-            self.config.arch,
+        return dataclasses.replace(
+            self.config.model,
             convention=self.encoder.convention,
-            fa=self.config.fa,
             encoder_sha256=sha,
             residual=self.residual,
         )
@@ -368,13 +368,17 @@ class Trainer:
         if meta.get("format") != TRAIN_FORMAT:
             raise WeightsError(f"{self.checkpoint_path}: not a photostyle training checkpoint")
         saved = TrainConfig.from_dict(json.loads(meta["train_config"]))
-        mine = (self.config.arch, self.config.fa, self.config.reconstruction)
-        if (saved.arch, saved.fa, saved.reconstruction) != mine:
+        was, now = saved.model, self.config.model
+        if (was.arch, was.fa, saved.reconstruction) != (
+            now.arch,
+            now.fa,
+            self.config.reconstruction,
+        ):
             what = ("", " (reconstruction)")
             raise WeightsError(
-                f"{self.checkpoint_path}: checkpoint is {saved.arch}/{saved.fa}"
-                f"{what[saved.reconstruction]}, config asks for {self.config.arch}/"
-                f"{self.config.fa}{what[self.config.reconstruction]}"
+                f"{self.checkpoint_path}: checkpoint is {was.arch}/{was.fa}"
+                f"{what[saved.reconstruction]}, config asks for {now.arch}/"
+                f"{now.fa}{what[self.config.reconstruction]}"
             )
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
@@ -417,7 +421,12 @@ class Trainer:
                 "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             },
         )
-        export_stylizer(self.stylizer_path, self.model, self.model_config(), self.config, self.step)
+        save_stylizer(
+            self.stylizer_path,
+            self.model.u.state_dict(),
+            self.model_config,
+            {"step": str(self.step), "train_config": self.config.to_dict()},
+        )
         plot_loss_curves(self.history, self.out / "loss_curves.png")
 
     def _save_before_failing(self) -> None:
@@ -561,31 +570,10 @@ class Trainer:
         return TrainResult(self.step, self.checkpoint_path, self.stylizer_path, last)
 
 
-def export_stylizer(
-    path: str | Path,
-    model: TwoStageModel,
-    config: ModelConfig,
-    train_config: TrainConfig | None = None,
-    step: int = 0,
-) -> None:
-    """Save stylizer U's decoder with its architecture, for :class:`photostyle.Stylizer`."""
-    meta: dict[str, Any] = {
-        "format": STYLIZER_FORMAT,
-        "version": "1",
-        "model_config": config.to_dict(),
-        "step": str(step),
-    }
-    if train_config is not None:
-        meta["train_config"] = train_config.to_dict()
-    tensors = {f"decoder.{k}": v for k, v in model.u.state_dict().items()}
-    save_checkpoint(path, tensors, meta)
-
-
 __all__ = [
     "ContentCrops",
     "TrainResult",
     "Trainer",
     "atomic_path",
     "build_index",
-    "export_stylizer",
 ]
