@@ -365,8 +365,8 @@ class Stylizer:
                 coeffs = self._colour_model(
                     c.to(self.dtype), style, opts, fa, labels_c, labels_s, style_enc
                 )
-            with self._stage(on_stage, "full_resolution"):
-                out = apply_local_affine(coeffs.float(), c_full)  # (1, 3, H, W)
+            with self._stage(on_stage, "full_resolution"):  # clamped in the same pass
+                return apply_local_affine(coeffs.float(), c_full, clamp=True)[0].cpu()
         else:
             with self._stage(on_stage, "network"):
                 out = self._network(

@@ -1,0 +1,96 @@
+"""The full-resolution stage before and after its rewrite, in one process (docs/speed.md).
+
+Times the affine head's last step as ``Stylizer.stylize`` runs it, a (1, 12, h, w) colour model at
+working size 256 applied to a (1, 3, H, W) photo plus the clamp to [0, 1], for release 0.3's
+:func:`apply_local_affine` (kept here only, below, as ``previous``) and the library's, interleaved
+call by call (median of ``--runs``), with a fresh output buffer per call as the API allocates.
+Prints per size and thread count the median seconds, the speed-up, the bytes the stage must move
+(24 per pixel: float32 RGB read and written) per second against ``dst.copy_(src)``'s measured
+bandwidth (:func:`photostyle.eval.end_to_end.copy_bandwidth`), and the largest difference.
+
+Run: ``OMP_NUM_THREADS=1 python scripts/bench_full_resolution.py --threads 1,2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from photostyle.eval.end_to_end import FULL_RES_BYTES_PER_PIXEL, copy_bandwidth, cpu_model
+from photostyle.upsample import _linear_taps, apply_local_affine
+
+
+def previous(coeffs: torch.Tensor, guide: torch.Tensor, strip_rows: int = 256) -> torch.Tensor:
+    """Release 0.3's apply_local_affine (gathers of whole strips), then the API's clamp."""
+    b, n, h, w = coeffs.shape
+    c = n // 4
+    height, width = guide.shape[-2:]
+    out = guide.new_empty(b, c, height, width)
+    rows_lo, rows_hi, wy = _linear_taps(height, h, coeffs.device)
+    cols_lo, cols_hi, wx = _linear_taps(width, w, coeffs.device)
+    wy, wx = wy.to(coeffs.dtype), wx.to(coeffs.dtype)
+    for y0 in range(0, height, strip_rows):
+        y1 = min(height, y0 + strip_rows)
+        r0, r1 = int(rows_lo[y0]), int(rows_hi[y1 - 1]) + 1
+        block = coeffs[:, :, r0:r1]
+        cols = torch.lerp(block.index_select(3, cols_lo), block.index_select(3, cols_hi), wx)
+        strip = torch.lerp(
+            cols.index_select(2, rows_lo[y0:y1] - r0),
+            cols.index_select(2, rows_hi[y0:y1] - r0),
+            wy[y0:y1, None],
+        )
+        g = guide[:, :, y0:y1]
+        target = out[:, :, y0:y1]
+        for k in range(c):
+            acc = strip[:, 3 * c + k] + strip[:, 3 * k] * g[:, 0]
+            acc.addcmul_(strip[:, 3 * k + 1], g[:, 1]).addcmul_(strip[:, 3 * k + 2], g[:, 2])
+            target[:, k] = acc
+    return out.clamp_(0, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="4000x3000,6000x4000", help="WxH, comma-separated")
+    parser.add_argument("--threads", default="1", help="torch intra-op threads, comma-separated")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--working-size", type=int, default=256)
+    args = parser.parse_args()
+    print(f"CPU: {cpu_model()}, torch {torch.__version__}")
+    for n_threads in (int(t) for t in args.threads.split(",")):
+        torch.set_num_threads(n_threads)
+        bandwidth = copy_bandwidth("cpu")
+        print(f"\nthreads {n_threads}: copy bandwidth {bandwidth:.1f} GB/s")
+        print("| size | previous s | new s | speed-up | new GB/s | of bandwidth | max diff |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for size in args.sizes.split(","):
+            width, height = (int(v) for v in size.split("x"))
+            scale = args.working_size / max(height, width)
+            h, w = round(height * scale), round(width * scale)
+            gen = torch.Generator().manual_seed(0)
+            coeffs = 0.3 * torch.randn(1, 12, h, w, generator=gen)
+            coeffs[:, [0, 4, 8]] += 1.0  # near the identity, as trained colour models are
+            guide = torch.rand(1, 3, height, width, generator=gen)
+            fns = {
+                "previous": lambda c=coeffs, g=guide: previous(c, g),
+                "new": lambda c=coeffs, g=guide: apply_local_affine(c, g, clamp=True),
+            }
+            diff = float((fns["previous"]() - fns["new"]()).abs().max())
+            times: dict[str, list[float]] = {name: [] for name in fns}
+            for _ in range(args.runs):
+                for name, fn in fns.items():
+                    start = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - start)
+            old, new = (statistics.median(times[name]) for name in fns)
+            gbps = FULL_RES_BYTES_PER_PIXEL * height * width / new / 1e9
+            print(
+                f"| {size} | {old:.3f} | {new:.3f} | {old / new:.1f} | {gbps:.2f} "
+                f"| {gbps / bandwidth:.0%} | {diff:.1e} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
