@@ -8,18 +8,36 @@ Prints per size and thread count the median seconds, the speed-up, the bytes the
 (24 per pixel: float32 RGB read and written) per second against ``dst.copy_(src)``'s measured
 bandwidth (:func:`photostyle.eval.end_to_end.copy_bandwidth`), and the largest difference.
 
-Run: ``OMP_NUM_THREADS=1 python scripts/bench_full_resolution.py --threads 1,2``.
+With ``--end-to-end`` it times instead the whole job of ``photostyle stylize`` (decode, stylize with
+the default model, encode the JPEG; :func:`photostyle.eval.end_to_end.stylizer_job` on the synthetic
+photos of ``photostyle bench --end-to-end``) with the API's full-resolution step swapped for
+``previous`` and back, job by job, and prints the median per stage.
+
+Run: ``OMP_NUM_THREADS=1 python scripts/bench_full_resolution.py --threads 1,2`` and
+``OMP_NUM_THREADS=1 python scripts/bench_full_resolution.py --end-to-end``.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from photostyle.eval.end_to_end import FULL_RES_BYTES_PER_PIXEL, copy_bandwidth, cpu_model
+import photostyle.api
+from photostyle.api import StylizeOptions, Stylizer
+from photostyle.eval.end_to_end import (
+    FULL_RES_BYTES_PER_PIXEL,
+    PROFILE_STAGES,
+    copy_bandwidth,
+    cpu_model,
+    make_photos,
+    stylizer_job,
+)
 from photostyle.upsample import _linear_taps, apply_local_affine
 
 
@@ -51,14 +69,60 @@ def previous(coeffs: torch.Tensor, guide: torch.Tensor, strip_rows: int = 256) -
     return out.clamp_(0, 1)
 
 
+def previous_api(coeffs: torch.Tensor, guide: torch.Tensor, **_: object) -> torch.Tensor:
+    """``previous`` where the API calls ``apply_local_affine(coeffs, c_full, clamp=True)``."""
+    return previous(coeffs, guide)
+
+
+def end_to_end(sizes: list[tuple[int, int]], runs: int) -> None:
+    """Median seconds per stage of the whole job, previous and new step, interleaved."""
+    stylizer = Stylizer(device="cpu")
+    steps: dict[str, Callable[..., torch.Tensor]] = {
+        "previous": previous_api,
+        "new": apply_local_affine,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = make_photos(Path(tmp), sizes)
+        print("| size | full-resolution step | " + " | ".join(PROFILE_STAGES) + " | job s |")
+        print("| --- | --- |" + " ---: |" * (len(PROFILE_STAGES) + 1))
+        for photo in photos:
+            times: dict[str, list[dict[str, float]]] = {name: [] for name in steps}
+            for i in range(runs + 1):  # the first round is a warm-up
+                for name, step in steps.items():
+                    stages: dict[str, float] = {}
+
+                    def hook(stage: str, seconds: float, stages: dict[str, float] = stages) -> None:
+                        stages[stage] = stages.get(stage, 0.0) + seconds
+
+                    photostyle.api.apply_local_affine = step
+                    job = stylizer_job(stylizer, StylizeOptions(), draft=True, on_stage=hook)
+                    start = time.perf_counter()
+                    with torch.inference_mode():
+                        job(photo.content, photo.style, Path(tmp) / "out.jpg")
+                    stages["job"] = time.perf_counter() - start
+                    if i > 0:
+                        times[name].append(stages)
+            photostyle.api.apply_local_affine = apply_local_affine
+            for name, rows in times.items():
+                med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in rows[0]}
+                cells = " | ".join(f"{med.get(k, 0.0):.3g}" for k in PROFILE_STAGES)
+                size = f"{photo.size[1]}x{photo.size[0]}"
+                print(f"| {size} | {name} | {cells} | {med['job']:.3g} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="4000x3000,6000x4000", help="WxH, comma-separated")
     parser.add_argument("--threads", default="1", help="torch intra-op threads, comma-separated")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--working-size", type=int, default=256)
+    parser.add_argument("--end-to-end", action="store_true", help="the whole job, per stage")
     args = parser.parse_args()
     print(f"CPU: {cpu_model()}, torch {torch.__version__}")
+    if args.end_to_end:
+        sizes = [tuple(int(v) for v in size.split("x"))[::-1] for size in args.sizes.split(",")]
+        end_to_end([(h, w) for h, w in sizes], args.runs)
+        return
     for n_threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(n_threads)
         bandwidth = copy_bandwidth("cpu")
