@@ -10,8 +10,9 @@ bandwidth (:func:`photostyle.eval.end_to_end.copy_bandwidth`), and the largest d
 
 With ``--end-to-end`` it times instead the whole job of ``photostyle stylize`` (decode, stylize with
 the default model, encode the JPEG; :func:`photostyle.eval.end_to_end.stylizer_job` on the synthetic
-photos of ``photostyle bench --end-to-end``) with the API's full-resolution step swapped for
-``previous`` and back, job by job, and prints the median per stage.
+photos of ``photostyle bench --end-to-end``) with release 0.3's full-resolution step and float to
+8-bit conversion (``previous``, ``previous_quantize``) swapped in and out job by job, and prints
+the median per stage.
 
 Run: ``OMP_NUM_THREADS=1 python scripts/bench_full_resolution.py --threads 1,2`` and
 ``OMP_NUM_THREADS=1 python scripts/bench_full_resolution.py --end-to-end``.
@@ -26,9 +27,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import photostyle.api
+import photostyle.photo
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.eval.end_to_end import (
     FULL_RES_BYTES_PER_PIXEL,
@@ -38,6 +41,7 @@ from photostyle.eval.end_to_end import (
     make_photos,
     stylizer_job,
 )
+from photostyle.photo import _quantize
 from photostyle.upsample import _linear_taps, apply_local_affine
 
 
@@ -69,6 +73,14 @@ def previous(coeffs: torch.Tensor, guide: torch.Tensor, strip_rows: int = 256) -
     return out.clamp_(0, 1)
 
 
+def previous_quantize(image: torch.Tensor, depth: int) -> np.ndarray:
+    """Release 0.3's float -> integer conversion in ``write_photo`` (six full-size passes)."""
+    hwc = torch.nan_to_num(image.detach().float().cpu(), nan=0.0).clamp(0, 1).permute(1, 2, 0)
+    scale = 65535.0 if depth == 16 else 255.0
+    samples = np.rint(np.clip(hwc.numpy(), 0.0, 1.0) * scale)
+    return samples.astype(np.uint16 if depth == 16 else np.uint8)
+
+
 def previous_api(coeffs: torch.Tensor, guide: torch.Tensor, **_: object) -> torch.Tensor:
     """``previous`` where the API calls ``apply_local_affine(coeffs, c_full, clamp=True)``."""
     return previous(coeffs, guide)
@@ -77,9 +89,9 @@ def previous_api(coeffs: torch.Tensor, guide: torch.Tensor, **_: object) -> torc
 def end_to_end(sizes: list[tuple[int, int]], runs: int) -> None:
     """Median seconds per stage of the whole job, previous and new step, interleaved."""
     stylizer = Stylizer(device="cpu")
-    steps: dict[str, Callable[..., torch.Tensor]] = {
-        "previous": previous_api,
-        "new": apply_local_affine,
+    steps: dict[str, tuple[Callable[..., torch.Tensor], Callable[..., np.ndarray]]] = {
+        "previous": (previous_api, previous_quantize),
+        "new": (apply_local_affine, _quantize),
     }
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp), sizes)
@@ -88,13 +100,14 @@ def end_to_end(sizes: list[tuple[int, int]], runs: int) -> None:
         for photo in photos:
             times: dict[str, list[dict[str, float]]] = {name: [] for name in steps}
             for i in range(runs + 1):  # the first round is a warm-up
-                for name, step in steps.items():
+                for name, (step, quantize) in steps.items():
                     stages: dict[str, float] = {}
 
                     def hook(stage: str, seconds: float, stages: dict[str, float] = stages) -> None:
                         stages[stage] = stages.get(stage, 0.0) + seconds
 
                     photostyle.api.apply_local_affine = step
+                    photostyle.photo._quantize = quantize
                     job = stylizer_job(stylizer, StylizeOptions(), draft=True, on_stage=hook)
                     start = time.perf_counter()
                     with torch.inference_mode():
@@ -103,6 +116,7 @@ def end_to_end(sizes: list[tuple[int, int]], runs: int) -> None:
                     if i > 0:
                         times[name].append(stages)
             photostyle.api.apply_local_affine = apply_local_affine
+            photostyle.photo._quantize = _quantize
             for name, rows in times.items():
                 med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in rows[0]}
                 cells = " | ".join(f"{med.get(k, 0.0):.3g}" for k in PROFILE_STAGES)
