@@ -101,10 +101,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_device_arg(p)
     p.add_argument(
         "--dtype",
-        choices=["float32", "bfloat16"],
-        default="float32",
-        help="the network's compute type; bfloat16 is faster on CPUs with AMX/AVX-512 BF16 and "
-        "recent GPUs (resizing and upsampling stay float32; default float32)",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="the network's compute type; auto (default): bfloat16 on CPUs with AVX-512 BF16 or "
+        "AMX, where it is faster at the same quality, else float32 (resizing and upsampling "
+        "stay float32)",
     )
 
 
@@ -148,7 +149,7 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
         fa=args.fa,
         backend=backend,
         onnx_path=onnx,
-        dtype=getattr(torch, args.dtype),
+        dtype="auto" if args.dtype == "auto" else getattr(torch, args.dtype),
     )
 
 
