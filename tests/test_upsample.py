@@ -198,3 +198,12 @@ def test_fit_gradcheck_float64():
     guide = torch.rand(1, 3, 5, 6, dtype=torch.float64)
     target = torch.rand(1, 3, 5, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: fit_local_affine(guide, t, 1, 1e-2), (target,))
+
+
+@pytest.mark.cuda
+def test_apply_on_cuda_gathers_whole_strips_with_the_same_result():
+    torch.manual_seed(13)
+    coeffs, guide = torch.randn(2, 12, 12, 16), torch.rand(2, 3, 187, 250)
+    cpu = apply_local_affine(coeffs, guide, strip_rows=64, clamp=True)
+    gpu = apply_local_affine(coeffs.cuda(), guide.cuda(), strip_rows=64, clamp=True)
+    assert torch.allclose(gpu.cpu(), cpu, atol=2e-6)

@@ -152,8 +152,9 @@ def apply_local_affine(
     :data:`_TILE_PIXELS` pixels) gets its coefficients in one broadcast ``lerp`` and the affine
     map in three fused multiply-adds written straight into ``out``. Where the factor is small
     (fewer than :data:`_MIN_RUN` output rows or columns per working one) rows or columns are
-    gathered instead. The ops are large enough for torch's intra-op threads. The result is a
-    per-pixel ``lerp`` of ``lerp``'s, the same arithmetic whatever the strips.
+    gathered instead. The ops are large enough for torch's intra-op threads. On a GPU, where
+    kernel launches cost more than memory traffic, whole strips are gathered (a few kernels per
+    strip). The result is a per-pixel ``lerp`` of ``lerp``'s, the same arithmetic either way.
 
     Args:
         coeffs: (B, 4C, h, w) from :func:`fit_local_affine`.
@@ -183,9 +184,12 @@ def apply_local_affine(
     rows_lo, rows_hi, wy = _linear_taps(height, h, dev)
     cols_lo, cols_hi, wx = _linear_taps(width, w, dev)
     wy, wx = wy.to(coeffs.dtype), wx.to(coeffs.dtype)
-    col_runs = _runs(cols_lo) if width >= _MIN_RUN * w else None
-    row_bands = height >= _MIN_RUN * h
-    tile_rows = max(1, min(strip_rows, _TILE_PIXELS // width))
+    # A CPU is bound by memory traffic: small tiles in cache, broadcast runs. A GPU is bound by
+    # kernel launches: a few large gathers per strip.
+    cpu = dev.type == "cpu"
+    col_runs = _runs(cols_lo) if cpu and width >= _MIN_RUN * w else None
+    row_bands = cpu and height >= _MIN_RUN * h
+    tile_rows = max(1, min(strip_rows, _TILE_PIXELS // width)) if cpu else strip_rows
     strips = [(y0, min(height, y0 + strip_rows)) for y0 in range(0, height, strip_rows)]
     reads = [(int(rows_lo[y0]), int(rows_hi[y1 - 1]) + 1) for y0, y1 in strips]
     cols = coeffs.new_empty(b, n, max(r1 - r0 for r0, r1 in reads), width)
