@@ -583,3 +583,22 @@ def test_fa_option_is_passed_per_call_not_set_on_the_model(
         decoder.set_variant("wct")
         switched = stylizer.model(c, s).image
     torch.testing.assert_close(given, switched)
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_auto_dtype_follows_the_cpu_and_the_head(
+    tiny_stylizer_files: tuple[Path, Path],
+    tiny_affine_weights: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    units: bool,
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: units)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    encoder = tiny_stylizer_files[1]
+    affine = Stylizer(tiny_affine_weights, encoder_weights=encoder, device="cpu", dtype="auto")
+    assert affine.dtype == (torch.bfloat16 if units else torch.float32)
+    assert next(affine.model.parameters()).dtype == affine.dtype
+    out = affine.stylize(torch.rand(3, 40, 56), torch.rand(3, 32, 32))
+    assert out.dtype == torch.float32 and out.shape == (3, 40, 56)
+    decoder = Stylizer(tiny_stylizer_files[0], encoder_weights=encoder, device="cpu", dtype="auto")
+    assert decoder.dtype == torch.float32  # the pixel decoder: not measured faster

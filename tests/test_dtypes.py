@@ -34,6 +34,6 @@ def test_flags_and_configs_take_their_choices_from_the_registry(
     with pytest.raises(ValueError, match="amp_dtype must be 'bfloat16' or 'float16', got 'x'"):
         TrainConfig(amp_dtype="x")
     assert main(["stylize", "--help"]) == 0
-    assert "--dtype {float32,bfloat16}" in capsys.readouterr().out
+    assert "--dtype {auto,float32,bfloat16}" in capsys.readouterr().out
     assert main(["train", "--help"]) == 0
     assert "--amp-dtype {bfloat16,float16}" in capsys.readouterr().out

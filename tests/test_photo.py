@@ -293,3 +293,22 @@ def test_read_photo_reduces_a_jpeg_only_when_asked(tmp_path: Path) -> None:
     assert read_photo(path)[0].shape == (3, 480, 640)
     x, info = read_photo(path, reduce_to=100)
     assert x.shape == (3, 120, 160) and info.bit_depth == 8
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (130, 1021)])  # blocks of 64 rows at 1021
+def test_quantize_equals_the_numpy_expression(depth: int, size: tuple[int, int]) -> None:
+    from photostyle.photo import _quantize
+
+    gen = torch.Generator().manual_seed(depth)
+    image = torch.rand(3, *size, generator=gen) * 1.4 - 0.2  # values outside [0, 1] too
+    scale = 65535.0 if depth == 16 else 255.0
+    flat = image.view(-1)
+    flat[::7] = (torch.randint(0, int(scale), flat[::7].shape, generator=gen) + 0.5) / scale
+    flat[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")])[: flat.numel()]
+    x = np.nan_to_num(image.permute(1, 2, 0).numpy(), nan=0.0)
+    ref = np.rint(np.clip(x, 0.0, 1.0) * scale).astype(np.uint16 if depth == 16 else np.uint8)
+    out = _quantize(image, depth)
+    assert out.dtype == ref.dtype and out.shape == (*size, 3)
+    np.testing.assert_array_equal(out, ref)
+    assert torch.isnan(image.view(-1)[0])  # the input is left as it was

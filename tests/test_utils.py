@@ -10,6 +10,9 @@ import torch
 
 from photostyle.utils import (
     atomic_path,
+    auto_dtype,
+    cpu_bfloat16_units,
+    cpu_has_fast_bfloat16,
     one_line,
     remove_stale_temporaries,
     resolve_device,
@@ -63,3 +66,35 @@ def test_one_line_keeps_the_first_line_or_names_the_error() -> None:
     assert one_line(ValueError("bad value\nTraceback details")) == "bad value"
     assert one_line(KeyError()) == "KeyError"
     assert one_line(OSError("  padded  ")) == "padded"
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "device", "head", "expected"),
+    [
+        (True, False, "cpu", "affine", torch.bfloat16),  # this project's CPU, default model
+        (False, True, "cpu", "affine", torch.bfloat16),  # AMX
+        (False, False, "cpu", "affine", torch.float32),  # AVX2 only: reference kernels
+        (True, True, "cpu", "decoder", torch.float32),  # the pixel decoder moves pixels by 0.1
+        (True, True, "cuda", "affine", torch.float32),  # not measured on a GPU
+    ],
+)
+def test_auto_dtype_takes_bfloat16_only_where_it_was_measured_faster(
+    monkeypatch: pytest.MonkeyPatch,
+    avx512_bf16: bool,
+    amx: bool,
+    device: str,
+    head: str,
+    expected: torch.dtype,
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert cpu_bfloat16_units() is (avx512_bf16 or amx)
+    assert auto_dtype(torch.device(device), head) == expected
+
+
+def test_auto_dtype_is_float32_where_pytorch_cannot_tell(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert cpu_bfloat16_units() is None
+    assert cpu_has_fast_bfloat16()  # an explicit --dtype bfloat16 is not refused then
+    assert auto_dtype(torch.device("cpu"), "affine") == torch.float32

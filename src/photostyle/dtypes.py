@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, TypeAlias
+from typing import Annotated, Final, TypeAlias
 
 import torch
 
@@ -44,6 +44,8 @@ def _register_builtins() -> None:
 _register_builtins()
 
 DEFAULT_COMPUTE_DTYPE = "float32"  # the network's compute type unless asked otherwise
+# The CLI's default: chosen per model and CPU (photostyle.utils.auto_dtype; Stylizer(dtype="auto"))
+AUTO_DTYPE: Final = "auto"
 COMPUTE_DTYPES: Sequence[str] = DTYPE_REGISTRY.names(lambda s: s.compute)  # --dtype choices
 AUTOCAST_DTYPES: Sequence[str] = DTYPE_REGISTRY.names(lambda s: s.autocast)  # amp_dtype choices
 # The name of an autocast type; the metadata lists the choices (typed config files, flags).

@@ -290,21 +290,19 @@ def to_full_size(
     A colour model is applied to the full-resolution content; an image is brought back by the
     upsampler ``upsample`` (:func:`photostyle.upsample.upsample_stylized`).
 
-    Shape: content (1, 3, H, W), content_small (1, 3, h, w) -> (1, 3, H, W), not clamped.
+    Shape: content (1, 3, H, W), content_small (1, 3, h, w) -> (1, 3, H, W) in [0, 1].
     """
-    if out.coeffs is not None:
-        return apply_local_affine(out.coeffs.float(), content)
+    if out.coeffs is not None:  # clamped in the same pass
+        return apply_local_affine(out.coeffs.float(), content, clamp=True)
     if out.image is None:
         raise ValueError("the network output holds neither an image nor a colour model")
-    return upsample_stylized(content, content_small, out.image.float(), upsample)
+    # A fresh buffer: clamped in place.
+    return upsample_stylized(content, content_small, out.image.float(), upsample).clamp_(0, 1)
 
 
 def finish(out: torch.Tensor) -> torch.Tensor:
-    """The result as returned to the user. Shape: (1, 3, H, W) -> (3, H, W) in [0, 1], on the CPU.
-
-    ``out`` must be a fresh buffer: it is clamped in place.
-    """
-    return out[0].clamp_(0, 1).cpu()
+    """The result as returned to the user. Shape: (1, 3, H, W) -> (3, H, W), on the CPU."""
+    return out[0].cpu()
 
 
 @contextlib.contextmanager

@@ -76,6 +76,7 @@ _LAYOUT_TAGS: Final = frozenset(
 _TIFF_STRIP_BYTES: Final = 1 << 20  # uncompressed bytes per strip of a written 16-bit TIFF
 _CURVE_POINTS: Final = 16384  # samples of each tone curve (inverse by interpolation)
 _CONVERT_PIXELS: Final = 1 << 20  # pixels per block of a colour conversion
+_QUANTIZE_PIXELS: Final = 1 << 16  # pixels per block of the float -> integer conversion
 _TRANSPOSE_NUMPY: Final = {  # EXIF orientation -> upright, as ImageOps.exif_transpose does
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
@@ -440,15 +441,16 @@ def write_photo(
     depth = opts.bit_depth or (
         info.bit_depth if info is not None and info.bit_depth in depths else 8
     )
-    hwc = torch.nan_to_num(image.detach().float().cpu(), nan=0.0).clamp(0, 1).permute(1, 2, 0)
-    x = hwc.numpy()
+    chw = image.detach().float().cpu()
+    converted = None
     icc = srgb_profile()
     lut_profile = None
     if opts.profile == "same" and info is not None and info.icc is not None:
         icc = info.icc  # replaced below for a lookup-table profile at 16 bits
         model = _matrix_profile(info.icc)
         if model is not None:
-            x = _convert(x, _srgb_matrix(), model)
+            hwc = torch.nan_to_num(chw, nan=0.0).clamp(0, 1).permute(1, 2, 0)
+            converted = _convert(hwc.numpy(), _srgb_matrix(), model)
         elif depth == 8:  # LittleCMS converts 8-bit images only
             lut_profile = info.icc
         else:  # a lookup-table profile at 16 bits: written in sRGB, tagged as such
@@ -461,8 +463,12 @@ def write_photo(
     exif[_ORIENTATION] = 1
     exif[_SOFTWARE] = software_tag()
     exif_bytes = exif.tobytes()
-    scale = 65535.0 if depth == 16 else 255.0
-    samples = np.rint(np.clip(x, 0.0, 1.0) * scale).astype(np.uint16 if depth == 16 else np.uint8)
+    if converted is None:
+        samples = _quantize(chw, depth)
+    else:
+        scale = 65535.0 if depth == 16 else 255.0
+        samples = np.rint(np.clip(converted, 0.0, 1.0) * scale)
+        samples = samples.astype(np.uint16 if depth == 16 else np.uint8)
     try:
         with atomic_path(target) as tmp:
             if depth == 16 and fmt == "PNG":
@@ -485,6 +491,26 @@ def write_photo(
     except (OSError, ValueError) as err:
         raise ImageError(f"{target}: cannot write image ({err})") from err
     return target
+
+
+def _quantize(image: torch.Tensor, depth: int) -> np.ndarray:
+    """Float samples to integers: ``rint(clip(x, 0, 1) * (2**depth - 1))``, NaN as 0.
+
+    One pass over the photo in blocks of rows that stay in cache (instead of a full-size
+    temporary per step), with the same float32 arithmetic and round-half-to-even.
+
+    Shape: (3, H, W) float32 -> (H, W, 3) uint8 (depth 8) or uint16 (depth 16).
+    """
+    _, h, w = image.shape
+    scale = 65535.0 if depth == 16 else 255.0
+    out = np.empty((h, w, 3), dtype=np.uint8 if depth == 8 else np.int32)
+    target = torch.from_numpy(out)
+    rows = max(1, _QUANTIZE_PIXELS // max(1, w))
+    for top in range(0, h, rows):
+        block = torch.nan_to_num(image[:, top : top + rows], nan=0.0)
+        block.clamp_(0, 1).mul_(scale).round_()  # whole numbers: the cast below is exact
+        target[top : top + rows].copy_(block.permute(1, 2, 0))
+    return out if depth == 8 else out.astype(np.uint16)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -171,19 +171,45 @@ def pyplot() -> Any:
     return plt
 
 
-def cpu_has_fast_bfloat16() -> bool:
-    """Whether this CPU has bfloat16 matrix units (AVX-512 BF16 or AMX).
-
-    Without them PyTorch computes bfloat16 with reference kernels: a 1024 x 1024 ``torch.mm``
-    measured 0.9 GFLOP/s in bfloat16 against 154 GFLOP/s in float32 on an AVX2-only CPU. True when
-    PyTorch cannot tell (its probes are private and may move).
-    """
+def cpu_bfloat16_units() -> bool | None:
+    """Whether this CPU has bfloat16 matrix units (AVX-512 BF16 or AMX); None when PyTorch
+    cannot tell (its probes are private and may move)."""
     probes = [
         getattr(torch.cpu, name, None)
         for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     ]
     known = [probe for probe in probes if probe is not None]
-    return not known or any(bool(probe()) for probe in known)
+    return any(bool(probe()) for probe in known) if known else None
+
+
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 matrix units (AVX-512 BF16 or AMX).
+
+    Without them PyTorch computes bfloat16 with reference kernels: a 1024 x 1024 ``torch.mm``
+    measured 0.9 GFLOP/s in bfloat16 against 154 GFLOP/s in float32 on an AVX2-only CPU. True when
+    PyTorch cannot tell (:func:`cpu_bfloat16_units` is None).
+    """
+    return cpu_bfloat16_units() is not False
+
+
+# Stylizer heads whose network was measured faster in bfloat16 than in float32 at the same quality
+# (docs/speed.md, "bfloat16"): the affine head. The pixel decoder's outputs move by up to 0.1.
+BFLOAT16_HEADS: frozenset[str] = frozenset({"affine"})
+
+
+def auto_dtype(device: torch.device, head: str) -> torch.dtype:
+    """The network's compute dtype for ``dtype="auto"``: bfloat16 only where it was measured
+    faster at the same quality, else float32.
+
+    That is a head of :data:`BFLOAT16_HEADS` on a CPU known to have bfloat16 units
+    (:func:`cpu_bfloat16_units`): with AVX-512 BF16 the default stylizer took 0.71-0.79x
+    float32's time per call, its result within 57-58 dB PSNR of float32's and the dev-pair scores
+    within 0.001. CUDA, other heads and CPUs without the units (or where PyTorch cannot tell) get
+    float32: not measured faster there.
+    """
+    if device.type == "cpu" and head in BFLOAT16_HEADS and cpu_bfloat16_units():
+        return torch.bfloat16
+    return torch.float32
 
 
 def check_bfloat16_speed(device: torch.device, what: str) -> None:

@@ -154,3 +154,23 @@ def test_cli_speed_skips_bfloat16_on_a_cpu_without_bfloat16_units(
     captured = capsys.readouterr()
     assert "| float32 | 32x16 |" in captured.out and "bfloat16" not in captured.out
     assert "skipping bfloat16" in captured.err
+
+
+@pytest.mark.parametrize("residual", ["curves", "spatial"])
+def test_flop_count_of_the_affine_head(residual: str) -> None:
+    """The 0.3 default's pass: the encoder's convolutions on content and style dominate; the
+    head's own matmuls (MLP, colour statistics, the colour model's einsum) are counted too."""
+    torch.manual_seed(0)
+    config = ModelConfig(
+        arch="custom",
+        widths=(4, 8, 8, 16),
+        depths=(1, 1, 2, 1),
+        head="affine",
+        grid_residual=residual,  # type: ignore[arg-type]
+        grid_bins=4,
+        grid_hidden=8,
+    )
+    model = PhotoStylizer(config).eval()
+    content, style = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 24, 24)
+    flops, convs = count_flops(model, content, style), _conv_flops(model, content, style)
+    assert convs < flops < 1.15 * convs

@@ -22,7 +22,7 @@ from typing import (
     get_origin,
 )
 
-from photostyle.dtypes import COMPUTE_DTYPES, DEFAULT_COMPUTE_DTYPE, torch_dtype
+from photostyle.dtypes import AUTO_DTYPE, COMPUTE_DTYPES, torch_dtype
 from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
 
@@ -102,10 +102,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_device_arg(p)
     p.add_argument(
         "--dtype",
-        choices=COMPUTE_DTYPES,
-        default=DEFAULT_COMPUTE_DTYPE,
-        help="the network's compute type; bfloat16 is faster on CPUs with AMX/AVX-512 BF16 and "
-        f"recent GPUs (resizing and upsampling stay float32; default {DEFAULT_COMPUTE_DTYPE})",
+        choices=(AUTO_DTYPE, *COMPUTE_DTYPES),
+        default=AUTO_DTYPE,
+        help="the network's compute type; auto (default): bfloat16 on CPUs with AVX-512 BF16 or "
+        "AMX, where it is faster at the same quality, else float32 (resizing and upsampling "
+        "stay float32)",
     )
 
 
@@ -147,7 +148,7 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
         fa=args.fa,
         backend=backend,
         onnx_path=onnx,
-        dtype=torch_dtype(args.dtype),
+        dtype=AUTO_DTYPE if args.dtype == AUTO_DTYPE else torch_dtype(args.dtype),
     )
 
 
