@@ -48,8 +48,8 @@ def test_shipped_model_architecture(shipped: Stylizer):
     cfg = shipped.config
     assert (cfg.arch, cfg.head, cfg.convention) == ("vgg16", "affine", "caffe_bgr255")
     assert cfg.fa in ("mean_std", "wct", "quantile")
-    # The learned grade at the working size it was selected at; refinement only on request.
-    assert (cfg.grid_residual, cfg.working_size, cfg.refine_steps) == ("curves", 256, 0)
+    # The learned grade at the working size it was selected at, refined with two steps per photo.
+    assert (cfg.grid_residual, cfg.working_size, cfg.refine_steps) == ("curves", 256, 2)
     assert shipped.resolve_options().max_size == 256
 
 

@@ -31,7 +31,7 @@ def _loss(head, enc, content, style, base, grade, w_ssim: float) -> float:  # ty
 
 def test_refinement_lowers_the_photos_frontier_loss(setup) -> None:  # type: ignore[no-untyped-def]
     head, enc, content, style, out = setup
-    settings = RefineSettings(steps=4, lr=0.02, ssim_weight=1.0, tv_weight=0.0)
+    settings = RefineSettings(steps=4, step=0.05, ssim_weight=1.0, tv_weight=0.0)
     with torch.inference_mode():  # as inside Stylizer.stylize
         grade = refine_grade(head, enc, content, style, out.base, out.residual, settings)
     assert grade.shape == out.residual.shape and not grade.requires_grad
@@ -55,7 +55,7 @@ def test_refinement_needs_an_image_wide_grade(setup) -> None:  # type: ignore[no
 
 
 @pytest.mark.parametrize(
-    "bad", [{"steps": -1}, {"lr": 0.0}, {"ssim_weight": -1.0}, {"tv_weight": -1.0}]
+    "bad", [{"steps": -1}, {"step": 0.0}, {"ssim_weight": -1.0}, {"tv_weight": -1.0}]
 )
 def test_settings_are_checked(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="refine"):
@@ -64,7 +64,7 @@ def test_settings_are_checked(bad: dict[str, float]) -> None:
 
 def test_given_taps_are_reused_and_give_the_same_grade(setup) -> None:  # type: ignore[no-untyped-def]
     head, enc, content, style, out = setup
-    settings = RefineSettings(steps=2, lr=0.02)
+    settings = RefineSettings(steps=2, step=0.05)
     fresh = refine_grade(head, enc, content, style, out.base, out.residual, settings)
     with torch.no_grad():
         taps_c, taps_s = enc(content).taps, enc(style).taps
@@ -72,3 +72,15 @@ def test_given_taps_are_reused_and_give_the_same_grade(setup) -> None:  # type: 
         head, enc, content, style, out.base, out.residual, settings, taps_c, taps_s,
     )  # fmt: skip
     torch.testing.assert_close(given, fresh)
+
+
+def test_each_step_moves_the_grade_by_its_length(setup) -> None:  # type: ignore[no-untyped-def]
+    """Normalised steps: the whole grade moves ``step`` per step (not each coefficient)."""
+    head, enc, content, style, out = setup
+    one = refine_grade(
+        head, enc, content, style, out.base, out.residual, RefineSettings(steps=1, step=0.07)
+    )
+    moved = (one - out.residual).flatten(1).norm(dim=1)
+    torch.testing.assert_close(moved, torch.tensor([0.07]), rtol=1e-4, atol=1e-6)
+    changes = (one - out.residual).abs().flatten()
+    assert changes.max() > 3 * changes.median()  # spent where the loss is steep, not evenly

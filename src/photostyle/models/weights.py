@@ -33,7 +33,7 @@ BUNDLED_VGG16_SHA256 = "29d674a6927365c461ab0dbdf5d3ffea98b7f7dcbc8bc24d58424f97
 BUNDLED_STYLIZERS: dict[str, tuple[str, str]] = {
     "affine": (
         "photostyle_affine.safetensors",
-        "8abb439aa3811fc36cf4a25828ae51a5b4632f5ed7844c1e9da4d5ff8dd38626",
+        "e867ebd4daaf7e8195b9f7e3294f25aea6522418ed11fe7bdd07c956f17b64df",
     ),
     "decoder": (
         "photostyle_vgg16.safetensors",
