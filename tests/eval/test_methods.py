@@ -88,7 +88,7 @@ def test_builtin_methods_and_their_capabilities() -> None:
     assert method_names(["mean_std"]) == [
         "photostyle-mean_std",
         *("identity", "reinhard", "histogram", "mkl", "hm-mvgd-hm", "pdf_regrain"),
-        *("adain", "wct", "gatys", "mean_shift"),
+        *("adain", "wct", "gatys"),
     ]
     assert eval_method("photostyle-wct+bicubic@256-nomasks") is specs["photostyle-"]
     assert specs["photostyle-"].adjustable and specs["photostyle-"].model == "stylizer"
@@ -119,12 +119,3 @@ def test_unknown_and_duplicate_methods_are_refused(registry: None) -> None:
         make_methods(["identity", "adian"], _no_stylizer)
     with pytest.raises(ValueError, match="'identity' is registered already"):
         register_method(eval_method("identity"))
-
-
-def test_mean_shift_moves_the_content_to_the_style_mean() -> None:
-    content, style = torch.rand(3, 8, 10) * 0.5, torch.rand(3, 6, 6) * 0.5 + 0.25
-    out = make_methods(["mean_shift"], _no_stylizer)["mean_shift"](content, style, None, None)
-    torch.testing.assert_close(out.mean(dim=(1, 2)), style.mean(dim=(1, 2)))
-    torch.testing.assert_close(
-        out - out.mean(dim=(1, 2), keepdim=True), content - content.mean(dim=(1, 2), keepdim=True)
-    )

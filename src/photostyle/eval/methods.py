@@ -380,21 +380,6 @@ def _baseline_method(name: str, settings: MethodSettings) -> Method:
     return baseline_method(name)
 
 
-def _mean_shift_method(name: str, settings: MethodSettings) -> Method:
-    """Each RGB channel of the content moved to the style's mean (no masks)."""
-
-    def run(
-        content: torch.Tensor,
-        style: torch.Tensor,
-        content_mask: torch.Tensor | None,
-        style_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        shift = style.mean(dim=(1, 2), keepdim=True) - content.mean(dim=(1, 2), keepdim=True)
-        return (content + shift).clamp(0, 1)
-
-    return run
-
-
 def _register_builtins() -> None:
     """photostyle, the classical baselines, the peers, the neural baselines: in listing order."""
     register_method(
@@ -429,9 +414,6 @@ def _register_builtins() -> None:
         )
     register_method(
         MethodSpec("gatys", _gatys_method, uses_masks=False, adjustable=False, model="encoder")
-    )
-    register_method(
-        MethodSpec("mean_shift", _mean_shift_method, uses_masks=False, adjustable=False)
     )
 
 
