@@ -168,11 +168,6 @@ def fa_quantile(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-5) -> torch.Te
     return smooth + (_quantile_targets(x, y) - smooth).detach()
 
 
-def fa_mean_only(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Match each channel's mean only. Shape: x (C, N), y (C, M) -> (C, N)."""
-    return x - x.mean(dim=1, keepdim=True) + y.mean(dim=1, keepdim=True)
-
-
 # The built-in variants, in the order the CLI lists them.
 register_fa(FASpec("paper", fa_paper, "none", exportable=True, image_level=False, amp_safe=True))
 register_fa(
@@ -187,9 +182,6 @@ register_fa(
     FASpec("quantile", fa_quantile, "quantiles", exportable=False, image_level=True, amp_safe=False)
 )
 register_fa(FASpec("none", fa_none, "none", exportable=True, image_level=False, amp_safe=True))
-register_fa(
-    FASpec("mean_only", fa_mean_only, "mean", exportable=True, image_level=True, amp_safe=True)
-)
 
 
 def resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
