@@ -576,12 +576,15 @@ def test_fa_option_is_passed_per_call_not_set_on_the_model(
     assert decoder.variant == before  # the shared module is not switched around the call
     default = stylizer.stylize(content, style, options=StylizeOptions(max_size=32))
     assert not torch.allclose(per_call, default, atol=1e-4)
-    # The model's per-call variant is the variant its FA layers would have if switched.
+    # The model's per-call variant is the variant of a model whose FA layers are built with it.
+    built = Stylizer(
+        tiny_stylizer_files[0], encoder_weights=tiny_stylizer_files[1], device="cpu", fa="wct"
+    )
+    assert built.model.pixel_decoder.variant == "wct"
     c, s = content[None], style[None]
     with torch.no_grad():
         given = stylizer.model(c, s, variant="wct").image
-        decoder.set_variant("wct")
-        switched = stylizer.model(c, s).image
+        switched = built.model(c, s).image
     torch.testing.assert_close(given, switched)
 
 

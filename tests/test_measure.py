@@ -32,3 +32,17 @@ def test_available_memory_falls_back_without_proc(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(measure.os, "sysconf", no_sysconf)
     assert measure.available_memory_bytes() is None
+
+
+def test_row_fields_are_seconds_and_mib() -> None:
+    timing = measure.Timing.from_times([3.0, 1.0, 2.0], peak_bytes=3 << 20, memory="rss_statm")
+    assert timing.row_fields() == {
+        "median_s": 2.0,
+        "spread_s": 1.0,
+        "min_s": 1.0,
+        "max_s": 3.0,
+        "peak_mib": 3.0,
+        "memory": "rss_statm",
+    }
+    unmeasured = measure.Timing.from_times([1.0]).row_fields()
+    assert unmeasured["peak_mib"] == 0.0 and unmeasured["memory"] == ""

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import numpy as np
 import torch
@@ -45,6 +45,20 @@ def available_memory_bytes() -> int | None:
         if pages > 0 and size > 0:
             return int(pages) * int(size)
     return None
+
+
+MIB = float(1 << 20)  # bytes in a mebibyte
+
+
+class TimingFields(TypedDict):
+    """What a result row keeps of a :class:`Timing` (see :meth:`Timing.row_fields`)."""
+
+    median_s: float  # median wall time of one call, seconds
+    spread_s: float  # interquartile range of the call times, seconds
+    min_s: float  # fastest call, seconds
+    max_s: float  # slowest call, seconds
+    peak_mib: float  # peak memory of a call above the baseline, MiB (0: not measured)
+    memory: str  # what peak_mib measures ("cuda_allocated", "rss_statm"...; "": not measured)
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,17 @@ class Timing:
             spread=float(q3 - q1),
             peak_bytes=peak_bytes,
             memory=memory,
+        )
+
+    def row_fields(self) -> TimingFields:
+        """The times in seconds and the peak in MiB, as the benchmarks' result rows keep them."""
+        return TimingFields(
+            median_s=self.median,
+            spread_s=self.spread,
+            min_s=self.min,
+            max_s=self.max,
+            peak_mib=(self.peak_bytes or 0) / MIB,
+            memory=self.memory or "",
         )
 
 

@@ -10,6 +10,7 @@ from photostyle.cli import main
 from photostyle.deploy.formats import (
     DEFAULT_EXPORT_FORMAT,
     EXPORT_FORMATS,
+    ExportRequest,
     check_export_modules,
     export_format,
 )
@@ -39,3 +40,17 @@ def test_a_missing_package_is_one_line_naming_the_extra(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'photostyle[deploy]'" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_each_format_checks_its_own_request(tmp_path):
+    for name in EXPORT_FORMATS:
+        fmt = export_format(name)
+        fmt.check(ExportRequest(tmp_path / f"m{fmt.suffix}"))  # its own suffix passes
+        with pytest.raises(ValueError, match=rf"must be a \{fmt.suffix} file"):
+            fmt.check(ExportRequest(tmp_path / "m.bin"))
+    weights = tmp_path / "w.onnx"
+    weights.touch()
+    with pytest.raises(ValueError, match="refusing to overwrite an input file"):
+        export_format("onnx").check(ExportRequest(weights, inputs=(weights,)))
+    with pytest.raises(ValueError, match="opset must be"):
+        export_format("onnx").check(ExportRequest(tmp_path / "m.onnx", opset=9))

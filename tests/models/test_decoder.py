@@ -31,8 +31,8 @@ def test_q_shapes_match_p_and_image_shape_matches_input(tiny_encoder, decoder, s
 
 @pytest.mark.parametrize("variant", FA_VARIANTS)
 def test_style_of_another_size(tiny_encoder, decoder, variant):
-    decoder.set_variant(variant)
-    out = decoder(tiny_encoder(torch.rand(1, 3, 17, 23)), tiny_encoder(torch.rand(1, 3, 40, 32)))
+    content, style = tiny_encoder(torch.rand(1, 3, 17, 23)), tiny_encoder(torch.rand(1, 3, 40, 32))
+    out = decoder(content, style, variant=variant)
     assert out.image.shape == (1, 3, 17, 23)
     assert torch.isfinite(out.image).all()
 
@@ -42,20 +42,24 @@ def test_batch_mismatch_is_rejected(tiny_encoder, decoder):
         decoder(tiny_encoder(torch.rand(2, 3, 16, 16)), tiny_encoder(torch.rand(1, 3, 16, 16)))
 
 
-def test_set_variant_switches_all_fa_layers(decoder):
+def test_variant_per_call_is_that_of_all_fa_layers(tiny_encoder, tiny_cfg, decoder):
     assert decoder.variant == "mean_std"
     assert len(decoder.fa) == 4
-    decoder.set_variant("wct")
-    assert decoder.variant == "wct"
-    assert [layer.variant for layer in decoder.fa] == ["wct"] * 4
+    built = Decoder(tiny_cfg, fa="wct")
+    built.load_state_dict(decoder.state_dict())
+    assert built.variant == "wct"
+    assert [layer.variant for layer in built.fa] == ["wct"] * 4
+    enc_c, enc_s = tiny_encoder(torch.rand(1, 3, 16, 16)), tiny_encoder(torch.rand(1, 3, 16, 16))
+    per_call = decoder(enc_c, enc_s, variant="wct").image
+    torch.testing.assert_close(per_call, built(enc_c, enc_s).image)
+    assert decoder.variant == "mean_std"  # the decoder is not changed by the call
 
 
-def test_set_variant_changes_the_output(tiny_encoder, decoder):
+def test_variant_per_call_changes_the_output(tiny_encoder, decoder):
     torch.manual_seed(1)
     enc_c, enc_s = tiny_encoder(torch.rand(1, 3, 16, 16)), tiny_encoder(torch.rand(1, 3, 16, 16))
     a = decoder(enc_c, enc_s).image
-    decoder.set_variant("paper")
-    b = decoder(enc_c, enc_s).image
+    b = decoder(enc_c, enc_s, variant="paper").image
     assert not torch.allclose(a, b)
 
 
@@ -194,8 +198,7 @@ def test_residual_decoder_starts_at_the_image_level_fa(tiny_encoder, tiny_cfg):
     torch.testing.assert_close(shifted - expected, delta)
     # "paper" (Eq. (1) doubles its input) and "none" keep the content as the base.
     for variant in ("paper", "none"):
-        dec.set_variant(variant)
-        torch.testing.assert_close(dec.image_base(content, style), content)
+        torch.testing.assert_close(dec.image_base(content, style, variant=variant), content)
 
 
 def test_residual_tail_is_the_base_plus_the_scaled_change():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from photostyle.api import Stylizer
@@ -69,18 +71,21 @@ def test_total_variation_of_a_constant_grid_is_zero() -> None:
 
 def test_train_resumes_from_its_checkpoint_and_exports_a_stylizer(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
     data = _folder(tmp_path / "photos", write_png)
-    cfg = AffineTrainConfig(
-        data=str(data),
-        out_dir=str(tmp_path / "run"),
-        steps=2,
-        batch_size=1,
-        crop=32,
-        hidden=8,
-        bins=2,
-        log_every=1,
-        checkpoint_every=1,
-        device="cpu",
+    cfg = AffineTrainConfig.from_dict(
+        {
+            "data": str(data),
+            "out_dir": str(tmp_path / "run"),
+            "steps": 2,
+            "batch_size": 1,
+            "crop": 32,
+            "hidden": 8,  # top-level keys of model.grid_hidden and model.grid_bins
+            "bins": 2,
+            "log_every": 1,
+            "checkpoint_every": 1,
+            "device": "cpu",
+        }
     )
+    assert (cfg.model.grid_hidden, cfg.model.grid_bins) == (8, 2)
     path = train_affine(cfg)
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1, 2]
@@ -126,3 +131,48 @@ def test_cli_train_affine_wires_its_flags(tmp_path, write_png, capsys) -> None: 
     assert main(argv) == 0
     assert (out / "stylizer.safetensors").is_file()
     assert str(out / "stylizer.safetensors") in capsys.readouterr().out
+    config = Stylizer(out / "stylizer.safetensors", device="cpu").config
+    assert (config.grid_hidden, config.grid_bins, config.grid_residual) == (4, 1, "curves")
+
+
+def test_flat_stored_configs_of_earlier_releases_still_load(tmp_path: Path) -> None:
+    # As earlier releases stored it in checkpoint.safetensors ("config"): the model's settings flat.
+    flat = {
+        "data": str(tmp_path / "photos"),
+        "out_dir": str(tmp_path / "run"),
+        "steps": 100000,
+        "batch_size": 8,
+        "crop": 160,
+        "lr": 0.001,
+        "ssim_weight": 3.0,
+        "tv_weight": 1.0,
+        "bins": 8,
+        "hidden": 256,
+        "base_power": 0.5,
+        "residual": "curves",
+        "same_class": 0.75,
+        "seed": 0,
+        "device": "auto",
+        "amp": True,
+        "log_every": 10,
+        "checkpoint_every": 50,
+        "max_images": None,
+    }
+    config = AffineTrainConfig.from_dict(flat)
+    model = config.model
+    assert (model.grid_bins, model.grid_hidden, model.base_power) == (8, 256, 0.5)
+    assert (model.grid_residual, model.head, model.arch) == ("curves", "affine", "vgg16")
+    assert (config.steps, config.crop, config.amp) == (100000, 160, True)
+    # What this release stores (nested) reads back the same; unknown keys are ignored.
+    stored = json.loads(json.dumps(asdict(config)))
+    assert "bins" not in stored and stored["model"]["grid_hidden"] == 256
+    assert AffineTrainConfig.from_dict({**stored, "from_a_later_release": 1}) == config
+    # Defaults: a flat dict without the model's keys gives the release's default head.
+    default = AffineTrainConfig.from_dict({"data": "d", "out_dir": "o"}).model
+    assert (default.grid_bins, default.grid_hidden, default.grid_residual) == (8, 64, "curves")
+    with pytest.raises(ValueError, match="'bins' is given twice"):
+        AffineTrainConfig.from_dict({**stored, "bins": 4})
+    with pytest.raises(ValueError, match="config key 'residual' must be one of"):
+        AffineTrainConfig.from_dict({**flat, "residual": "grid"})
+    with pytest.raises(ValueError, match="affine head on the bundled vgg16"):
+        AffineTrainConfig(data="d", out_dir="o", model=replace(model, head="decoder"))

@@ -237,7 +237,8 @@ def dataclass_flags(
     ``Literal`` fields take their values as choices, ``tuple`` fields one value per element; a
     ``device`` field is checked like every ``--device``; a nested dataclass (``sampling``) gives
     one flag per field of its own, or per field its ``top_level`` metadata names (``model``:
-    ``--arch``, ``--fa``, ``--residual``), its defaults those of the field's default value. With
+    ``--arch``, ``--fa``, ``--residual``; a mapping gives the flags names of their own:
+    ``--bins`` for ``model.grid_bins``), its defaults those of the field's default value. With
     ``spec.layered`` every default is None, so that only the flags given are set (the help still
     shows the dataclass's default).
 
@@ -253,7 +254,7 @@ def dataclass_flags(
     """
     from typing import get_type_hints
 
-    from photostyle.train.config import field_comments
+    from photostyle.train.config import field_comments, nested_top_level
 
     spec = spec or FlagSpec()
     hints = get_type_hints(cls, include_extras=True)  # keeps Annotated choices
@@ -263,12 +264,14 @@ def dataclass_flags(
         if only is not None and f.name not in only:
             continue
         if dataclasses.is_dataclass(hints[f.name]):
+            top = nested_top_level(f)  # flag's name -> nested field
+            renamed = {name: key for key, name in top.items() if key != name}
             nested = dataclass_flags(
                 parser,
                 hints[f.name],
-                spec,
+                dataclasses.replace(spec, names={**spec.names, **renamed}),
                 defaults=_field_default(f, defaults),
-                only=f.metadata.get("top_level"),
+                only=tuple(top.values()) if "top_level" in f.metadata else None,
             )
             dests.update({dest: f"{f.name}.{path}" for dest, path in nested.items()})
             continue

@@ -10,6 +10,7 @@ from photostyle.cli.errors import EXIT_OK
 from photostyle.deploy.formats import (
     DEFAULT_EXPORT_FORMAT,
     EXPORT_FORMATS,
+    ExportRequest,
     check_export_modules,
     export_format,
 )
@@ -56,36 +57,17 @@ def register(sub: SubParsers) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from photostyle.api import Stylizer
-    from photostyle.deploy.onnx import check_exportable, check_onnx_path, check_opset, export_onnx
+    from photostyle.deploy.onnx import check_exportable
 
     check_export_modules(args.format)
-    if args.format == "pt2":
-        from photostyle.deploy.torch_export import check_pt2_path, export_pt2
-
-        check_pt2_path(args.out)
-        if args.fa is not None:
-            check_exportable(args.fa)
-        stylizer = Stylizer(
-            args.weights, device="cpu", encoder_weights=args.encoder_weights, fa=args.fa
-        )
-        pt2 = export_pt2(stylizer.model, args.out)
-        print(
-            f"wrote {pt2.path} (torch.export, FA {pt2.fa}; inputs content (1,3,H,W), style "
-            f"(1,3,Hs,Ws), alpha; sides >= 16 px); vs eager: max abs diff {pt2.max_abs_diff:.2g}"
-        )
-        return EXIT_OK
-    check_onnx_path(args.out, protect=[p for p in (args.weights, args.encoder_weights) if p])
-    check_opset(args.opset)
+    fmt = export_format(args.format)
+    inputs = tuple(Path(p) for p in (args.weights, args.encoder_weights) if p)
+    request = ExportRequest(args.out, inputs=inputs, opset=args.opset)
+    fmt.check(request)
     if args.fa is not None:
         check_exportable(args.fa)
     stylizer = Stylizer(
         args.weights, device="cpu", encoder_weights=args.encoder_weights, fa=args.fa
     )
-    result = export_onnx(stylizer.model, args.out, weights=stylizer.path, opset=args.opset)
-    (ch, cw), _ = result.check_sizes
-    print(
-        f"wrote {result.path} (ONNX opset {result.info.opset}, FA {result.info.fa}; inputs "
-        "content (1,3,H,W), style (1,3,Hs,Ws), alpha; sides >= 16 px); onnxruntime vs PyTorch "
-        f"at {cw}x{ch}: max abs diff {result.max_abs_diff:.2g}"
-    )
+    print(fmt.export(stylizer.model, stylizer.path, request))
     return EXIT_OK

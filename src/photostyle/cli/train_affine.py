@@ -24,9 +24,10 @@ def _cmd_train_affine(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from photostyle.train.affine import AffineTrainConfig, train_affine
+    from photostyle.train.config import with_overrides
 
-    values = {field: getattr(args, dest) for dest, field in args.config_fields.items()}
-    config = flag_config(AffineTrainConfig, **values)
+    values = {path: getattr(args, dest) for dest, path in args.config_fields.items()}
+    config = flag_config(AffineTrainConfig, **with_overrides(AffineTrainConfig, {}, values))
     with tqdm(total=config.steps, desc="train-affine", unit="step") as bar:
 
         def progress(step: int, terms: dict[str, float]) -> None:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from photostyle.api import StylizeOptions, Stylizer
 from photostyle.eval.baselines import BASELINES
 from photostyle.io import MAX_PIXELS, MIN_SIDE, load_image
+from photostyle.measure import MIB as MIB  # re-exported
 from photostyle.measure import CudaPeakMemory as CudaPeakMemory  # re-exported
 from photostyle.measure import MemoryProbe as MemoryProbe  # re-exported
 from photostyle.measure import RssSampler as RssSampler  # re-exported
@@ -46,7 +47,6 @@ PHOTOSTYLE_ONNX = "photostyle-onnxruntime"
 BENCH_METHODS: tuple[str, ...] = (PHOTOSTYLE, *BASELINES)
 EXTRA_METHODS: tuple[str, ...] = (PHOTOSTYLE_ONNX,)  # accepted, but not run by default
 PAPER_SIZES: tuple[tuple[int, int], ...] = ((256, 512), (384, 768), (512, 1024))  # (H, W)
-MIB = float(1 << 20)
 
 _SIZE_RE = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
@@ -283,12 +283,7 @@ def run_bench(
                     width=size[1],
                     device=str(where),
                     runs=config.runs,
-                    median_s=timing.median,
-                    spread_s=timing.spread,
-                    min_s=timing.min,
-                    max_s=timing.max,
-                    peak_mib=(timing.peak_bytes or 0) / MIB,
-                    memory=timing.memory or "",
+                    **timing.row_fields(),
                     max_abs_diff=diff,
                 )
                 rows.append(row)

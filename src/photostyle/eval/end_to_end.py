@@ -362,13 +362,8 @@ def run_end_to_end(
                     device=str(runner.device),
                     dtype=runner.dtype,
                     runs=config.runs,
-                    median_s=timing.median,
-                    spread_s=timing.spread,
-                    min_s=timing.min,
-                    max_s=timing.max,
-                    peak_mib=(timing.peak_bytes or 0) / MIB,
+                    **timing.row_fields(),
                     decoded_mib=runner.decoded.nbytes / MIB,
-                    memory=timing.memory or "",
                 )
                 rows.append(row)
                 if progress is not None:

@@ -180,11 +180,6 @@ class Decoder(nn.Module):
     def variant(self) -> FAVariant:
         return self.fa_layers[0].variant
 
-    def set_variant(self, variant: FAVariant) -> None:
-        """Switch all FA layers to another parameter-free variant."""
-        for layer in self.fa_layers:
-            layer.variant = variant
-
     def decode(
         self, content: EncoderOutput, aggregate: Aggregate, unpool: Unpool = _max_unpool
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
-from photostyle.models.affine import AffineHead, Residual
+from photostyle.models.affine import AffineHead
 from photostyle.models.checkpoint import save_stylizer
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.stylizer import ModelConfig, build_stylizer
@@ -36,6 +37,7 @@ from photostyle.models.weights import (
     load_checkpoint,
     save_checkpoint,
 )
+from photostyle.train.config import check_fields, top_level_keys
 from photostyle.train.logging import RunLogger, plot_loss_curves, truncate_metrics
 from photostyle.train.trainer import load_optimizer, optimizer_tensors
 from photostyle.utils import remove_stale_temporaries, resolve_device
@@ -44,9 +46,21 @@ AFFINE_TRAIN_FORMAT = "photostyle.affine_train_state"
 Progress = Callable[[int, dict[str, float]], None]
 
 
+def _affine_model() -> ModelConfig:
+    return ModelConfig.for_arch(
+        "vgg16", head="affine", grid_residual="curves", encoder_sha256=BUNDLED_VGG16_SHA256
+    )
+
+
 @dataclass(frozen=True)
 class AffineTrainConfig:
-    """Settings of an affine-head training run (stored in its checkpoints)."""
+    """Settings of an affine-head training run (stored in its checkpoints).
+
+    The architecture is a nested :class:`~photostyle.models.stylizer.ModelConfig` (``model``, the
+    one the exported stylizer is saved with: an affine head on the bundled VGG16). The fields of it
+    that a run sets are also top-level keys and flags, under names of their own (``bins``,
+    ``hidden``, ``base_power``, ``residual``), as the flat configs of earlier releases stored them.
+    """
 
     data: str  # ImageFolder root of the training photos
     out_dir: str  # run directory: checkpoints, metrics.jsonl, TensorBoard logs, plots
@@ -56,10 +70,17 @@ class AffineTrainConfig:
     lr: float = 1e-3  # Adam learning rate
     ssim_weight: float = 4.0  # w_ssim: weight of 1 - SSIM(out, content)
     tv_weight: float = 1.0  # w_tv: weight of the grid's total variation
-    bins: int = 8  # brightness bins of the grid
-    hidden: int = 64  # channels of the head's convolutions
-    base_power: float = 1.0  # exponent of the base's MKL maps (models.affine.mkl_map)
-    residual: Residual = "curves"  # learned part: image-wide "curves" or a "spatial" grid
+    model: ModelConfig = field(  # architecture of the head, saved with the exported stylizer
+        default_factory=_affine_model,  # VGG16, affine head, "curves" residual
+        metadata={  # also top-level keys and flags: --bins, --hidden, --base-power, --residual
+            "top_level": {
+                "bins": "grid_bins",
+                "hidden": "grid_hidden",
+                "base_power": "base_power",
+                "residual": "grid_residual",
+            }
+        },
+    )
     same_class: float = 0.75  # share of pairs whose style is drawn from the content's class
     seed: int = 0  # seed of the initial weights and of the stream of pairs
     device: str = "auto"  # torch device
@@ -67,6 +88,24 @@ class AffineTrainConfig:
     log_every: int = 10  # steps between log lines (metrics.jsonl, TensorBoard)
     checkpoint_every: int = 100  # steps between checkpoints
     max_images: int | None = None  # use only the first N images (tests, quick runs)
+
+    def __post_init__(self) -> None:
+        if self.model.head != "affine" or self.model.arch != "vgg16":
+            raise ValueError(
+                "model must be an affine head on the bundled vgg16 encoder, got the "
+                f"{self.model.head!r} head on {self.model.arch!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AffineTrainConfig:
+        """Build a config from a stored one: nested (``model``) or flat (``bins``, ``hidden``,
+        ``base_power``, ``residual``, as earlier releases stored them); unknown keys are ignored.
+
+        Raises:
+            ValueError: a value of the wrong type or an invalid one; the message names the key.
+        """
+        known = {*cls.__dataclass_fields__, *top_level_keys(cls)}
+        return cls(**check_fields(cls, {k: v for k, v in d.items() if k in known}))
 
 
 def total_variation(grid: torch.Tensor) -> torch.Tensor:
@@ -145,19 +184,6 @@ class _PairStream:
         )
 
 
-def model_config(config: AffineTrainConfig) -> ModelConfig:
-    """The architecture the run trains."""
-    return ModelConfig.for_arch(
-        "vgg16",
-        head="affine",
-        grid_bins=config.bins,
-        grid_hidden=config.hidden,
-        base_power=config.base_power,
-        grid_residual=config.residual,
-        encoder_sha256=BUNDLED_VGG16_SHA256,
-    )
-
-
 def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None) -> Path:
     """Train (or resume) an affine head; returns the path of the exported stylizer.
 
@@ -173,7 +199,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    architecture = model_config(config)
+    architecture = config.model
     encoder = build_encoder(None, architecture.vgg()).to(device).eval()
     encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     for p in encoder.parameters():
@@ -264,4 +290,4 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     return out / "stylizer.safetensors"
 
 
-__all__ = ["AffineTrainConfig", "model_config", "total_variation", "train_affine"]
+__all__ = ["AffineTrainConfig", "total_variation", "train_affine"]

@@ -7,7 +7,9 @@ is the single place where a setting is defined and documented.
 The architecture is a nested :class:`~photostyle.models.stylizer.ModelConfig` (``model``), the one
 the exported stylizer is saved with. The few of its fields that training sets (``arch``, ``fa``,
 ``residual``: the field's ``top_level`` metadata) are also read as top-level keys, as configs and
-checkpoints of earlier releases wrote them, and are the training command's flags.
+checkpoints of earlier releases wrote them, and are the training command's flags. The
+affine head's training config (:mod:`photostyle.train.affine`) nests its ``model`` the same way,
+with its own names for the top-level keys (``bins`` for ``model.grid_bins``).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ class TrainConfig:
             kwargs["sampling"] = SamplingConfig(**kwargs["sampling"])
         if "adam_betas" in kwargs:
             kwargs["adam_betas"] = tuple(kwargs["adam_betas"])
-        top = {k: d[k] for k in _top_level(cls).get("model", ()) if k in d}
+        top = {path.partition(".")[2]: d[k] for k, path in top_level_keys(cls).items() if k in d}
         model = kwargs.get("model", {})
         if top or isinstance(model, Mapping):
             base = _default(cls, "model").to_dict()
@@ -266,15 +268,25 @@ def _default(cls: type, name: str) -> Any:
     return f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
 
 
-def _top_level(cls: type) -> dict[str, tuple[str, ...]]:
-    """Nested dataclass field of ``cls`` -> its fields that are also top-level keys of ``cls``.
+def nested_top_level(f: dataclasses.Field[Any]) -> dict[str, str]:
+    """Top-level key -> the field of nested dataclass field ``f`` it sets.
 
-    A field's ``top_level`` metadata names them (``TrainConfig.model``: arch, fa, residual).
+    ``f``'s ``top_level`` metadata names them: a sequence of the nested fields' own names
+    (``TrainConfig.model``: arch, fa, residual), or a mapping from a key to a nested field when the
+    key has a name of its own (``AffineTrainConfig.model``: ``bins`` -> ``grid_bins``).
     """
+    names = f.metadata.get("top_level", ())
+    return dict(names) if isinstance(names, Mapping) else {name: name for name in names}
+
+
+def top_level_keys(cls: type) -> dict[str, str]:
+    """Each top-level key of dataclass ``cls`` that sets a nested field -> that field's dotted
+    path (``TrainConfig``: ``fa`` -> ``model.fa``; ``AffineTrainConfig``: ``bins`` ->
+    ``model.grid_bins``)."""
     return {
-        f.name: tuple(f.metadata["top_level"])
+        key: f"{f.name}.{name}"
         for f in dataclasses.fields(cls)
-        if "top_level" in f.metadata
+        for key, name in nested_top_level(f).items()
     }
 
 
@@ -292,14 +304,14 @@ def check_fields(cls: type, values: Mapping[str, Any], prefix: str = "") -> dict
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = get_type_hints(cls, include_extras=True)
-    top = {key: owner for owner, keys in _top_level(cls).items() for key in keys}
+    top = {key: path.partition(".") for key, path in top_level_keys(cls).items()}
     out: dict[str, Any] = {}
     lifted: dict[str, dict[str, Any]] = {}  # nested field -> its values given at the top level
     for key, value in values.items():
         if key in top:
-            owner = top[key]
+            owner, _, name = top[key]
             owner_hints = get_type_hints(hints[owner], include_extras=True)
-            lifted.setdefault(owner, {})[key] = _checked(value, owner_hints[key], prefix + key)
+            lifted.setdefault(owner, {})[name] = _checked(value, owner_hints[name], prefix + key)
             continue
         if key not in fields:
             close = difflib.get_close_matches(str(key), [*fields, *top], n=1)
@@ -313,11 +325,16 @@ def check_fields(cls: type, values: Mapping[str, Any], prefix: str = "") -> dict
         out[key] = _checked(value, tp, prefix + key)
     for owner, given in lifted.items():
         inside = values.get(owner)
-        both = sorted(k for k in given if isinstance(inside, Mapping) and k in inside)
+        both = sorted(
+            (key, name)
+            for key, (at, _, name) in top.items()
+            if at == owner and key in values and isinstance(inside, Mapping) and name in inside
+        )
         if both:
+            key, name = both[0]
             raise ValueError(
-                f"config key {prefix + both[0]!r} is given twice (also as "
-                f"{prefix + owner + '.' + both[0]!r})"
+                f"config key {prefix + key!r} is given twice (also as "
+                f"{prefix + owner + '.' + name!r})"
             )
         out[owner] = dataclasses.replace(out.get(owner, _default(cls, owner)), **given)
     return out
@@ -401,13 +418,26 @@ def layered_config(
         ValueError: a bad file, key, type or value (one line naming the file or the key).
     """
     values = read_config_file(path) if path is not None else {}
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    top = {k: owner for owner, keys in _top_level(TrainConfig).items() for k in keys}
-    for key, value in (overrides or {}).items():
+    return TrainConfig.from_dict(with_overrides(TrainConfig, values, overrides or {}), strict=True)
+
+
+def with_overrides(
+    cls: type, values: dict[str, Any], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments ``values`` of dataclass ``cls`` with ``overrides`` set over them.
+
+    None overrides are skipped (not given); a dotted key sets a field of a nested config
+    (``"sampling.t1"``), and so does a top-level key of a nested field (``"fa"``: ``model.fa``).
+
+    Raises:
+        ValueError: a dotted key whose head is not a nested config of ``cls``.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    top = top_level_keys(cls)
+    for key, value in overrides.items():
         if value is None:
             continue
-        if key in top:  # e.g. "fa": the nested model's field
-            key = f"{top[key]}.{key}"
+        key = top.get(key, key)  # e.g. "fa": the nested model's field
         head, _, rest = key.partition(".")
         if not rest:
             values[key] = value
@@ -417,7 +447,7 @@ def layered_config(
             raise ValueError(f"unknown config key {key!r}")
         nested = values.get(head) or factory()
         values[head] = dataclasses.replace(nested, **{rest: value})
-    return TrainConfig.from_dict(values, strict=True)
+    return values
 
 
 # --- commented YAML from the dataclass's own comments --------------------------------------------
