@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 
+from photostyle.deploy.backends import BACKENDS, backend_spec
 from photostyle.inference import (
     STAGES,
     NetworkBackend,
     StageHook,
     StylizeOptions,
-    TorchBackend,
     WorkingStyle,
     resolve_options,
     stylize_photo,
@@ -32,8 +32,7 @@ from photostyle.models.weights import (
 from photostyle.utils import auto_dtype, resolve_device
 
 DEFAULT_MAX_SIZE = 1024
-Backend = Literal["torch", "onnxruntime"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
+Backend = str  # a name in photostyle.deploy.backends.BACKENDS ("torch", "onnxruntime")
 
 
 class Stylizer:
@@ -78,12 +77,11 @@ class Stylizer:
         onnx_path: str | Path | None = None,
         channels_last: bool = True,
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
-        if onnx_path is not None and backend != "onnxruntime":
+        spec = backend_spec(backend)
+        if onnx_path is not None and not spec.takes_file:
             raise ValueError("an ONNX file needs the onnxruntime backend")
-        if backend == "onnxruntime" and dtype not in (torch.float32, "auto"):
-            raise ValueError("the onnxruntime backend computes in float32 only")
+        if dtype != "auto":
+            spec.check_dtype(dtype)
         path, sha256 = stylizer_file(weights)
         if sha256 is not None:
             check_sha256(path, sha256)
@@ -93,9 +91,10 @@ class Stylizer:
         self.path = path
         self.meta = saved.meta
         self.device = resolve_device(device)
-        if dtype == "auto":
-            # onnxruntime computes in float32 only
-            dtype = auto_dtype(self.device, config.head) if backend == "torch" else torch.float32
+        if dtype == "auto":  # bfloat16 where measured faster, if this backend computes in it
+            picked = auto_dtype(self.device, config.head)
+            dtype = picked if picked in spec.dtypes else spec.dtypes[0]
+        spec.check_head(config.head, path)
         self.model = model.to(self.device, dtype).eval()
         # NHWC convolutions: 4-10% faster on this project's CPU, same output to 3e-7
         # (photostyle speed); they also pay on recent GPUs.
@@ -103,24 +102,12 @@ class Stylizer:
         self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.dtype = dtype
         self.backend = backend
-        # The network pass at working size (photostyle.inference): PyTorch, or onnxruntime below.
-        self.network: NetworkBackend = TorchBackend(self.model, memory_format=self.memory_format)
-        if backend == "onnxruntime" and config.head != "decoder":
-            raise ValueError(
-                f"{path}: the onnxruntime backend runs pixel-decoder stylizers only, this one "
-                f"has the {config.head} head (use the torch backend)"
-            )
-        if backend == "onnxruntime":
-            try:
-                from photostyle.deploy.onnx import load_backend
-            except ImportError as err:
-                raise ValueError(
-                    f"the onnxruntime backend needs the deploy extra ({err}): "
-                    "pip install 'photostyle[deploy]'"
-                ) from err
-            onnx = load_backend(self.model, path, onnx_path, fa=fa)
-            self.config = replace(self.config, fa=onnx.info.fa)
-            self.network = onnx
+        # The network pass at working size (photostyle.inference), by the chosen backend.
+        self.network: NetworkBackend = spec.load(
+            self.model, path, onnx_path, fa, self.memory_format
+        )
+        if self.network.fixed_fa is not None:  # an export runs the variant it was made with
+            self.config = replace(self.config, fa=self.network.fixed_fa)
 
     @torch.inference_mode()
     def stylize(

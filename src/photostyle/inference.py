@@ -160,6 +160,11 @@ class NetworkBackend(Protocol):
         """Whether :meth:`encode_style` does work (an encoding reused for many photos)."""
         ...
 
+    @property
+    def fixed_fa(self) -> FAVariant | None:
+        """The FA variant built into the network (an export), or None: chosen per call."""
+        ...
+
     def encode_style(self, style: WorkingStyle) -> WorkingStyle:
         """``style`` with its encoding, computed once for many photos (or ``style`` itself)."""
         ...
@@ -192,6 +197,7 @@ class TorchBackend:
     """
 
     encodes_style = True
+    fixed_fa = None  # the variant is an argument of each call
 
     def __init__(
         self, model: PhotoStylizer, *, memory_format: torch.memory_format = torch.contiguous_format

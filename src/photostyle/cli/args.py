@@ -17,7 +17,6 @@ from typing import (
     Literal,
     TypeVar,
     Union,
-    cast,
     get_args,
     get_origin,
 )
@@ -27,7 +26,7 @@ from photostyle.models.layers import FA_VARIANTS
 from photostyle.upsample import UPSAMPLE_METHODS
 
 if TYPE_CHECKING:
-    from photostyle.api import Backend, StylizeOptions, Stylizer
+    from photostyle.api import StylizeOptions, Stylizer
 
 _C = TypeVar("_C")
 SubParsers = argparse._SubParsersAction  # what a command module's ``register`` adds its parser to
@@ -111,13 +110,14 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_backend_args(p: argparse.ArgumentParser) -> None:
-    from photostyle.api import Backend
+    from photostyle.deploy.backends import BACKEND_REGISTRY, BACKENDS
 
     p.add_argument(
         "--backend",
-        choices=get_args(Backend),
-        default="torch",
-        help="run the network with PyTorch (default) or onnxruntime (no masks)",
+        choices=BACKENDS,
+        default=BACKENDS[0],
+        help="run the network with "
+        + ", or ".join(spec.summary for spec in BACKEND_REGISTRY.specs()),
     )
     p.add_argument(
         "--onnx",
@@ -132,11 +132,13 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
     """The stylizer of :func:`add_model_args` (and :func:`add_backend_args`, where a command has
     them)."""
     from photostyle.api import Stylizer
+    from photostyle.deploy.backends import BACKEND_REGISTRY, BACKENDS
 
-    backend = cast("Backend", getattr(args, "backend", "torch"))  # stylize and demo have it
+    backend = getattr(args, "backend", BACKENDS[0])  # stylize and demo have it
     onnx = getattr(args, "onnx", None)
-    if onnx is not None and backend != "onnxruntime":
-        raise ValueError("--onnx needs --backend onnxruntime")
+    if onnx is not None and not BACKEND_REGISTRY.get(backend).takes_file:
+        takes = " or ".join(s.name for s in BACKEND_REGISTRY.specs() if s.takes_file)
+        raise ValueError(f"--onnx needs --backend {takes}")
     from photostyle.utils import check_bfloat16_speed, resolve_device
 
     if args.dtype == "bfloat16":

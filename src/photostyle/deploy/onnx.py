@@ -324,6 +324,11 @@ class OnnxNetwork:
 
     encodes_style = False  # the graph encodes the style on every call
 
+    @property
+    def fixed_fa(self) -> FAVariant:
+        """The FA variant the graph was exported with."""
+        return self.info.fa
+
     def encode_style(self, style: WorkingStyle) -> WorkingStyle:
         """``style`` as it is: the graph encodes it itself (see :class:`NetworkBackend
         <photostyle.inference.NetworkBackend>`)."""
