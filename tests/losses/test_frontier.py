@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from photostyle.losses.frontier import gram_log_ratio, ssim_luma
+from photostyle.losses.frontier import gram_log_ratio, gram_log_ratio_to, gram_target, ssim_luma
 
 
 def test_ssim_luma_agrees_with_scikit_image() -> None:
@@ -41,3 +41,15 @@ def test_gram_log_ratio_is_zero_for_the_content_and_very_negative_for_the_style(
     tc, ts = enc(c).taps, enc(s).taps
     assert torch.allclose(gram_log_ratio(tc, tc, ts), torch.zeros(2), atol=1e-6)
     assert (gram_log_ratio(ts, tc, ts) < -10).all()
+
+
+def test_gram_target_computed_once_gives_the_same_ratio() -> None:
+    """The refinement's form (target once, many outputs) equals the one-call form exactly."""
+    g = torch.Generator().manual_seed(2)
+    content = [torch.rand(2, 4, 6, 6, generator=g), torch.rand(2, 8, 3, 3, generator=g)]
+    style = [torch.rand(2, 4, 5, 7, generator=g), torch.rand(2, 8, 2, 4, generator=g)]
+    target = gram_target(content, style)
+    for seed in (3, 4):
+        g.manual_seed(seed)
+        out = [torch.rand(t.shape, generator=g) for t in content]
+        assert torch.equal(gram_log_ratio_to(out, *target), gram_log_ratio(out, content, style))

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from photostyle.losses.losses import gram_distance
+from photostyle.losses.losses import gram_distance as gram_distance  # re-exported
+from photostyle.losses.losses import gram_distance_to
 from photostyle.losses.losses import gram_matrix as gram_matrix  # re-exported
 from photostyle.measure import frame_change
 from photostyle.models.affine import luma as batch_luma
@@ -108,15 +109,16 @@ class PairScorer:
         self.content = content
         self.encoder = encoder
         self.gram_size = gram_size
-        self.style_taps = _encode_for_gram(encoder, style, gram_size)
+        # The style's Gram matrices, once for every output scored against it.
+        self.style_grams = [gram_matrix(t) for t in _encode_for_gram(encoder, style, gram_size)]
         taps_c = _encode_for_gram(encoder, content, gram_size)
-        self.baseline = float(gram_distance(taps_c, self.style_taps)[0])  # content vs style
+        self.baseline = float(gram_distance_to(taps_c, self.style_grams)[0])  # content vs style
 
     @torch.inference_mode()
     def __call__(self, output: torch.Tensor) -> PairScores:
         """Score one output. Shape: (3, H, W), the content's size."""
         taps_o = _encode_for_gram(self.encoder, output, self.gram_size)
-        gram = float(gram_distance(taps_o, self.style_taps)[0])
+        gram = float(gram_distance_to(taps_o, self.style_grams)[0])
         ratio = gram / self.baseline if self.baseline > 0 else float("nan")
         return PairScores(
             ssim=ssim(output, self.content),

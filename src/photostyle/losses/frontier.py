@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from photostyle.losses.losses import gram_distance
+from photostyle.losses.losses import gram_distance_to, gram_matrix
 from photostyle.models.affine import luma
 
 
@@ -33,9 +33,28 @@ def gram_log_ratio(
     Returns:
         (B,) log ratios.
     """
-    num = gram_distance(out, style)
-    den = gram_distance([t.detach() for t in content], [t.detach() for t in style])
-    return torch.log(num.clamp_min(1e-12)) - torch.log(den.clamp_min(1e-12))
+    return gram_log_ratio_to(out, *gram_target(content, style))
+
+
+def gram_target(
+    content: Sequence[torch.Tensor], style: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """What :func:`gram_log_ratio` compares outputs with: the style's Gram matrices and the log of
+    the content's Gram distance to them (detached). Both stay fixed while one photo's output is
+    optimised, so a loop computes them once (:func:`gram_log_ratio_to`).
+
+    Shape: feature maps per layer (B, C_i, H_i, W_i) -> Gram matrices (B, C_i, C_i) and (B,).
+    """
+    grams = [gram_matrix(t) for t in style]
+    den = gram_distance_to([t.detach() for t in content], [g.detach() for g in grams])
+    return grams, torch.log(den.clamp_min(1e-12))
+
+
+def gram_log_ratio_to(
+    out: Sequence[torch.Tensor], style_grams: Sequence[torch.Tensor], log_den: torch.Tensor
+) -> torch.Tensor:
+    """:func:`gram_log_ratio` against a :func:`gram_target`. Shape: as there -> (B,)."""
+    return torch.log(gram_distance_to(out, style_grams).clamp_min(1e-12)) - log_den
 
 
 def _gaussian_window(dtype: torch.dtype, device: torch.device, sigma: float = 1.5) -> torch.Tensor:
@@ -70,4 +89,4 @@ def ssim_luma(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return s.mean(dim=(1, 2, 3))
 
 
-__all__ = ["gram_log_ratio", "ssim_luma"]
+__all__ = ["gram_log_ratio", "gram_log_ratio_to", "gram_target", "ssim_luma"]

@@ -160,8 +160,18 @@ def gram_distance(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch
     """
     if len(a) != len(b):
         raise ValueError(f"got {len(a)} and {len(b)} feature maps")
+    return gram_distance_to(a, [gram_matrix(fb) for fb in b])
+
+
+def gram_distance_to(a: Sequence[torch.Tensor], grams: Sequence[torch.Tensor]) -> torch.Tensor:
+    """:func:`gram_distance` to Gram matrices computed once (a style scored against many images).
+
+    Shape: a per layer (B, C_i, H_i, W_i), grams per layer (B, C_i, C_i) -> (B,).
+    """
+    if len(a) != len(grams):
+        raise ValueError(f"got {len(a)} feature maps and {len(grams)} Gram matrices")
     total = a[0].new_zeros(a[0].shape[0])
-    for fa, fb in zip(a, b, strict=True):
-        diff = gram_matrix(fa) - gram_matrix(fb)  # (B, C, C)
+    for fa, gb in zip(a, grams, strict=True):
+        diff = gram_matrix(fa) - gb  # (B, C, C)
         total = total + diff.pow(2).mean(dim=(1, 2))
     return total

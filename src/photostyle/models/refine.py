@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from photostyle.losses.frontier import gram_log_ratio, ssim_luma
+from photostyle.losses.frontier import gram_log_ratio_to, gram_target, ssim_luma
 from photostyle.models.affine import AffineHead
 from photostyle.models.encoder import VGGEncoder
 
@@ -87,11 +87,12 @@ def refine_grade(
         b = base.detach().float().clone()
         taps_c = [t.float().clone() for t in (content_taps or taps(c))]
         taps_s = [t.float().clone() for t in (style_taps or taps(style.float()))]
+        target = gram_target(taps_c, taps_s)  # fixed over the steps: computed once
         g = grade.detach().float().clone()  # (B, 12, bins, 1, 1)
         for _ in range(settings.steps):
             g.requires_grad_(True)
             out = head.colour_model(c, b, g).image.clamp(0, 1)  # (B, 3, h, w)
-            style_term = gram_log_ratio(taps(out), taps_c, taps_s)  # (B,)
+            style_term = gram_log_ratio_to(taps(out), *target)  # (B,)
             structure = 1 - ssim_luma(out, c)  # (B,)
             smooth = g.diff(dim=2).pow(2).mean() if g.shape[2] > 1 else g.new_zeros(())
             loss = (style_term + settings.ssim_weight * structure).sum()
