@@ -63,6 +63,17 @@ def test_pair_stream_draws_styles_of_the_content_class(tmp_path, write_png) -> N
     assert not all(same(never))  # 4 images in 2 classes: some random pairs mix them
 
 
+def test_pair_stream_grades_style_crops_with_looks_only_when_asked(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    images = image_folder(_folder(tmp_path / "photos", write_png))
+    plain = _PairStream(images, 32, seed=0, same_class=0.5)
+    graded = _PairStream(images, 32, seed=0, same_class=0.5, looks=1.0)
+    c0, s0, _, _ = plain.batch(0, 8)
+    c1, s1, _, _ = graded.batch(0, 8)
+    torch.testing.assert_close(c1, c0)  # contents and their crops are untouched
+    changed = (s1 - s0).abs().flatten(1).mean(1)  # (8,)
+    assert (changed > 0.01).all()
+
+
 def test_total_variation_of_a_constant_grid_is_zero() -> None:
     assert float(total_variation(torch.ones(1, 12, 3, 4, 5))) == 0.0
     ramp = torch.arange(4.0).reshape(1, 1, 1, 1, 4).expand(1, 1, 2, 3, 4)

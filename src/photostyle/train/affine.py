@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
+from photostyle.data.looks import random_look
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
 from photostyle.models.checkpoint import save_stylizer
@@ -82,6 +83,7 @@ class AffineTrainConfig:
         },
     )
     same_class: float = 0.75  # share of pairs whose style is drawn from the content's class
+    style_looks: float = 0.0  # share of style crops graded with a random look (data.looks)
     seed: int = 0  # seed of the initial weights and of the stream of pairs
     device: str = "auto"  # torch device
     amp: bool = False  # run the VGG passes under bfloat16 autocast (CPUs with bf16 units, GPUs)
@@ -121,14 +123,18 @@ class _PairStream:
     """Item ``n`` is a (content, style) crop pair drawn with a generator seeded by ``(seed, n)``.
 
     With probability ``same_class`` the style comes from the content's class (a street for a
-    street), as in the DPST pairs the model is judged on; otherwise from any class.
+    street), as in the DPST pairs the model is judged on; otherwise from any class. With
+    probability ``looks`` the style crop is graded with a random look (:func:`random_look`).
     """
 
-    def __init__(self, images: ImageList, crop: int, seed: int, same_class: float) -> None:
+    def __init__(
+        self, images: ImageList, crop: int, seed: int, same_class: float, looks: float = 0.0
+    ) -> None:
         self.images = images
         self.crop = crop
         self.seed = seed
         self.same_class = same_class
+        self.looks = looks
         self.cache: dict[int, torch.Tensor] = {}
         labels = torch.as_tensor(images.labels)
         self.members = {int(k): torch.nonzero(labels == k)[:, 0] for k in labels.unique()}
@@ -171,7 +177,10 @@ class _PairStream:
         for n in range(start, start + size):
             i, j, g = self.pair(n)
             contents.append(random_crop(self._image(i), self.crop, g))
-            styles.append(random_crop(self._image(j), self.crop, g))
+            style = random_crop(self._image(j), self.crop, g)
+            if self.looks > 0 and float(torch.rand((), generator=g)) < self.looks:
+                style = random_look(style, g)
+            styles.append(style)
             split = bool(torch.rand((), generator=g) < 0.5)
             for out in (labels_c, labels_s):
                 cut = int(torch.randint(self.crop // 4, 3 * self.crop // 4, (), generator=g))
@@ -193,8 +202,9 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     """
     if config.steps < 0 or config.batch_size < 1 or config.crop < 32:
         raise ValueError("steps must be >= 0, batch_size >= 1 and crop >= 32")
-    if not 0.0 <= config.same_class <= 1.0:
-        raise ValueError(f"same_class must be in [0, 1], got {config.same_class}")
+    for name in ("same_class", "style_looks"):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {getattr(config, name)}")
     device = resolve_device(config.device)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +223,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         images = ImageList(
             images.paths[: config.max_images], images.labels[: config.max_images], images.classes
         )
-    stream = _PairStream(images, config.crop, config.seed, config.same_class)
+    stream = _PairStream(images, config.crop, config.seed, config.same_class, config.style_looks)
     ckpt = out / "checkpoint.safetensors"
     step = 0
     if ckpt.exists():
