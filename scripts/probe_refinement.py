@@ -1,0 +1,113 @@
+"""How far the curves head's one-pass grade is from the photo's own optimum (docs/quality.md).
+
+For each DPST pair, at the model's working size and with masks, the colour grade is taken in
+several ways and scored with the refinement's own objective (``photostyle.models.refine``: Gram
+ratio over VGG relu1_1..relu4_1, SSIM on luma, ``log ratio + w_ssim (1 - SSIM)``):
+
+- ``base``: no residual (the untrained head);
+- ``head``: the trained head's residual, and ``head x2``: twice it;
+- ``refined K``: ``K`` normalised refinement steps from the base (``--steps``, the long run that
+  approximates the photo's optimum) and ``refined 2`` (the default's budget);
+- ``step L``: one straight step of length ``L`` along the first gradient.
+
+It also prints the cosine between the head's residual and the long refinement's: how well the
+head predicts where the photo's optimum lies. Scores here are at working size, not the eval's
+short side 512; use them to compare grades, and ``photostyle eval`` for the reported figures.
+
+Run: ``OMP_NUM_THREADS=2 python scripts/probe_refinement.py --weights W --limit 10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+
+import torch
+
+from photostyle.api import Stylizer
+from photostyle.data.pairs import find_pairs
+from photostyle.inference import resize_labels, to_working_size, working_style
+from photostyle.io import load_image, load_mask
+from photostyle.losses.frontier import gram_log_ratio_to, gram_target, ssim_luma
+from photostyle.models.affine import AffineHead
+from photostyle.models.refine import RefineSettings, refine_grade
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", default="../shared/eval/dpst-dev", help="DPST-layout folder")
+    parser.add_argument("--weights", default="affine", help="stylizer file or bundled name")
+    parser.add_argument("--limit", type=int, default=10, help="first N pairs (the selection)")
+    parser.add_argument("--steps", type=int, default=6, help="K of the long refinement")
+    parser.add_argument("--json", help="write per-pair rows here")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    stylizer = Stylizer(weights=args.weights, device="cpu")
+    head, encoder = stylizer.model.decoder, stylizer.model.encoder
+    if not isinstance(head, AffineHead) or head.residual != "curves":
+        raise SystemExit(f"{args.weights}: not an affine head with the curves residual")
+    size = stylizer.config.working_size
+    weight = stylizer.config.refine_ssim_weight
+    cpu = torch.device("cpu")
+    rows: list[dict[str, object]] = []
+    for pair in find_pairs(args.pairs)[: args.limit]:
+        content, style = load_image(pair.content), load_image(pair.style)
+        masks = pair.content_mask is not None and pair.style_mask is not None
+        _, c = to_working_size(content, size, cpu)
+        sm = load_mask(pair.style_mask, tuple(style.shape[1:])) if masks else None  # type: ignore[arg-type]
+        ws = working_style(style, size, cpu, torch.float32, sm)
+        lc = None
+        if masks:
+            cm = load_mask(pair.content_mask, tuple(content.shape[1:]))  # type: ignore[arg-type]
+            lc = resize_labels(cm, (c.shape[-2], c.shape[-1]))
+        ec, es = encoder(c), encoder(ws.image)
+        base, residual = head.grid(c, ws.image, ec, es, content_labels=lc, style_labels=ws.labels)
+        target = gram_target(ec.taps, es.taps)
+        zero = torch.zeros_like(residual)
+
+        def refine(steps: int, step: float = 0.1) -> torch.Tensor:
+            settings = RefineSettings(steps=steps, step=step, ssim_weight=weight)
+            return refine_grade(head, encoder, c, ws.image, base, zero, settings, ec.taps, es.taps)
+
+        long_run, direction = refine(args.steps), refine(1, step=1.0)
+        grades = {
+            "base": zero,
+            "head": residual,
+            "head x2": 2 * residual,
+            f"refined {args.steps}": long_run,
+            "refined 2": refine(2),
+            **{f"step {length}": length * direction for length in (0.1, 0.2, 0.3)},
+        }
+        row: dict[str, object] = {
+            "pair": pair.name,
+            "cos(head, refined)": float(
+                torch.cosine_similarity(residual.flatten(), long_run.flatten(), 0)
+            ),
+        }
+        for name, grade in grades.items():
+            out = head.colour_model(c, base, grade).image.clamp(0, 1)
+            ratio = float(gram_log_ratio_to(encoder(out).taps, *target).exp())
+            ssim = float(ssim_luma(out, c))
+            row[name] = {"gram_ratio": ratio, "ssim": ssim}
+        rows.append(row)
+        print(pair.name, f"cos {row['cos(head, refined)']:.2f}", flush=True)
+    names = [k for k in rows[0] if isinstance(rows[0][k], dict)]
+    summary: dict[str, dict[str, float]] = defaultdict(dict)
+    print("\n| grade | SSIM | Gram ratio geo. mean |\n|---|---:|---:|")
+    for name in names:
+        scores = [r[name] for r in rows]
+        geo = math.exp(sum(math.log(s["gram_ratio"]) for s in scores) / len(scores))  # type: ignore[index]
+        ssim = sum(s["ssim"] for s in scores) / len(scores)  # type: ignore[index]
+        summary[name] = {"ssim": ssim, "gram_ratio_geomean": geo}
+        print(f"| {name} | {ssim:.3f} | {geo:.3f} |")
+    cosines = [float(r["cos(head, refined)"]) for r in rows]  # type: ignore[arg-type]
+    print(f"\nmean cos(head, refined {args.steps}): {sum(cosines) / len(cosines):.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"weights": args.weights, "summary": summary, "pairs": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
