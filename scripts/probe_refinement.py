@@ -52,6 +52,7 @@ def main() -> None:
     weight = stylizer.config.refine_ssim_weight
     cpu = torch.device("cpu")
     rows: list[dict[str, object]] = []
+    scores: dict[str, list[tuple[float, float]]] = defaultdict(list)  # grade -> (ratio, SSIM)
     for pair in find_pairs(args.pairs)[: args.limit]:
         content, style = load_image(pair.content), load_image(pair.style)
         masks = pair.content_mask is not None and pair.style_mask is not None
@@ -65,15 +66,15 @@ def main() -> None:
         ec, es = encoder(c), encoder(ws.image)
         base, residual = head.grid(c, ws.image, ec, es, content_labels=lc, style_labels=ws.labels)
         target = gram_target(ec.taps, es.taps)
-        zero = torch.zeros_like(residual)
 
         def refine(steps: int, step: float = 0.1) -> torch.Tensor:
             settings = RefineSettings(steps=steps, step=step, ssim_weight=weight)
-            return refine_grade(head, encoder, c, ws.image, base, zero, settings, ec.taps, es.taps)
+            return refine_grade(head, encoder, *inputs, settings, ec.taps, es.taps)  # noqa: B023
 
+        inputs = (c, ws.image, base, torch.zeros_like(residual))
         long_run, direction = refine(args.steps), refine(1, step=1.0)
         grades = {
-            "base": zero,
+            "base": torch.zeros_like(residual),
             "head": residual,
             "head x2": 2 * residual,
             f"refined {args.steps}": long_run,
@@ -91,17 +92,16 @@ def main() -> None:
             ratio = float(gram_log_ratio_to(encoder(out).taps, *target).exp())
             ssim = float(ssim_luma(out, c))
             row[name] = {"gram_ratio": ratio, "ssim": ssim}
+            scores[name].append((ratio, ssim))
         rows.append(row)
         print(pair.name, f"cos {row['cos(head, refined)']:.2f}", flush=True)
-    names = [k for k in rows[0] if isinstance(rows[0][k], dict)]
-    summary: dict[str, dict[str, float]] = defaultdict(dict)
+    summary: dict[str, dict[str, float]] = {}
     print("\n| grade | SSIM | Gram ratio geo. mean |\n|---|---:|---:|")
-    for name in names:
-        scores = [r[name] for r in rows]
-        geo = math.exp(sum(math.log(s["gram_ratio"]) for s in scores) / len(scores))  # type: ignore[index]
-        ssim = sum(s["ssim"] for s in scores) / len(scores)  # type: ignore[index]
-        summary[name] = {"ssim": ssim, "gram_ratio_geomean": geo}
-        print(f"| {name} | {ssim:.3f} | {geo:.3f} |")
+    for name, pairs in scores.items():
+        geo = math.exp(sum(math.log(ratio) for ratio, _ in pairs) / len(pairs))
+        mean_ssim = sum(value for _, value in pairs) / len(pairs)
+        summary[name] = {"ssim": mean_ssim, "gram_ratio_geomean": geo}
+        print(f"| {name} | {mean_ssim:.3f} | {geo:.3f} |")
     cosines = [float(r["cos(head, refined)"]) for r in rows]  # type: ignore[arg-type]
     print(f"\nmean cos(head, refined {args.steps}): {sum(cosines) / len(cosines):.2f}")
     if args.json:
