@@ -509,6 +509,20 @@ def test_refine_needs_the_curves_head(tiny_stylizer_files: tuple[Path, Path]) ->
         StylizeOptions(refine=-1)
 
 
+def test_refine_on_the_affine_head_without_curves_is_refused_where_options_resolve(
+    tiny_stylizer_files: tuple[Path, Path], tiny_affine_weights: Path
+) -> None:
+    # resolve_options owns the refusal; the backend refines whatever steps reach it.
+    spatial = Stylizer(tiny_affine_weights, encoder_weights=tiny_stylizer_files[1], device="cpu")
+    assert spatial.config.grid_residual == "spatial"
+    content, style = _rand(3, 20, 24, seed=3), _rand(3, 20, 20, seed=4)
+    message = "refine needs a model with the affine head's curves residual"
+    with pytest.raises(ValueError, match=message):
+        spatial.stylize(content, style, options=StylizeOptions(refine=1))
+    one_pass = spatial.stylize(content, style, options=StylizeOptions(refine=0))
+    torch.testing.assert_close(spatial.stylize(content, style), one_pass)  # default: no steps
+
+
 @pytest.mark.parametrize("head", ["decoder", "affine"])
 def test_stage_hook_reports_every_stage_and_changes_nothing(
     tiny_stylizer_files: tuple[Path, Path], tiny_affine_weights: Path, head: str

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from photostyle.models.stylizer import head_spec
 from photostyle.utils import (
     atomic_path,
     auto_dtype,
@@ -89,7 +90,7 @@ def test_auto_dtype_takes_bfloat16_only_where_it_was_measured_faster(
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     assert cpu_bfloat16_units() is (avx512_bf16 or amx)
-    assert auto_dtype(torch.device(device), head) == expected
+    assert auto_dtype(torch.device(device), head_spec(head)) == expected
 
 
 def test_auto_dtype_is_float32_where_pytorch_cannot_tell(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,4 +98,4 @@ def test_auto_dtype_is_float32_where_pytorch_cannot_tell(monkeypatch: pytest.Mon
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
     assert cpu_bfloat16_units() is None
     assert cpu_has_fast_bfloat16()  # an explicit --dtype bfloat16 is not refused then
-    assert auto_dtype(torch.device("cpu"), "affine") == torch.float32
+    assert auto_dtype(torch.device("cpu"), head_spec("affine")) == torch.float32

@@ -25,6 +25,7 @@ from photostyle.inference import (
 from photostyle.io import check_output_path, load_image, load_mask, save_image
 from photostyle.models.checkpoint import load_stylizer
 from photostyle.models.layers import FAVariant
+from photostyle.models.stylizer import head_spec
 from photostyle.models.weights import (
     check_sha256,
     stylizer_file,
@@ -92,7 +93,7 @@ class Stylizer:
         self.meta = saved.meta
         self.device = resolve_device(device)
         if dtype == "auto":  # bfloat16 where measured faster, if this backend computes in it
-            picked = auto_dtype(self.device, config.head)
+            picked = auto_dtype(self.device, head_spec(config.head))
             dtype = picked if picked in spec.dtypes else spec.dtypes[0]
         spec.check_head(config.head, path)
         self.model = model.to(self.device, dtype).eval()

@@ -249,7 +249,8 @@ class TorchBackend:
         content_labels: torch.Tensor | None,
     ) -> torch.Tensor:
         """The affine head's colour model at working size, its grade refined on this photo when
-        ``refine`` steps are asked for (:mod:`photostyle.models.refine`).
+        ``refine`` steps are asked for (:mod:`photostyle.models.refine`; :func:`resolve_options`
+        refuses them for a head without the curves residual).
 
         Shape: content (1, 3, h, w) -> (1, 12, h, w).
         """
@@ -268,7 +269,7 @@ class TorchBackend:
             style_labels=style.labels,
             variant=fa,
         )
-        if refine and head.residual == "curves":
+        if refine:
             weight = self.model.config.refine_ssim_weight
             settings = RefineSettings(steps=refine, ssim_weight=weight)
             residual = refine_grade(

@@ -10,7 +10,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -192,22 +192,32 @@ def cpu_has_fast_bfloat16() -> bool:
     return cpu_bfloat16_units() is not False
 
 
-# Stylizer heads whose network was measured faster in bfloat16 than in float32 at the same quality
-# (docs/speed.md, "bfloat16"): the affine head. The pixel decoder's outputs move by up to 0.1.
-BFLOAT16_HEADS: frozenset[str] = frozenset({"affine"})
+class BFloat16Capability(Protocol):
+    """What :func:`auto_dtype` asks of a stylizer head's registration
+    (:class:`photostyle.models.stylizer.HeadSpec`)."""
+
+    @property
+    def auto_bfloat16(self) -> bool:
+        """Whether the head's network was measured faster in bfloat16 at the same quality."""
+        ...
 
 
-def auto_dtype(device: torch.device, head: str) -> torch.dtype:
+def auto_dtype(device: torch.device, head: BFloat16Capability) -> torch.dtype:
     """The network's compute dtype for ``dtype="auto"``: bfloat16 only where it was measured
     faster at the same quality, else float32.
 
-    That is a head of :data:`BFLOAT16_HEADS` on a CPU known to have bfloat16 units
-    (:func:`cpu_bfloat16_units`): with AVX-512 BF16 the default stylizer took 0.71-0.79x
-    float32's time per call, its result within 57-58 dB PSNR of float32's and the dev-pair scores
-    within 0.001. CUDA, other heads and CPUs without the units (or where PyTorch cannot tell) get
-    float32: not measured faster there.
+    That is a head registered with ``auto_bfloat16`` (the affine head) on a CPU known to have
+    bfloat16 units (:func:`cpu_bfloat16_units`): with AVX-512 BF16 the default stylizer took
+    0.71-0.79x float32's time per call, its result within 57-58 dB PSNR of float32's and the
+    dev-pair scores within 0.001. CUDA, other heads and CPUs without the units (or where PyTorch
+    cannot tell) get float32: not measured faster there.
+
+    Args:
+        device: where the network runs.
+        head: the registration of the stylizer's head
+            (:func:`photostyle.models.stylizer.head_spec`).
     """
-    if device.type == "cpu" and head in BFLOAT16_HEADS and cpu_bfloat16_units():
+    if device.type == "cpu" and head.auto_bfloat16 and cpu_bfloat16_units():
         return torch.bfloat16
     return torch.float32
 

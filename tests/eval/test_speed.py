@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from photostyle.cli import main
+from photostyle.eval import speed as speed_module
 from photostyle.eval.speed import count_flops, run_speed, speed_table_markdown
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 
@@ -19,6 +20,18 @@ def model() -> PhotoStylizer:
     torch.manual_seed(0)
     config = ModelConfig(arch="custom", widths=(4, 8, 8, 16), depths=(1, 1, 2, 1), residual=True)
     return PhotoStylizer(config).eval()
+
+
+@pytest.fixture
+def small_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command's matmul peak measured on 64 x 64 matrices: its 2048 x 2048 ones take
+    seconds on 2 cores, and the peak's size is not what the command-line tests check."""
+    measure = speed_module.matmul_peak
+
+    def small(dtype: torch.dtype = torch.float32, n: int = 2048, **kwargs: object) -> float:
+        return measure(dtype, 64, **kwargs)
+
+    monkeypatch.setattr(speed_module, "matmul_peak", small)
 
 
 def _conv_flops(model: nn.Module, content: torch.Tensor, style: torch.Tensor) -> int:
@@ -119,7 +132,10 @@ def test_bad_arguments(model: PhotoStylizer) -> None:
 
 
 def test_cli_speed(
-    tiny_stylizer_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_stylizer_files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    small_peak: None,
 ) -> None:
     weights, encoder = tiny_stylizer_files
     report = tmp_path / "speed.json"
@@ -145,6 +161,7 @@ def test_cli_speed_skips_bfloat16_on_a_cpu_without_bfloat16_units(
     tiny_stylizer_files: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    small_peak: None,
 ) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)

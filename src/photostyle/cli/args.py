@@ -132,12 +132,12 @@ def stylizer_from_args(args: argparse.Namespace) -> Stylizer:
     """The stylizer of :func:`add_model_args` (and :func:`add_backend_args`, where a command has
     them)."""
     from photostyle.api import Stylizer
-    from photostyle.deploy.backends import BACKEND_REGISTRY, BACKENDS
+    from photostyle.deploy.backends import BACKEND_REGISTRY, BACKENDS, backend_spec
 
     backend = getattr(args, "backend", BACKENDS[0])  # stylize and demo have it
     onnx = getattr(args, "onnx", None)
-    if onnx is not None and not BACKEND_REGISTRY.get(backend).takes_file:
-        takes = " or ".join(s.name for s in BACKEND_REGISTRY.specs() if s.takes_file)
+    if onnx is not None and not backend_spec(backend).takes_file:
+        takes = " or ".join(BACKEND_REGISTRY.names(lambda s: s.takes_file))
         raise ValueError(f"--onnx needs --backend {takes}")
     from photostyle.utils import check_bfloat16_speed, resolve_device
 

@@ -17,7 +17,7 @@ import torch
 
 from photostyle.inference import NetworkBackend, TorchBackend
 from photostyle.models.layers import FAVariant
-from photostyle.models.stylizer import PhotoStylizer
+from photostyle.models.stylizer import PhotoStylizer, head_spec
 from photostyle.registry import Registry
 
 # (model, checkpoint path, network file or None, FA variant asked for or None, memory format)
@@ -47,14 +47,12 @@ class BackendSpec:
     def check_head(self, head: str, path: Path) -> None:
         """Refuse a stylizer whose head this backend does not run (one line naming the file)."""
         if head not in self.heads:
-            runs = " or ".join(_HEAD_NAMES.get(h, h) for h in self.heads)
+            runs = " or ".join(head_spec(h).label for h in self.heads)
             raise ValueError(
                 f"{path}: the {self.name} backend runs {runs} stylizers only, this one has the "
                 f"{head} head (use the torch backend)"
             )
 
-
-_HEAD_NAMES = {"decoder": "pixel-decoder", "affine": "affine-head"}  # how messages name heads
 
 BACKEND_REGISTRY: Registry[BackendSpec] = Registry("backend")  # name -> spec, in listing order
 

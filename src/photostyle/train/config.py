@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import functools
 import inspect
 import io
 import json
@@ -455,6 +456,14 @@ def with_overrides(
 
 def field_comments(cls: type) -> dict[str, str]:
     """The trailing ``# comment`` of each field of dataclass ``cls``, read from its source."""
+    return dict(_field_comments(cls))
+
+
+@functools.cache
+def _field_comments(cls: type) -> tuple[tuple[str, str], ...]:
+    """:func:`field_comments` as pairs, read once per class: a class's source does not change
+    while it runs, and reading it (``inspect.getsource`` parses the whole module) took most of
+    the command line's start-up, which builds every command's flags."""
     source = inspect.getsource(cls)
     comments: dict[int, str] = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -468,7 +477,7 @@ def field_comments(cls: type) -> dict[str, str]:
             end = node.end_lineno or node.lineno
             lines = range(node.lineno, end + 1)
             out[node.target.id] = " ".join(comments[i] for i in lines if i in comments)
-    return out
+    return tuple(out.items())
 
 
 def _yaml_value(value: Any) -> str:
