@@ -75,7 +75,7 @@ for label, name in (("a", "demo_content.jpg"), ("b", "demo_style.jpg")):
         img.crop((*box, box[0] + 256, box[1] + 256)).save(root / label / f"{i}.jpg", quality=95)
 EOF
 
-step pytest_cuda 60 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
+step pytest_cuda 60 "$PY" -m pytest -q -n 0 -m cuda -p no:cacheprovider tests
 step speed 90 "$PY" -m photostyle.cli speed --device cuda "${WEIGHTS[@]}" \
     --sizes 512x256,1024x512 --runs 10 \
     --knobs float32,inference_mode,channels_last,bfloat16,compile,batch=4 \
