@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from photostyle.models.stylizer import head_spec
 from photostyle.utils import (
     atomic_path,
     auto_dtype,
+    check_writable,
     cpu_bfloat16_units,
     cpu_has_fast_bfloat16,
     one_line,
@@ -99,3 +101,17 @@ def test_auto_dtype_is_float32_where_pytorch_cannot_tell(monkeypatch: pytest.Mon
     assert cpu_bfloat16_units() is None
     assert cpu_has_fast_bfloat16()  # an explicit --dtype bfloat16 is not refused then
     assert auto_dtype(torch.device("cpu"), head_spec("affine")) == torch.float32
+
+
+def test_check_writable_leaves_nothing_behind(tmp_path: Path) -> None:
+    assert check_writable(tmp_path / "new" / "out.jpg") == tmp_path / "new" / "out.jpg"
+    assert list(tmp_path.iterdir()) == []  # the trial file is gone, no folder made
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_writable(tmp_path / "file" / "out.jpg")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs Linux's /proc")
+def test_check_writable_refuses_a_folder_where_no_file_can_be_made() -> None:
+    with pytest.raises(ValueError, match=r"^/proc/out\.jpg: cannot write in /proc \("):
+        check_writable("/proc/out.jpg")  # writable bits for root, yet no file can be made there

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,7 +88,9 @@ def check_writable(path: str | Path, *, folder: bool = False) -> Path:
     """Check, before any work, that a file (or with ``folder`` a folder) can be written at ``path``.
 
     Missing parent folders are fine (writers create them); the nearest existing one must be a
-    writable folder.
+    folder in which a file can be created: that is tried (a hidden file, removed at once), since
+    permission bits do not tell (root may write anywhere they allow, yet not in ``/proc`` or on a
+    read-only mount).
 
     Raises:
         ValueError: ``path`` is a folder where a file is wanted (or a file where a folder is),
@@ -103,8 +106,11 @@ def check_writable(path: str | Path, *, folder: bool = False) -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise ValueError(f"{path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{path}: cannot write in {parent} (permission denied)")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".photostyle-check-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"{path}: cannot write in {parent} ({err.strerror or err})") from err
     return path
 
 
