@@ -146,6 +146,26 @@ def test_cli_train_affine_wires_its_flags(tmp_path, write_png, capsys) -> None: 
     assert (config.grid_hidden, config.grid_bins, config.grid_residual) == (4, 1, "curves")
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--style-looks", "2", "--style-looks must be in [0, 1], got 2.0"),
+        ("--same-class", "-0.5", "--same-class must be in [0, 1], got -0.5"),
+        ("--crop", "16", "--crop must be at least 32, got 16"),
+        ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
+    ],
+)
+def test_cli_train_affine_refuses_bad_values_naming_the_flag(  # type: ignore[no-untyped-def]
+    tmp_path, capsys, flag, value, message
+) -> None:
+    out = tmp_path / "run"
+    argv = ["train-affine", "--data", str(tmp_path), "--out-dir", str(out), flag, value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"photostyle: error: {message}"]
+    assert not out.exists()
+
+
 def test_flat_stored_configs_of_earlier_releases_still_load(tmp_path: Path) -> None:
     # As earlier releases stored it in checkpoint.safetensors ("config"): the model's settings flat.
     flat = {

@@ -92,6 +92,12 @@ class AffineTrainConfig:
     max_images: int | None = None  # use only the first N images (tests, quick runs)
 
     def __post_init__(self) -> None:
+        for name, low in (("steps", 0), ("batch_size", 1), ("crop", 32)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("same_class", "style_looks"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.model.head != "affine" or self.model.arch != "vgg16":
             raise ValueError(
                 "model must be an affine head on the bundled vgg16 encoder, got the "
@@ -200,11 +206,6 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         ValueError: bad settings.
         FloatingPointError: a non-finite loss (the last checkpoint is kept).
     """
-    if config.steps < 0 or config.batch_size < 1 or config.crop < 32:
-        raise ValueError("steps must be >= 0, batch_size >= 1 and crop >= 32")
-    for name in ("same_class", "style_looks"):
-        if not 0.0 <= getattr(config, name) <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {getattr(config, name)}")
     device = resolve_device(config.device)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
