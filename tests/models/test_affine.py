@@ -193,6 +193,15 @@ def test_curves_residual_is_the_same_everywhere_and_linear_in_alpha(curves_head)
     assert torch.allclose(out[..., 5, 7], out[..., 8, 11], atol=1e-6)
 
 
+def test_only_the_curves_residual_takes_a_learned_step(tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    assert AffineHead(tiny_cfg.widths, residual="curves", steer_hidden=4).steer is not None
+    assert AffineHead(tiny_cfg.widths, residual="curves").steer is None
+    with pytest.raises(ValueError, match="curves residual"):
+        AffineHead(tiny_cfg.widths, residual="spatial", steer_hidden=4)
+    with pytest.raises(ValueError, match="steer_hidden must be >= 0"):
+        AffineHead(tiny_cfg.widths, residual="curves", steer_hidden=-1)
+
+
 def test_head_rejects_an_unknown_residual(tiny_cfg) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="residual"):
         AffineHead(tiny_cfg.widths, residual="pixels")  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
-from photostyle.models.affine import AffineHead
+from photostyle.models.affine import AffineHead, LearnedStep
 from photostyle.models.refine import RefineSettings, refine_grade
 
 
@@ -84,3 +84,62 @@ def test_each_step_moves_the_grade_by_its_length(setup) -> None:  # type: ignore
     torch.testing.assert_close(moved, torch.tensor([0.07]), rtol=1e-4, atol=1e-6)
     changes = (one - out.residual).abs().flatten()
     assert changes.max() > 3 * changes.median()  # spent where the loss is steep, not evenly
+
+
+def test_untrained_learned_step_takes_the_plain_step(setup, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    head, enc, content, style, out = setup
+    steered = AffineHead(
+        tiny_cfg.widths, bins=4, hidden=8, residual="curves", base_power=0.0, steer_hidden=8
+    )
+    settings = RefineSettings(steps=2, step=0.05)
+    plain = refine_grade(head, enc, content, style, out.base, out.residual, settings)
+    same = refine_grade(steered, enc, content, style, out.base, out.residual, settings)
+    torch.testing.assert_close(same, plain)
+
+
+def test_a_learned_step_replaces_only_the_first_step(setup, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    """The last layer's bias is added to the first step; the second step is plain again."""
+    head, enc, content, style, out = setup
+    steered = AffineHead(
+        tiny_cfg.widths, bins=4, hidden=8, residual="curves", base_power=0.0, steer_hidden=8
+    )
+    assert steered.steer is not None
+    shift = torch.linspace(-0.02, 0.02, 48)
+    with torch.no_grad():
+        steered.steer.mlp[-1].bias.copy_(shift)
+    one = RefineSettings(steps=1, step=0.05)
+    first = refine_grade(steered, enc, content, style, out.base, out.residual, one)
+    plain_first = refine_grade(head, enc, content, style, out.base, out.residual, one)
+    torch.testing.assert_close(first, plain_first + shift.view(1, 12, 4, 1, 1))
+    two = refine_grade(
+        steered, enc, content, style, out.base, out.residual, RefineSettings(steps=2, step=0.05)
+    )
+    second = refine_grade(head, enc, content, style, out.base, first, one)  # a plain step on
+    torch.testing.assert_close(two, second)
+
+
+def test_learned_step_untrained_is_the_normalised_gradient_step() -> None:
+    step = LearnedStep(4, hidden=8)
+    grade = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
+    grad_style = torch.tensor([[3.0, 0.0, 0.0, 0.0]])
+    grad_structure = torch.tensor([[0.0, 4.0, 0.0, 0.0]])  # sum (3, 4, 0, 0): norm 5
+    delta = step(grade, grad_style, grad_structure, torch.zeros(1, 2), 0.5)
+    torch.testing.assert_close(delta, torch.tensor([[-0.3, -0.4, 0.0, 0.0]]))
+
+
+def test_learned_step_checks_shapes() -> None:
+    step = LearnedStep(4, hidden=8)
+    with pytest.raises(ValueError, match=r"\(B, N\)"):
+        step(torch.zeros(1, 4), torch.zeros(1, 5), torch.zeros(1, 4), torch.zeros(1, 2), 0.1)
+    with pytest.raises(ValueError, match="positive"):
+        LearnedStep(0, hidden=8)
+
+
+def test_learned_step_gradients_float64() -> None:
+    torch.manual_seed(0)
+    step = LearnedStep(3, hidden=5).double()
+    for p in step.parameters():  # away from the zero start, so the MLP takes part
+        torch.nn.init.normal_(p, std=0.5)
+    inputs = [torch.randn(2, 3, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    losses = torch.randn(2, 2, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a, b, c: step(a, b, c, losses, 0.1), inputs)

@@ -12,9 +12,17 @@ import torch
 from photostyle.api import Stylizer
 from photostyle.cli import main
 from photostyle.data.datasets import image_folder
+from photostyle.inference import StylizeOptions
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
-from photostyle.train.affine import AffineTrainConfig, _PairStream, total_variation, train_affine
+from photostyle.models.weights import WeightsError
+from photostyle.train.affine import (
+    AffineTrainConfig,
+    _PairStream,
+    _steer_loss,
+    total_variation,
+    train_affine,
+)
 
 
 def _folder(root: Path, write_png) -> Path:  # type: ignore[no-untyped-def]
@@ -207,3 +215,87 @@ def test_flat_stored_configs_of_earlier_releases_still_load(tmp_path: Path) -> N
         AffineTrainConfig.from_dict({**flat, "residual": "grid"})
     with pytest.raises(ValueError, match="affine head on the bundled vgg16"):
         AffineTrainConfig(data="d", out_dir="o", model=replace(model, head="decoder"))
+
+
+def test_learned_step_training_lowers_the_loss_and_leaves_the_head(make_encoder, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    enc = make_encoder()
+    head = AffineHead(tiny_cfg.widths, bins=2, hidden=8, residual="curves", steer_hidden=16)
+    assert head.steer is not None
+    g = torch.Generator().manual_seed(0)
+    c = torch.rand(2, 3, 32, 32, generator=g) * 0.5
+    s = torch.rand(2, 3, 32, 32, generator=g) * 0.5 + 0.5
+    ec, es = enc(c), enc(s)
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    cfg = AffineTrainConfig(data=".", out_dir=".", ssim_weight=1.0)
+    opt = torch.optim.Adam(head.steer.parameters(), lr=1e-2)
+    before = {k: v.clone() for k, v in head.state_dict().items() if not k.startswith("steer.")}
+
+    def loss() -> torch.Tensor:
+        return _steer_loss(head, lambda x: enc(x).taps, c, s, ec, es, labels, labels, cfg)[-1]
+
+    first = loss().item()
+    for _ in range(10):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    assert loss().item() < first - 1e-3
+    after = {k: v for k, v in head.state_dict().items() if not k.startswith("steer.")}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_train_steer_starts_from_a_stylizer_and_trains_only_the_step(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    data = _folder(tmp_path / "photos", write_png)
+    common = {"data": str(data), "batch_size": 1, "crop": 32, "hidden": 8, "bins": 2}
+    first = train_affine(
+        AffineTrainConfig.from_dict({**common, "out_dir": str(tmp_path / "a"), "steps": 1})
+    )
+    steered = train_affine(
+        AffineTrainConfig.from_dict(
+            {
+                **common,
+                "out_dir": str(tmp_path / "b"),
+                "steps": 2,
+                "init": str(first),
+                "steer_hidden": 8,
+                "train_steer": True,
+                "lr": 1e-2,
+            }
+        )
+    )
+    old, new = Stylizer(first, device="cpu"), Stylizer(steered, device="cpu")
+    assert new.config.steer_hidden == 8
+    old_head, new_head = old.model.decoder.state_dict(), new.model.decoder.state_dict()
+    assert all(torch.equal(v, new_head[k]) for k, v in old_head.items())  # the head as given
+    assert new_head["steer.mlp.5.weight"].abs().sum() > 0  # trained away from the plain step
+    content = torch.rand(3, 20, 30)
+    out = new.stylize(content, torch.rand(3, 16, 16), options=StylizeOptions(refine=1))
+    assert out.shape == content.shape
+
+
+def test_train_steer_refuses_a_head_of_another_shape(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    data = _folder(tmp_path / "photos", write_png)
+    common = {"data": str(data), "batch_size": 1, "crop": 32, "bins": 2}
+    first = train_affine(
+        AffineTrainConfig.from_dict(
+            {**common, "out_dir": str(tmp_path / "a"), "steps": 1, "hidden": 8}
+        )
+    )
+    cfg = AffineTrainConfig.from_dict(
+        {**common, "out_dir": str(tmp_path / "b"), "steps": 1, "hidden": 4, "init": str(first)}
+    )
+    with pytest.raises(
+        WeightsError,
+        match=r"does not fit this run.s architecture .*size mismatch for curves\.1\.weight",
+    ):
+        train_affine(cfg)
+
+
+def test_cli_train_steer_needs_a_learned_step(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    argv = ["train-affine", "--data", str(tmp_path), "--out-dir", str(out), "--train-steer"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "photostyle: error: --train-steer needs --steer-hidden > 0 (the learned step's width)"
+    ]
+    assert not out.exists()

@@ -238,6 +238,75 @@ def feature_moments(taps: list[torch.Tensor], scale: float) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
+class LearnedStep(nn.Module):
+    """A learned first refinement step of a curves grade (:mod:`photostyle.models.refine`).
+
+    A plain step moves the grade a fixed distance down the normalised gradient of the photo's
+    frontier loss. This module sees that gradient split into its two terms (style: log Gram
+    ratio; structure: SSIM and smoothness), their sizes, the loss values and the grade itself,
+    and adds a learned correction to the plain step. Its last layer starts at zero, so the
+    untrained module takes exactly the plain step.
+
+    Args:
+        size: coefficients of the grade (``12 * bins``).
+        hidden: width of the MLP.
+    """
+
+    def __init__(self, size: int, hidden: int) -> None:
+        super().__init__()
+        if size < 1 or hidden < 1:
+            raise ValueError(f"size and hidden must be positive, got {size}, {hidden}")
+        inputs = 3 * size + 4  # grade, both directions, their log sizes, both loss values
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(inputs),
+            nn.Linear(inputs, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, size),
+        )
+        last = cast(nn.Linear, self.mlp[-1])
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(
+        self,
+        grade: torch.Tensor,
+        grad_style: torch.Tensor,
+        grad_structure: torch.Tensor,
+        losses: torch.Tensor,
+        step: float,
+    ) -> torch.Tensor:
+        """The change of the grade.
+
+        Args:
+            grade: (B, N) the grade before the step.
+            grad_style: (B, N) gradient of the style term.
+            grad_structure: (B, N) gradient of the structure terms (weighted as in the loss).
+            losses: (B, 2) the style term and 1 - SSIM.
+            step: length of the plain step.
+
+        Returns:
+            (B, N) the change: ``-step * g / |g|`` (``g`` the sum of both gradients) plus the
+            learned correction.
+        """
+        if (
+            grade.ndim != 2
+            or grad_style.shape != grade.shape
+            or grad_structure.shape != grade.shape
+        ):
+            raise ValueError(
+                f"expected equal (B, N) grade and gradients, got {tuple(grade.shape)}, "
+                f"{tuple(grad_style.shape)}, {tuple(grad_structure.shape)}"
+            )
+        total = grad_style + grad_structure
+        plain = -step * total / total.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        ns = grad_style.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        nq = grad_structure.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        x = torch.cat([grade, grad_style / ns, grad_structure / nq, ns.log(), nq.log(), losses], 1)
+        return plain + self.mlp(x)  # (B, N)
+
+
 @dataclass
 class AffineOutput:
     """Output of :class:`AffineHead`: the colour model and the image it makes at working size."""
@@ -259,6 +328,8 @@ class AffineHead(nn.Module):
         cell: grid cell size in working-size pixels (8 = the relu4_1 resolution).
         base_power: exponent of the base's MKL maps (see :func:`mkl_map`).
         residual: form of the learned residual, ``"curves"`` or ``"spatial"`` (module docstring).
+        steer_hidden: width of a :class:`LearnedStep` for the grade's first refinement step
+            (``"curves"`` only); 0 = none, every step plain.
     """
 
     def __init__(
@@ -271,6 +342,7 @@ class AffineHead(nn.Module):
         cell: int = 8,
         base_power: float = 1.0,
         residual: Residual = "spatial",
+        steer_hidden: int = 0,
     ) -> None:
         super().__init__()
         if residual not in RESIDUALS:
@@ -286,6 +358,12 @@ class AffineHead(nn.Module):
         self.base_power = base_power
         self.feature_scale = feature_scale
         self.residual = residual
+        if steer_hidden < 0 or (steer_hidden and residual != "curves"):
+            raise ValueError(
+                "steer_hidden must be >= 0, and only the curves residual has a learned step, "
+                f"got {steer_hidden}"
+            )
+        self.steer = LearnedStep(COEFFS * bins, steer_hidden) if steer_hidden else None
         if residual == "curves":
             stats = 2 * (2 * sum(widths) + 4 * bins) + COEFFS  # both images' moments, the base
             self.curves = nn.Sequential(

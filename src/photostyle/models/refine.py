@@ -20,12 +20,13 @@ at working size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from photostyle.losses.frontier import gram_log_ratio_to, gram_target, ssim_luma
-from photostyle.models.affine import AffineHead
+from photostyle.models.affine import AffineHead, LearnedStep
 from photostyle.models.encoder import VGGEncoder
 
 
@@ -45,6 +46,78 @@ class RefineSettings:
             )
 
 
+class FrontierObjective:
+    """One batch of photos' frontier loss as a function of their image-wide grades.
+
+    The style's Gram matrices and the content's Gram distance to them are computed once, here.
+
+    Args:
+        head: the affine head whose colour model the grades feed.
+        taps: VGG taps of an image, as float32 (the encoder, in its own dtype).
+        content: (B, 3, h, w) content in [0, 1].
+        base: (B, 12, gh, gw) the head's base grid.
+        content_taps: the content's taps.
+        style_taps: the style's taps.
+        settings: the loss weights.
+    """
+
+    def __init__(
+        self,
+        head: AffineHead,
+        taps: Callable[[torch.Tensor], list[torch.Tensor]],
+        content: torch.Tensor,
+        base: torch.Tensor,
+        content_taps: list[torch.Tensor],
+        style_taps: list[torch.Tensor],
+        settings: RefineSettings,
+    ) -> None:
+        self.head = head
+        self.taps = taps
+        self.content = content
+        self.base = base
+        self.settings = settings
+        self.target = gram_target(content_taps, style_taps)
+
+    def terms(self, grade: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per photo: the style term (log Gram ratio), 1 - SSIM, and the grade's smoothness
+        across brightness bins. Shape: (B, 12, bins, 1, 1) -> 3 x (B,).
+        """
+        out = self.head.colour_model(self.content, self.base, grade).image.clamp(0, 1)
+        style = gram_log_ratio_to(self.taps(out), *self.target)  # (B,)
+        dissimilarity = 1 - ssim_luma(out, self.content)  # (B,)
+        if grade.shape[2] > 1:
+            smooth = grade.diff(dim=2).pow(2).flatten(1).mean(1)
+        else:
+            smooth = torch.zeros_like(style)
+        return style, dissimilarity, smooth
+
+    def structure(self, dissimilarity: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
+        """The loss's structure part, ``w_ssim * (1 - SSIM) + w_tv * TV_bins``. Shape: (B,)."""
+        return self.settings.ssim_weight * dissimilarity + self.settings.tv_weight * smooth
+
+    def step(self, grade: torch.Tensor, steer: LearnedStep | None = None) -> torch.Tensor:
+        """The change of one step from ``grade`` (detached): plain, or ``steer``'s (then with a
+        graph into its weights when autograd records).
+
+        Shape: (B, 12, bins, 1, 1) -> (B, 12, bins, 1, 1).
+        """
+        g = grade.detach().requires_grad_(True)
+        with torch.enable_grad():
+            style, dissimilarity, smooth = self.terms(g)
+            structure = self.structure(dissimilarity, smooth)
+            if steer is None:
+                (grad,) = torch.autograd.grad((style + structure).sum(), [g])
+                norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)
+                return -self.settings.step * grad / norm
+            (grad_s,) = torch.autograd.grad(style.sum(), [g], retain_graph=True)
+            (grad_q,) = torch.autograd.grad(structure.sum(), [g])
+        losses = torch.stack([style, dissimilarity], 1).detach()  # (B, 2)
+        delta = steer(
+            g.detach().flatten(1), grad_s.flatten(1), grad_q.flatten(1), losses, self.settings.step
+        )
+        return delta.view_as(grade)
+
+
 def refine_grade(
     head: AffineHead,
     encoder: VGGEncoder,
@@ -57,6 +130,9 @@ def refine_grade(
     style_taps: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Refine an image-wide colour grade on one photo (autograd on, whatever the caller's mode).
+
+    The first step is the head's :class:`~photostyle.models.affine.LearnedStep` where it has one,
+    the others plain.
 
     Args:
         head: the affine head whose colour model is refined (its weights are not changed).
@@ -81,26 +157,18 @@ def refine_grade(
     def taps(x: torch.Tensor) -> list[torch.Tensor]:
         return [t.float() for t in encoder(x.to(dtype)).taps]
 
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.no_grad():
         # Copies made here are ordinary tensors: inference tensors cannot enter autograd.
         c = content.float().clone()
-        b = base.detach().float().clone()
         taps_c = [t.float().clone() for t in (content_taps or taps(c))]
         taps_s = [t.float().clone() for t in (style_taps or taps(style.float()))]
-        target = gram_target(taps_c, taps_s)  # fixed over the steps: computed once
+        objective = FrontierObjective(
+            head, taps, c, base.detach().float().clone(), taps_c, taps_s, settings
+        )
         g = grade.detach().float().clone()  # (B, 12, bins, 1, 1)
-        for _ in range(settings.steps):
-            g.requires_grad_(True)
-            out = head.colour_model(c, b, g).image.clamp(0, 1)  # (B, 3, h, w)
-            style_term = gram_log_ratio_to(taps(out), *target)  # (B,)
-            structure = 1 - ssim_luma(out, c)  # (B,)
-            smooth = g.diff(dim=2).pow(2).mean() if g.shape[2] > 1 else g.new_zeros(())
-            loss = (style_term + settings.ssim_weight * structure).sum()
-            loss = loss + settings.tv_weight * smooth
-            (grad,) = torch.autograd.grad(loss, [g])
-            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)  # per photo
-            g = (g - settings.step * grad / norm).detach()
+        for k in range(settings.steps):
+            g = g + objective.step(g, head.steer if k == 0 else None)
     return g.detach().to(grade.dtype)
 
 
-__all__ = ["RefineSettings", "refine_grade"]
+__all__ = ["FrontierObjective", "RefineSettings", "refine_grade"]

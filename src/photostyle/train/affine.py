@@ -29,14 +29,18 @@ from photostyle.data.datasets import ImageList, image_folder, load_training_imag
 from photostyle.data.looks import random_look
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
-from photostyle.models.checkpoint import save_stylizer
+from photostyle.models.checkpoint import read_stylizer, save_stylizer
 from photostyle.models.encoder import EncoderOutput
+from photostyle.models.refine import FrontierObjective, RefineSettings
 from photostyle.models.stylizer import ModelConfig, build_stylizer
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
+    WeightsError,
     build_encoder,
+    check_sha256,
     load_checkpoint,
     save_checkpoint,
+    stylizer_file,
 )
 from photostyle.train.config import check_fields, top_level_keys
 from photostyle.train.logging import RunLogger, plot_loss_curves, truncate_metrics
@@ -79,6 +83,7 @@ class AffineTrainConfig:
                 "hidden": "grid_hidden",
                 "base_power": "base_power",
                 "residual": "grid_residual",
+                "steer_hidden": "steer_hidden",
             }
         },
     )
@@ -90,6 +95,8 @@ class AffineTrainConfig:
     log_every: int = 10  # steps between log lines (metrics.jsonl, TensorBoard)
     checkpoint_every: int = 100  # steps between checkpoints
     max_images: int | None = None  # use only the first N images (tests, quick runs)
+    init: str | None = None  # stylizer file or bundled name ("affine") whose head starts the run
+    train_steer: bool = False  # train only the learned first refinement step (needs steer_hidden)
 
     def __post_init__(self) -> None:
         for name, low in (("steps", 0), ("batch_size", 1), ("crop", 32)):
@@ -98,6 +105,10 @@ class AffineTrainConfig:
         for name in ("same_class", "style_looks"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.train_steer and not self.model.steer_hidden:
+            raise ValueError("--train-steer needs --steer-hidden > 0 (the learned step's width)")
+        if self.model.steer_hidden and self.model.grid_residual != "curves":
+            raise ValueError("--steer-hidden needs --residual curves")
         if self.model.head != "affine" or self.model.arch != "vgg16":
             raise ValueError(
                 "model must be an affine head on the bundled vgg16 encoder, got the "
@@ -199,6 +210,52 @@ class _PairStream:
         )
 
 
+def _load_init(head: AffineHead, init: str) -> None:
+    """Start ``head`` from the head of the stylizer ``init`` (a file or a bundled name); a learned
+    step it lacks keeps its initial (plain-step) weights.
+
+    Raises:
+        WeightsError: unreadable file, or a head of another shape (the message names the file).
+    """
+    path, sha256 = stylizer_file(init)
+    check_sha256(path, sha256)
+    saved = read_stylizer(path)
+    fix = "give the same --bins, --hidden, --base-power and --residual"
+    try:
+        missing, unexpected = head.load_state_dict(saved.state, strict=False)
+    except RuntimeError as err:  # a tensor of another shape
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise WeightsError(
+            f"{path}: does not fit this run's architecture ({first}); {fix}"
+        ) from err
+    if unexpected or any(not k.startswith("steer.") for k in missing):
+        other = [k for k in missing if not k.startswith("steer.")] + unexpected
+        raise WeightsError(f"{path}: does not fit this run's architecture ({other}); {fix}")
+
+
+def _steer_loss(
+    head: AffineHead,
+    taps: Callable[[torch.Tensor], list[torch.Tensor]],
+    c: torch.Tensor,
+    s: torch.Tensor,
+    enc_c: EncoderOutput,
+    enc_s: EncoderOutput,
+    lc: torch.Tensor,
+    ls: torch.Tensor,
+    config: AffineTrainConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frontier loss after the head's learned step from its (frozen) prediction: the style
+    term, 1 - SSIM, the grade's smoothness term (means over the batch) and the total."""
+    with torch.no_grad():
+        base, grade = head.grid(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
+    settings = RefineSettings(steps=1, ssim_weight=config.ssim_weight, tv_weight=config.tv_weight)
+    objective = FrontierObjective(head, taps, c, base, enc_c.taps, enc_s.taps, settings)
+    stepped = grade + objective.step(grade, head.steer)  # (B, 12, bins, 1, 1)
+    style, dissimilarity, smooth = objective.terms(stepped)
+    total = (style + objective.structure(dissimilarity, smooth)).mean()
+    return style.mean(), dissimilarity.mean(), smooth.mean(), total
+
+
 def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None) -> Path:
     """Train (or resume) an affine head; returns the path of the exported stylizer.
 
@@ -218,7 +275,15 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     model = build_stylizer(architecture, encoder).to(device)
     head = model.decoder
     assert isinstance(head, AffineHead)
-    opt = torch.optim.Adam(head.parameters(), lr=config.lr)
+    if config.init is not None:
+        _load_init(head, config.init)
+    trained = head.steer if config.train_steer else head
+    assert trained is not None  # __post_init__: train_steer needs steer_hidden
+    for p in head.parameters():
+        p.requires_grad_(False)
+    for p in trained.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(trained.parameters(), lr=config.lr)
     images = image_folder(config.data)
     if config.max_images is not None:
         images = ImageList(
@@ -268,13 +333,18 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
 
             with torch.no_grad():
                 enc_c, enc_s = encode(c), encode(s)
-            res = head(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
-            image = res.image.clamp(0, 1)
-            enc_o = encode(image)
-            style = gram_log_ratio(enc_o.taps, enc_c.taps, enc_s.taps).mean()
-            structure = 1 - ssim_luma(image, c).mean()
-            tv = total_variation(res.residual)
-            loss = style + config.ssim_weight * structure + config.tv_weight * tv
+            if config.train_steer:
+                style, structure, tv, loss = _steer_loss(
+                    head, lambda x: encode(x).taps, c, s, enc_c, enc_s, lc, ls, config
+                )
+            else:
+                res = head(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
+                image = res.image.clamp(0, 1)
+                enc_o = encode(image)
+                style = gram_log_ratio(enc_o.taps, enc_c.taps, enc_s.taps).mean()
+                structure = 1 - ssim_luma(image, c).mean()
+                tv = total_variation(res.residual)
+                loss = style + config.ssim_weight * structure + config.tv_weight * tv
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step}; last checkpoint kept")
             opt.zero_grad(set_to_none=True)
