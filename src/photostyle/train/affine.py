@@ -245,14 +245,19 @@ def _steer_loss(
     config: AffineTrainConfig,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The frontier loss after the head's learned step from its (frozen) prediction: the style
-    term, 1 - SSIM, the grade's smoothness term (means over the batch) and the total."""
+    term, 1 - SSIM, the grade's smoothness term (means over the batch) and the total.
+
+    The step sees the gradient of the refinement's own loss (``model.refine_ssim_weight``, as at
+    inference); it is trained on the loss of this run (``ssim_weight``, ``tv_weight``), which may
+    sit elsewhere on the frontier.
+    """
     with torch.no_grad():
         base, grade = head.grid(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
-    settings = RefineSettings(steps=1, ssim_weight=config.ssim_weight, tv_weight=config.tv_weight)
+    settings = RefineSettings(steps=1, ssim_weight=config.model.refine_ssim_weight)
     objective = FrontierObjective(head, taps, c, base, enc_c.taps, enc_s.taps, settings)
     stepped = grade + objective.step(grade, head.steer)  # (B, 12, bins, 1, 1)
     style, dissimilarity, smooth = objective.terms(stepped)
-    total = (style + objective.structure(dissimilarity, smooth)).mean()
+    total = (style + config.ssim_weight * dissimilarity + config.tv_weight * smooth).mean()
     return style.mean(), dissimilarity.mean(), smooth.mean(), total
 
 
