@@ -26,15 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--refine-ssim-weight", type=float, default=3.0, help="w_ssim of the refinement (3)"
     )
+    parser.add_argument(
+        "--refine-levels", type=int, default=4, help="VGG levels of the refinement's style term (4)"
+    )
     args = parser.parse_args(argv)
-    if args.working_size < 16 or args.refine < 0:
-        parser.error("--working-size must be at least 16 and --refine non-negative")
+    if args.working_size < 16 or args.refine < 0 or not 1 <= args.refine_levels <= 4:
+        parser.error(
+            "--working-size must be at least 16, --refine non-negative, --refine-levels in [1, 4]"
+        )
     saved = read_stylizer(args.source)
     shipped = replace(
         saved.config,
         working_size=args.working_size,
         refine_steps=args.refine,
         refine_ssim_weight=args.refine_ssim_weight,
+        refine_levels=args.refine_levels,
     )
     save_stylizer(args.target, saved.state, shipped, saved.meta)
     sys.stdout.write(f"{args.target}\nsha256 {sha256_file(args.target)}\n")

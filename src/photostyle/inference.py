@@ -270,8 +270,10 @@ class TorchBackend:
             variant=fa,
         )
         if refine:
-            weight = self.model.config.refine_ssim_weight
-            settings = RefineSettings(steps=refine, ssim_weight=weight)
+            config = self.model.config
+            settings = RefineSettings(
+                steps=refine, ssim_weight=config.refine_ssim_weight, levels=config.refine_levels
+            )
             residual = refine_grade(
                 head,
                 encoder,

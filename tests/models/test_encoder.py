@@ -170,3 +170,28 @@ def test_conv_names_and_layer_shapes():
     assert shapes["conv2_1"] == (128, 64, 3, 3)
     assert shapes["conv3_3"] == (256, 256, 3, 3)
     assert shapes["conv4_1"] == (512, 256, 3, 3)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4])
+def test_first_taps_are_the_forward_taps_and_skip_deeper_layers(tiny_encoder, levels):
+    x = torch.rand(1, 3, 32, 24)
+    full = tiny_encoder(x).taps
+    first = tiny_encoder.first_taps(x, levels)
+    assert len(first) == levels
+    for a, b in zip(first, full, strict=False):
+        torch.testing.assert_close(a, b)
+    convs = dict(tiny_encoder.convs.items())
+    deeper = [
+        m
+        for name, m in convs.items()
+        if int(name[4]) > levels or (int(name[4]) == levels and not name.endswith("_1"))
+    ]
+    with torch.no_grad():
+        for m in deeper:  # layers past relu{levels}_1 must not be run
+            m.weight.fill_(float("nan"))
+    assert all(torch.isfinite(t).all() for t in tiny_encoder.first_taps(x, levels))
+
+
+def test_first_taps_checks_levels(tiny_encoder):
+    with pytest.raises(ValueError, match="levels must be in"):
+        tiny_encoder.first_taps(torch.rand(1, 3, 32, 32), 5)

@@ -55,7 +55,15 @@ def test_refinement_needs_an_image_wide_grade(setup) -> None:  # type: ignore[no
 
 
 @pytest.mark.parametrize(
-    "bad", [{"steps": -1}, {"step": 0.0}, {"ssim_weight": -1.0}, {"tv_weight": -1.0}]
+    "bad",
+    [
+        {"steps": -1},
+        {"step": 0.0},
+        {"ssim_weight": -1.0},
+        {"tv_weight": -1.0},
+        {"levels": 0},
+        {"levels": 5},
+    ],
 )
 def test_settings_are_checked(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="refine"):
@@ -143,3 +151,24 @@ def test_learned_step_gradients_float64() -> None:
     inputs = [torch.randn(2, 3, dtype=torch.float64, requires_grad=True) for _ in range(3)]
     losses = torch.randn(2, 2, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda a, b, c: step(a, b, c, losses, 0.1), inputs)
+
+
+def test_three_levels_ignore_the_layers_past_relu3_1(setup) -> None:  # type: ignore[no-untyped-def]
+    """``levels=3``: the style term stops at relu3_1; conv3_2..conv4_1 cannot change the grade."""
+    head, enc, content, style, out = setup
+    settings = {
+        3: RefineSettings(steps=2, step=0.05, levels=3),
+        4: RefineSettings(steps=2, step=0.05),
+    }
+    before = {
+        n: refine_grade(head, enc, content, style, out.base, out.residual, s)
+        for n, s in settings.items()
+    }
+    with torch.no_grad():
+        enc.convs["conv4_1"].weight.mul_(3.0)
+    after = {
+        n: refine_grade(head, enc, content, style, out.base, out.residual, s)
+        for n, s in settings.items()
+    }
+    torch.testing.assert_close(after[3], before[3])
+    assert not torch.allclose(after[4], before[4])

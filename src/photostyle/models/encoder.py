@@ -154,6 +154,26 @@ class VGGEncoder(nn.Module):
                 out.indices.append(idx)
         return out
 
+    def first_taps(self, x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+        """relu1_1..relu{levels}_1, running only the layers they need (no pooling indices).
+
+        Shape: (B, 3, H, W) -> ``levels`` maps.
+        """
+        if not 1 <= levels <= len(self.config.depths):
+            raise ValueError(f"levels must be in [1, {len(self.config.depths)}], got {levels}")
+        h = normalize_input(x, self.convention)
+        taps: list[torch.Tensor] = []
+        for b, depth in enumerate(self.config.depths):
+            if b > 0:
+                h = F.max_pool2d(h, 2, 2)
+            for i in range(depth if b + 1 < levels else 1):
+                h = F.relu(self.convs[f"conv{b + 1}_{i + 1}"](h))
+                if i == 0:
+                    taps.append(h)
+            if len(taps) == levels:
+                return taps
+        return taps
+
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """relu1_1..relu4_1 only, for the perceptual losses. Shape: (B, 3, H, W) -> 4 maps."""
         return self.forward(x).taps

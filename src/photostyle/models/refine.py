@@ -38,12 +38,15 @@ class RefineSettings:
     step: float = 0.1  # length of each step: Euclidean norm of the grade's change (12 * bins)
     ssim_weight: float = 3.0  # w_ssim, as in training (photostyle.train.affine)
     tv_weight: float = 1.0  # w_tv: smoothness of the grade across brightness bins
+    levels: int = 4  # VGG levels of the style term: relu1_1..relu{levels}_1 (3: no conv3_2..4_1)
 
     def __post_init__(self) -> None:
         if self.steps < 0 or not self.step > 0 or self.ssim_weight < 0 or self.tv_weight < 0:
             raise ValueError(
                 f"refine needs steps >= 0, step > 0 and non-negative weights, got {self}"
             )
+        if not 1 <= self.levels <= 4:
+            raise ValueError(f"refine levels must be in [1, 4], got {self.levels}")
 
 
 class FrontierObjective:
@@ -155,13 +158,13 @@ def refine_grade(
     dtype = next(encoder.parameters()).dtype  # the encoder may run in bfloat16
 
     def taps(x: torch.Tensor) -> list[torch.Tensor]:
-        return [t.float() for t in encoder(x.to(dtype)).taps]
+        return [t.float() for t in encoder.first_taps(x.to(dtype), settings.levels)]
 
     with torch.inference_mode(False), torch.no_grad():
         # Copies made here are ordinary tensors: inference tensors cannot enter autograd.
         c = content.float().clone()
-        taps_c = [t.float().clone() for t in (content_taps or taps(c))]
-        taps_s = [t.float().clone() for t in (style_taps or taps(style.float()))]
+        taps_c = [t.float().clone() for t in (content_taps or taps(c))][: settings.levels]
+        taps_s = [t.float().clone() for t in (style_taps or taps(style.float()))][: settings.levels]
         objective = FrontierObjective(
             head, taps, c, base.detach().float().clone(), taps_c, taps_s, settings
         )

@@ -70,6 +70,7 @@ class ModelConfig:
     working_size: int = 1024  # default longest side the network works at (StylizeOptions)
     refine_steps: int = 0  # curves head: default per-photo refinement steps (models.refine)
     refine_ssim_weight: float = 3.0  # curves head: w_ssim of the refinement, its frontier point
+    refine_levels: int = 4  # curves head: VGG levels of the refinement's style term (1..4)
     steer_hidden: int = 0  # curves head: width of its learned first refinement step (0: plain)
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
 
