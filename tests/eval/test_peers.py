@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -36,6 +38,27 @@ def test_mkl_takes_the_styles_mean_and_covariance():
     (mu_o, cov_o), (mu_s, cov_s) = _stats(out), _stats(style)
     assert torch.allclose(mu_o, mu_s, atol=1e-5)
     assert torch.allclose(cov_o, cov_s, atol=1e-5)
+
+
+def test_a_complex_dtype_result_with_zero_imaginary_parts_is_taken_as_real(monkeypatch):
+    """np.linalg.eig inside color-matcher's MKL returns a complex dtype on some BLAS builds."""
+    content, style = _smooth(20, 24, 0), _smooth(18, 16, 1)
+    real = mkl(content, style)
+    module = importlib.import_module("color_matcher")
+    transfer = module.ColorMatcher.transfer
+
+    def complex_transfer(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return transfer(self, *args, **kwargs).astype(np.complex128)
+
+    monkeypatch.setattr(module.ColorMatcher, "transfer", complex_transfer)
+    torch.testing.assert_close(mkl(content, style), real)
+
+    def noisy_transfer(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return transfer(self, *args, **kwargs) + 0.01j
+
+    monkeypatch.setattr(module.ColorMatcher, "transfer", noisy_transfer)
+    with pytest.raises(ValueError, match="complex values"):
+        mkl(content, style)
 
 
 def test_hm_mvgd_hm_ends_with_the_styles_channel_histograms():

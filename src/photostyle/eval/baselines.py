@@ -48,6 +48,14 @@ def _to_hwc(image: torch.Tensor) -> np.ndarray:
 
 
 def _from_hwc(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    if np.iscomplexobj(array):
+        # color-matcher's MKL takes eigenvectors with np.linalg.eig, which returns a complex
+        # dtype on some BLAS builds (seen on in38 of the dev pairs: every imaginary part 0.0).
+        # The map is real; only round-off may be left in the imaginary parts.
+        imag = float(np.abs(array.imag).max()) if array.size else 0.0
+        if imag > 1e-6:
+            raise ValueError(f"a colour transfer returned complex values (|imag| up to {imag:.3g})")
+        array = array.real
     out = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
     return out.clamp(0, 1).to(like.dtype)
 
