@@ -238,6 +238,23 @@ def feature_moments(taps: list[torch.Tensor], scale: float) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
+def zero_start_mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    """LayerNorm, then three linear layers with ReLUs between; the last layer starts at zero, so
+    the MLP outputs zero until trained. Shape: (B, inputs) -> (B, outputs)."""
+    mlp = nn.Sequential(
+        nn.LayerNorm(inputs),
+        nn.Linear(inputs, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, outputs),
+    )
+    last = cast(nn.Linear, mlp[-1])
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return mlp
+
+
 class LearnedStep(nn.Module):
     """A learned first refinement step of a curves grade (:mod:`photostyle.models.refine`).
 
@@ -257,17 +274,7 @@ class LearnedStep(nn.Module):
         if size < 1 or hidden < 1:
             raise ValueError(f"size and hidden must be positive, got {size}, {hidden}")
         inputs = 3 * size + 4  # grade, both directions, their log sizes, both loss values
-        self.mlp = nn.Sequential(
-            nn.LayerNorm(inputs),
-            nn.Linear(inputs, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, size),
-        )
-        last = cast(nn.Linear, self.mlp[-1])
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        self.mlp = zero_start_mlp(inputs, hidden, size)
 
     def forward(
         self,
@@ -366,17 +373,8 @@ class AffineHead(nn.Module):
         self.steer = LearnedStep(COEFFS * bins, steer_hidden) if steer_hidden else None
         if residual == "curves":
             stats = 2 * (2 * sum(widths) + 4 * bins) + COEFFS  # both images' moments, the base
-            self.curves = nn.Sequential(
-                nn.LayerNorm(stats),
-                nn.Linear(stats, hidden),
-                nn.ReLU(),
-                nn.Linear(hidden, hidden),
-                nn.ReLU(),
-                nn.Linear(hidden, COEFFS * bins),
-            )
-            last = cast(nn.Linear, self.curves[-1])
-            nn.init.zeros_(last.weight)  # the untrained head returns the base exactly
-            nn.init.zeros_(last.bias)
+            # Starts at zero: the untrained head returns the base exactly.
+            self.curves = zero_start_mlp(stats, hidden, COEFFS * bins)
             return
         w3, w4 = widths[2], widths[3]
         self.reduce = nn.Conv2d(2 * (w3 + w4) + COEFFS, hidden, 1)
