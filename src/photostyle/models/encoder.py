@@ -176,4 +176,4 @@ class VGGEncoder(nn.Module):
 
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """relu1_1..relu4_1 only, for the perceptual losses. Shape: (B, 3, H, W) -> 4 maps."""
-        return self.forward(x).taps
+        return self.first_taps(x, len(self.config.depths))

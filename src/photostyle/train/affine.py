@@ -220,17 +220,20 @@ def _load_init(head: AffineHead, init: str) -> None:
     path, sha256 = stylizer_file(init)
     check_sha256(path, sha256)
     saved = read_stylizer(path)
-    fix = "give the same --bins, --hidden, --base-power and --residual"
-    try:
-        missing, unexpected = head.load_state_dict(saved.state, strict=False)
-    except RuntimeError as err:  # a tensor of another shape
-        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+    own = head.state_dict()
+    wrong = [  # in the head's own (module) order
+        f"size mismatch for {k}: {tuple(saved.state[k].shape)} in the file, {tuple(v.shape)} here"
+        for k, v in own.items()
+        if k in saved.state and saved.state[k].shape != v.shape
+    ]
+    wrong += [f"unexpected {k}" for k in saved.state if k not in own]
+    wrong += [f"missing {k}" for k in own if k not in saved.state and not k.startswith("steer.")]
+    if wrong:
         raise WeightsError(
-            f"{path}: does not fit this run's architecture ({first}); {fix}"
-        ) from err
-    if unexpected or any(not k.startswith("steer.") for k in missing):
-        other = [k for k in missing if not k.startswith("steer.")] + unexpected
-        raise WeightsError(f"{path}: does not fit this run's architecture ({other}); {fix}")
+            f"{path}: does not fit this run's architecture ({wrong[0]}); give the same --bins, "
+            "--hidden, --base-power and --residual"
+        )
+    head.load_state_dict(saved.state, strict=False)  # only a learned step may be missing
 
 
 def _steer_loss(
