@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from photostyle.api import Stylizer
 from photostyle.cli import main
@@ -15,11 +16,13 @@ from photostyle.data.datasets import image_folder
 from photostyle.inference import StylizeOptions
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
+from photostyle.models.refine import FrontierObjective, RefineSettings
 from photostyle.models.weights import WeightsError
 from photostyle.train.affine import (
     AffineTrainConfig,
     _PairStream,
     _steer_loss,
+    distill_targets,
     total_variation,
     train_affine,
 )
@@ -297,5 +300,85 @@ def test_cli_train_steer_needs_a_learned_step(tmp_path, capsys) -> None:  # type
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "photostyle: error: --train-steer needs --steer-hidden > 0 (the learned step's width)"
+    ]
+    assert not out.exists()
+
+
+def test_distill_targets_lower_the_frontier_loss_from_the_base(make_encoder, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    enc = make_encoder()
+    # A base that shifts only the mean colour leaves the style's contrast to the refinement.
+    head = AffineHead(tiny_cfg.widths, bins=2, hidden=8, residual="curves", base_power=0.0)
+    g = torch.Generator().manual_seed(1)
+    c = torch.rand(2, 3, 32, 32, generator=g) * 0.2 + 0.3
+    s = torch.rand(2, 3, 32, 32, generator=g)
+    ec, es = enc(c), enc(s)
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    settings = RefineSettings(steps=3, ssim_weight=1.0)
+    inputs, target = distill_targets(head, enc, c, s, ec, es, labels, labels, settings)
+    assert target.shape == (2, 12, 2, 1, 1) and inputs.shape[0] == 2
+    assert torch.equal(head.curves_from(inputs), torch.zeros_like(target))  # untrained: the base
+    # Three steps of 0.1 from the base, each of length 0.1 (steps may turn, so at most 0.3 away).
+    assert (target.flatten(1).norm(dim=1) <= 0.3 + 1e-5).all()
+    base = head.grid(c, s, ec, es, content_labels=labels, style_labels=labels)[0]
+    objective = FrontierObjective(head, lambda x: enc(x).taps, c, base, ec.taps, es.taps, settings)
+
+    def loss(grade: torch.Tensor) -> torch.Tensor:
+        style, dissimilarity, smooth = objective.terms(grade)
+        return style + objective.structure(dissimilarity, smooth)  # (B,)
+
+    with torch.no_grad():
+        assert (loss(target) < loss(torch.zeros_like(target)) - 1e-4).all()
+
+
+def test_distillation_fits_the_pool_and_a_resume_reuses_its_targets(  # type: ignore[no-untyped-def]
+    tmp_path, write_png, monkeypatch
+) -> None:
+    data = _folder(tmp_path / "photos", write_png)
+    cfg = AffineTrainConfig.from_dict(
+        {
+            "data": str(data),
+            "out_dir": str(tmp_path / "run"),
+            "steps": 20,
+            "batch_size": 2,
+            "crop": 32,
+            "hidden": 16,
+            "bins": 2,
+            "lr": 1e-3,
+            "distill_steps": 2,
+            "distill_pool": 2,  # one batch: every step fits the same two refined grades
+            "log_every": 1,
+            "checkpoint_every": 10,
+            "device": "cpu",
+        }
+    )
+    train_affine(cfg)
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    pool = load_file(str(tmp_path / "run" / "distill_targets.safetensors"))
+    assert pool["index"].tolist() == [0, 1] and [r["pool"] for r in rows] == [2.0] * 20
+    # The untrained head predicts a zero residual: the first loss is the targets' squared norm.
+    expected = pool["targets"].flatten(1).pow(2).sum(1).mean()
+    assert rows[0]["total"] == pytest.approx(float(expected), rel=1e-5)
+    assert float(expected) > 1e-3  # the refinement moved away from the base
+    assert rows[-1]["total"] < 0.2 * rows[0]["total"]
+
+    def refine_again(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a resumed distillation computed a target again")
+
+    monkeypatch.setattr("photostyle.train.affine.refine_grade", refine_again)
+    train_affine(replace(cfg, steps=22))
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == list(range(1, 23))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--train-steer", "--steer-hidden", "4"], ["--residual", "spatial"]],
+)
+def test_cli_distillation_needs_the_curves_head_alone(tmp_path, capsys, extra) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    argv = ["train-affine", "--data", str(tmp_path), "--out-dir", str(out), "--distill-steps", "2"]
+    assert main([*argv, *extra]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "photostyle: error: --distill-steps needs --residual curves and no --train-steer"
     ]
     assert not out.exists()

@@ -32,7 +32,7 @@ def _cmd_train_affine(args: argparse.Namespace) -> int:
 
         def progress(step: int, terms: dict[str, float]) -> None:
             bar.n = step
-            bar.set_postfix(gram=f"{terms['log_gram_ratio']:.3f}", ssim=f"{terms['ssim']:.3f}")
+            bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items() if k != "total"})
 
         path = train_affine(config, progress=progress)
     print(f"stylizer: {path}")

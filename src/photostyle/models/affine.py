@@ -417,6 +417,34 @@ class AffineHead(nn.Module):
         b = h.shape[0]
         return self.out(h).reshape(b, COEFFS, self.bins, *size)
 
+    def curve_inputs(
+        self,
+        content_image: torch.Tensor,
+        style_image: torch.Tensor,
+        content: EncoderOutput,
+        style: EncoderOutput,
+        base: torch.Tensor,
+    ) -> torch.Tensor:
+        """What the curves MLP sees: both images' VGG channel moments and per-brightness colour
+        statistics, and the base's mean coefficients. Shape: -> (B, stats), float32."""
+        k = self.feature_scale
+        return torch.cat(
+            [
+                feature_moments(content.taps, k),
+                feature_moments(style.taps, k),
+                brightness_bins(content_image.float(), self.bins),
+                brightness_bins(style_image.float(), self.bins),
+                base.float().mean(dim=(2, 3)),
+            ],
+            1,
+        )
+
+    def curves_from(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The image-wide colour grade from :meth:`curve_inputs`. Shape: (B, stats) ->
+        (B, 12, bins, 1, 1)."""
+        out = self.curves(inputs)  # (B, 12 * bins)
+        return out.reshape(out.shape[0], COEFFS, self.bins, 1, 1)
+
     def residual_curves(
         self,
         content_image: torch.Tensor,
@@ -426,19 +454,8 @@ class AffineHead(nn.Module):
         base: torch.Tensor,
     ) -> torch.Tensor:
         """The learned image-wide colour grade. Returns (B, 12, bins, 1, 1)."""
-        k = self.feature_scale
-        stats = torch.cat(
-            [
-                feature_moments(content.taps, k),
-                feature_moments(style.taps, k),
-                brightness_bins(content_image.float(), self.bins),
-                brightness_bins(style_image.float(), self.bins),
-                base.float().mean(dim=(2, 3)),
-            ],
-            1,
-        )  # (B, stats)
-        out = self.curves(stats.to(base.dtype))  # (B, 12 * bins)
-        return out.reshape(out.shape[0], COEFFS, self.bins, 1, 1)
+        inputs = self.curve_inputs(content_image, style_image, content, style, base)
+        return self.curves_from(inputs.to(base.dtype))
 
     def grid_size(self, h: int, w: int) -> tuple[int, int]:
         """Grid cells for a (h, w) working image."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,8 @@ from photostyle.data.looks import random_look
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
 from photostyle.models.checkpoint import read_stylizer, save_stylizer
-from photostyle.models.encoder import EncoderOutput
-from photostyle.models.refine import FrontierObjective, RefineSettings
+from photostyle.models.encoder import EncoderOutput, VGGEncoder
+from photostyle.models.refine import FrontierObjective, RefineSettings, refine_grade
 from photostyle.models.stylizer import ModelConfig, build_stylizer
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
@@ -84,6 +84,7 @@ class AffineTrainConfig:
                 "base_power": "base_power",
                 "residual": "grid_residual",
                 "steer_hidden": "steer_hidden",
+                "refine_levels": "refine_levels",
             }
         },
     )
@@ -97,6 +98,8 @@ class AffineTrainConfig:
     max_images: int | None = None  # use only the first N images (tests, quick runs)
     init: str | None = None  # stylizer file or bundled name ("affine") whose head starts the run
     train_steer: bool = False  # train only the learned first refinement step (needs steer_hidden)
+    distill_steps: int = 0  # > 0: fit the grade to where that many refinement steps take the base
+    distill_pool: int = 2048  # distinct pairs of a distillation (their targets are computed once)
 
     def __post_init__(self) -> None:
         for name, low in (("steps", 0), ("batch_size", 1), ("crop", 32)):
@@ -105,6 +108,13 @@ class AffineTrainConfig:
         for name in ("same_class", "style_looks"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.distill_steps < 0 or self.distill_pool < 1:
+            raise ValueError(
+                f"distill_steps must be >= 0 and distill_pool >= 1, got {self.distill_steps}, "
+                f"{self.distill_pool}"
+            )
+        if self.distill_steps and (self.train_steer or self.model.grid_residual != "curves"):
+            raise ValueError("--distill-steps needs --residual curves and no --train-steer")
         if self.train_steer and not self.model.steer_hidden:
             raise ValueError("--train-steer needs --steer-hidden > 0 (the learned step's width)")
         if self.model.steer_hidden and self.model.grid_residual != "curves":
@@ -178,20 +188,26 @@ class _PairStream:
     def batch(
         self, start: int, size: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Content and style crops with label maps.
+        """Items ``start .. start + size - 1``: see :meth:`items`."""
+        return self.items(range(start, start + size))
+
+    def items(
+        self, indices: Iterable[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Content and style crops with label maps of the items ``indices``.
 
         Half of the pairs get two regions per image, above and below a random row (sky and
         ground, the commonest semantic split), so that the head also learns on region-wise bases
         as it meets them with masks; the others one region.
 
-        Shape: -> two (size, 3, crop, crop) batches and two (size, crop, crop) int64 label maps.
+        Shape: -> two (B, 3, crop, crop) batches and two (B, crop, crop) int64 label maps.
         """
         contents: list[torch.Tensor] = []
         styles: list[torch.Tensor] = []
         labels_c: list[torch.Tensor] = []
         labels_s: list[torch.Tensor] = []
         rows = torch.arange(self.crop)[:, None].expand(self.crop, self.crop)
-        for n in range(start, start + size):
+        for n in indices:
             i, j, g = self.pair(n)
             contents.append(random_crop(self._image(i), self.crop, g))
             style = random_crop(self._image(j), self.crop, g)
@@ -264,6 +280,60 @@ def _steer_loss(
     return style.mean(), dissimilarity.mean(), smooth.mean(), total
 
 
+def distill_targets(
+    head: AffineHead,
+    encoder: VGGEncoder,
+    c: torch.Tensor,
+    s: torch.Tensor,
+    enc_c: EncoderOutput,
+    enc_s: EncoderOutput,
+    lc: torch.Tensor,
+    ls: torch.Tensor,
+    settings: RefineSettings,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The curves MLP's inputs for a batch of pairs, and its distillation targets: the grades that
+    ``settings.steps`` plain refinement steps reach from the base (a zero residual), the photo's
+    own optimum as far as the untrained architecture's refinement finds it. A head that predicts
+    them lets the refinement at inference start where a long refinement ends.
+
+    Shape: -> (B, stats) and (B, 12, bins, 1, 1), float32.
+    """
+    with torch.no_grad():
+        base, grade = head.grid(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
+        inputs = head.curve_inputs(c, s, enc_c, enc_s, base)
+    zero = torch.zeros_like(grade).float()
+    target = refine_grade(head, encoder, c, s, base, zero, settings, enc_c.taps, enc_s.taps)
+    return inputs, target
+
+
+class _DistillPool:
+    """Pairs ``0 .. size - 1`` of the stream with their distillation targets (the MLP's inputs and
+    the refined grade), computed on first use and kept for later epochs; saved beside the
+    checkpoint, so a resumed run does not compute them again."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        self.rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if path.exists():
+            tensors, _ = load_checkpoint(path)
+            for n, x, y in zip(
+                tensors["index"].tolist(), tensors["inputs"], tensors["targets"], strict=True
+            ):
+                self.rows[int(n)] = (x, y)
+
+    def save(self) -> None:
+        if not self.rows:
+            return
+        index = sorted(self.rows)
+        tensors = {
+            "index": torch.tensor(index),
+            "inputs": torch.stack([self.rows[n][0] for n in index]),
+            "targets": torch.stack([self.rows[n][1] for n in index]),
+        }
+        save_checkpoint(self.path, tensors, {"format": "photostyle.distill_targets"})
+
+
 def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None) -> Path:
     """Train (or resume) an affine head; returns the path of the exported stylizer.
 
@@ -327,11 +397,34 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             {"train_config": asdict(config), "step": str(step)},
         )
 
+    distill_settings = RefineSettings(
+        steps=config.distill_steps,
+        ssim_weight=architecture.refine_ssim_weight,
+        levels=architecture.refine_levels,
+    )
+    pool = (
+        _DistillPool(out / "distill_targets.safetensors", config.distill_pool)
+        if config.distill_steps
+        else None
+    )
     with RunLogger(out) as log:
         started = time.perf_counter()
+
+        def log_and_checkpoint(terms: dict[str, float]) -> None:
+            if step % config.log_every == 0 or step == config.steps:
+                seconds = {"seconds": time.perf_counter() - started}
+                history.append({"step": step, **terms, **seconds})
+                log.scalars(step, terms, seconds)  # metrics.jsonl and TensorBoard
+            if progress is not None:
+                progress(step, terms)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save()
+                if pool is not None:
+                    pool.save()
+                plot_loss_curves(history, out / "loss_curves.png")
+
         while step < config.steps:
-            c, s, lc, ls = stream.batch(step * config.batch_size, config.batch_size)
-            c, s, lc, ls = c.to(device), s.to(device), lc.to(device), ls.to(device)
+            first = step * config.batch_size
 
             def encode(x: torch.Tensor) -> EncoderOutput:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -339,6 +432,31 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                     out = encoder(x)
                 return replace(out, taps=[t.float() for t in out.taps])
 
+            if pool is not None:
+                ns = [(first + k) % pool.size for k in range(config.batch_size)]
+                missing = [n for n in ns if n not in pool.rows]
+                if missing:
+                    c, s, lc, ls = (t.to(device) for t in stream.items(missing))
+                    with torch.no_grad():
+                        enc_c, enc_s = encode(c), encode(s)
+                    inputs, targets = distill_targets(
+                        head, encoder, c, s, enc_c, enc_s, lc, ls, distill_settings
+                    )
+                    for n, x, y in zip(missing, inputs.cpu(), targets.cpu(), strict=True):
+                        pool.rows[n] = (x, y)
+                x = torch.stack([pool.rows[n][0] for n in ns]).to(device)
+                y = torch.stack([pool.rows[n][1] for n in ns]).to(device)
+                distance = (head.curves_from(x) - y).pow(2).flatten(1).sum(1).mean()
+                loss = distance  # squared distance to the refined grades
+                terms = {"total": loss.item(), "pool": float(len(pool.rows))}
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                log_and_checkpoint(terms)
+                continue
+            c, s, lc, ls = stream.batch(first, config.batch_size)
+            c, s, lc, ls = c.to(device), s.to(device), lc.to(device), ls.to(device)
             with torch.no_grad():
                 enc_c, enc_s = encode(c), encode(s)
             if config.train_steer:
@@ -359,24 +477,17 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             loss.backward()
             opt.step()
             step += 1
-            terms = {
-                "total": loss.item(),
-                "log_gram_ratio": style.item(),
-                "ssim": 1 - structure.item(),
-                "tv": tv.item(),
-            }
-            if step % config.log_every == 0 or step == config.steps:
-                seconds = {"seconds": time.perf_counter() - started}
-                history.append({"step": step, **terms, **seconds})
-                log.scalars(step, terms, seconds)  # metrics.jsonl and TensorBoard
-            if progress is not None:
-                progress(step, terms)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                save()
-                plot_loss_curves(history, out / "loss_curves.png")
+            log_and_checkpoint(
+                {
+                    "total": loss.item(),
+                    "log_gram_ratio": style.item(),
+                    "ssim": 1 - structure.item(),
+                    "tv": tv.item(),
+                }
+            )
     if not (out / "stylizer.safetensors").exists():
         save()
     return out / "stylizer.safetensors"
 
 
-__all__ = ["AffineTrainConfig", "total_variation", "train_affine"]
+__all__ = ["AffineTrainConfig", "distill_targets", "total_variation", "train_affine"]
