@@ -126,6 +126,24 @@ def test_a_learned_step_replaces_only_the_first_step(setup, tiny_cfg) -> None:  
     torch.testing.assert_close(two, second)
 
 
+def test_a_bfloat16_learned_step_refines_a_float32_grade(setup, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    """A head run in bfloat16 (``--dtype auto`` on CPUs with bf16 units) keeps its learned step in
+    bfloat16 while the refinement works in float32: the step's inputs are cast to its dtype."""
+    _, enc, content, style, out = setup
+    steered = AffineHead(
+        tiny_cfg.widths, bins=4, hidden=8, residual="curves", base_power=0.0, steer_hidden=8
+    )
+    assert steered.steer is not None
+    with torch.no_grad():
+        steered.steer.mlp[-1].bias.fill_(0.01)
+    settings = RefineSettings(steps=1, step=0.05)
+    full = refine_grade(steered, enc, content, style, out.base, out.residual, settings)
+    steered.steer.to(torch.bfloat16)
+    half = refine_grade(steered, enc, content, style, out.base, out.residual, settings)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, full, atol=2e-3, rtol=0)
+
+
 def test_learned_step_untrained_is_the_normalised_gradient_step() -> None:
     step = LearnedStep(4, hidden=8)
     grade = torch.tensor([[0.1, 0.2, 0.3, 0.4]])

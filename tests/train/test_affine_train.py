@@ -314,7 +314,7 @@ def test_distill_targets_lower_the_frontier_loss_from_the_base(make_encoder, tin
     ec, es = enc(c), enc(s)
     labels = torch.zeros(2, 32, 32, dtype=torch.long)
     settings = RefineSettings(steps=3, ssim_weight=1.0)
-    inputs, target = distill_targets(head, enc, c, s, ec, es, labels, labels, settings)
+    inputs, target = distill_targets(head, enc, c, s, ec, es, labels, labels, [settings])
     assert target.shape == (2, 12, 2, 1, 1) and inputs.shape[0] == 2
     assert torch.equal(head.curves_from(inputs), torch.zeros_like(target))  # untrained: the base
     # Three steps of 0.1 from the base, each of length 0.1 (steps may turn, so at most 0.3 away).
@@ -370,15 +370,51 @@ def test_distillation_fits_the_pool_and_a_resume_reuses_its_targets(  # type: ig
     assert [json.loads(r)["step"] for r in rows] == list(range(1, 23))
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [["--train-steer", "--steer-hidden", "4"], ["--residual", "spatial"]],
-)
-def test_cli_distillation_needs_the_curves_head_alone(tmp_path, capsys, extra) -> None:  # type: ignore[no-untyped-def]
+def test_cli_distillation_needs_the_curves_head(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "run"
     argv = ["train-affine", "--data", str(tmp_path), "--out-dir", str(out), "--distill-steps", "2"]
-    assert main([*argv, *extra]) == 2
+    assert main([*argv, "--residual", "spatial"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "photostyle: error: --distill-steps needs --residual curves and no --train-steer"
+        "photostyle: error: --distill-steps needs --residual curves"
     ]
     assert not out.exists()
+
+
+def test_steer_distillation_fits_the_step_on_the_frozen_heads_inputs(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    data = _folder(tmp_path / "photos", write_png)
+    common = {"data": str(data), "batch_size": 2, "crop": 32, "hidden": 8, "bins": 2}
+    head = train_affine(
+        AffineTrainConfig.from_dict({**common, "out_dir": str(tmp_path / "a"), "steps": 1})
+    )
+    runs = {}
+    for name, extra in (("b", 0), ("c", 2)):
+        cfg = {
+            **common,
+            "out_dir": str(tmp_path / name),
+            "steps": 20,
+            "init": str(head),
+            "steer_hidden": 16,
+            "train_steer": True,
+            "lr": 1e-3,
+            "distill_steps": 2,
+            "distill_extra_steps": extra,
+            "distill_extra_ssim_weight": 0.5,
+            "distill_pool": 2,
+            "log_every": 1,
+        }
+        path = train_affine(AffineTrainConfig.from_dict(cfg))
+        rows = [json.loads(r) for r in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        runs[name] = (path, rows, load_file(str(tmp_path / name / "distill_targets.safetensors")))
+    path, rows, pool = runs["b"]
+    assert rows[-1]["total"] < 0.5 * rows[0]["total"]
+    # The step's inputs are taken at the frozen head's grade: 3 x 24 coefficients and 2 losses.
+    assert pool["inputs"].shape == (2, 3 * 24 + 2)
+    stylizer = Stylizer(path, device="cpu")
+    old = Stylizer(head, device="cpu").model.decoder.state_dict()
+    new = stylizer.model.decoder.state_dict()
+    assert all(torch.equal(v, new[k]) for k, v in old.items())  # only the step was trained
+    # Extra steps move the targets on from where the first phase ended (same inputs).
+    extended = runs["c"][2]
+    torch.testing.assert_close(extended["inputs"], pool["inputs"])
+    moved = (extended["targets"] - pool["targets"]).flatten(1).norm(dim=1)
+    assert ((moved > 1e-3) & (moved <= 0.2 + 1e-5)).all()  # two steps of 0.1 at most

@@ -98,27 +98,39 @@ class FrontierObjective:
         """The loss's structure part, ``w_ssim * (1 - SSIM) + w_tv * TV_bins``. Shape: (B,)."""
         return self.settings.ssim_weight * dissimilarity + self.settings.tv_weight * smooth
 
+    def gradients(self, grade: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What a :class:`~photostyle.models.affine.LearnedStep` sees at ``grade``: the style
+        term's gradient, the structure terms' gradient and the (B, 2) loss values (style term,
+        1 - SSIM), all detached. Shape: (B, 12, bins, 1, 1) -> (B, N), (B, N), (B, 2).
+        """
+        g = grade.detach().requires_grad_(True)
+        with torch.enable_grad():
+            style, dissimilarity, smooth = self.terms(g)
+            structure = self.structure(dissimilarity, smooth)
+            (grad_s,) = torch.autograd.grad(style.sum(), [g], retain_graph=True)
+            (grad_q,) = torch.autograd.grad(structure.sum(), [g])
+        losses = torch.stack([style, dissimilarity], 1).detach()
+        return grad_s.flatten(1), grad_q.flatten(1), losses
+
     def step(self, grade: torch.Tensor, steer: LearnedStep | None = None) -> torch.Tensor:
         """The change of one step from ``grade`` (detached): plain, or ``steer``'s (then with a
         graph into its weights when autograd records).
 
         Shape: (B, 12, bins, 1, 1) -> (B, 12, bins, 1, 1).
         """
+        if steer is not None:
+            dtype = next(steer.parameters()).dtype  # the head may run in bfloat16, refinement not
+            inputs = [grade.detach().flatten(1), *self.gradients(grade)]
+            delta = steer(*(t.to(dtype) for t in inputs), self.settings.step)
+            return delta.view_as(grade).to(grade.dtype)
         g = grade.detach().requires_grad_(True)
         with torch.enable_grad():
             style, dissimilarity, smooth = self.terms(g)
-            structure = self.structure(dissimilarity, smooth)
-            if steer is None:
-                (grad,) = torch.autograd.grad((style + structure).sum(), [g])
-                norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)
-                return -self.settings.step * grad / norm
-            (grad_s,) = torch.autograd.grad(style.sum(), [g], retain_graph=True)
-            (grad_q,) = torch.autograd.grad(structure.sum(), [g])
-        losses = torch.stack([style, dissimilarity], 1).detach()  # (B, 2)
-        delta = steer(
-            g.detach().flatten(1), grad_s.flatten(1), grad_q.flatten(1), losses, self.settings.step
-        )
-        return delta.view_as(grade)
+            (grad,) = torch.autograd.grad(
+                (style + self.structure(dissimilarity, smooth)).sum(), [g]
+            )
+        norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)
+        return -self.settings.step * grad / norm
 
 
 def refine_grade(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,8 @@ class AffineTrainConfig:
     init: str | None = None  # stylizer file or bundled name ("affine") whose head starts the run
     train_steer: bool = False  # train only the learned first refinement step (needs steer_hidden)
     distill_steps: int = 0  # > 0: fit the grade to where that many refinement steps take the base
+    distill_extra_steps: int = 0  # then this many more steps for the targets, at:
+    distill_extra_ssim_weight: float = 3.0  # their w_ssim (moves the targets along the frontier)
     distill_pool: int = 2048  # distinct pairs of a distillation (their targets are computed once)
 
     def __post_init__(self) -> None:
@@ -113,8 +115,13 @@ class AffineTrainConfig:
                 f"distill_steps must be >= 0 and distill_pool >= 1, got {self.distill_steps}, "
                 f"{self.distill_pool}"
             )
-        if self.distill_steps and (self.train_steer or self.model.grid_residual != "curves"):
-            raise ValueError("--distill-steps needs --residual curves and no --train-steer")
+        if self.distill_extra_steps < 0 or self.distill_extra_ssim_weight < 0:
+            raise ValueError(
+                "distill_extra_steps and distill_extra_ssim_weight must be non-negative, got "
+                f"{self.distill_extra_steps}, {self.distill_extra_ssim_weight}"
+            )
+        if self.distill_steps and self.model.grid_residual != "curves":
+            raise ValueError("--distill-steps needs --residual curves")
         if self.train_steer and not self.model.steer_hidden:
             raise ValueError("--train-steer needs --steer-hidden > 0 (the learned step's width)")
         if self.model.steer_hidden and self.model.grid_residual != "curves":
@@ -289,20 +296,39 @@ def distill_targets(
     enc_s: EncoderOutput,
     lc: torch.Tensor,
     ls: torch.Tensor,
-    settings: RefineSettings,
+    phases: Sequence[RefineSettings],
+    *,
+    steer: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The curves MLP's inputs for a batch of pairs, and its distillation targets: the grades that
-    ``settings.steps`` plain refinement steps reach from the base (a zero residual), the photo's
-    own optimum as far as the untrained architecture's refinement finds it. A head that predicts
-    them lets the refinement at inference start where a long refinement ends.
+    """Inputs and distillation targets for a batch of pairs.
+
+    The targets are the grades that plain refinement steps reach from the base (a zero residual),
+    ``phases`` one after the other (their steps and w_ssim): the photo's own optimum as far as
+    the untrained architecture's refinement finds it. The inputs are what the trained part sees:
+    the curves MLP's (:meth:`AffineHead.curve_inputs`), or with ``steer`` the learned step's at
+    the head's prediction (grade, style and structure gradients, loss values, concatenated; with
+    ``phases[0]``'s w_ssim and levels, which must be the model's refinement settings). A head or
+    step that predicts the targets lets the refinement start where a long refinement ends.
 
     Shape: -> (B, stats) and (B, 12, bins, 1, 1), float32.
     """
     with torch.no_grad():
         base, grade = head.grid(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
-        inputs = head.curve_inputs(c, s, enc_c, enc_s, base)
-    zero = torch.zeros_like(grade).float()
-    target = refine_grade(head, encoder, c, s, base, zero, settings, enc_c.taps, enc_s.taps)
+        if steer:
+            levels = phases[0].levels
+
+            def taps(x: torch.Tensor) -> list[torch.Tensor]:
+                return [t.float() for t in encoder.first_taps(x, levels)]
+
+            objective = FrontierObjective(
+                head, taps, c, base, enc_c.taps[:levels], enc_s.taps[:levels], phases[0]
+            )
+            inputs = torch.cat([grade.flatten(1), *objective.gradients(grade)], 1)
+        else:
+            inputs = head.curve_inputs(c, s, enc_c, enc_s, base)
+    target = torch.zeros_like(grade).float()  # (B, 12, bins, 1, 1)
+    for phase in phases:
+        target = refine_grade(head, encoder, c, s, base, target, phase, enc_c.taps, enc_s.taps)
     return inputs, target
 
 
@@ -397,11 +423,17 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             {"train_config": asdict(config), "step": str(step)},
         )
 
-    distill_settings = RefineSettings(
+    refinement = RefineSettings(  # the model's own, as at inference
         steps=config.distill_steps,
         ssim_weight=architecture.refine_ssim_weight,
         levels=architecture.refine_levels,
     )
+    extra = replace(
+        refinement,
+        steps=config.distill_extra_steps,
+        ssim_weight=config.distill_extra_ssim_weight,
+    )
+    phases = [refinement, extra] if extra.steps else [refinement]
     pool = (
         _DistillPool(out / "distill_targets.safetensors", config.distill_pool)
         if config.distill_steps
@@ -440,13 +472,29 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                     with torch.no_grad():
                         enc_c, enc_s = encode(c), encode(s)
                     inputs, targets = distill_targets(
-                        head, encoder, c, s, enc_c, enc_s, lc, ls, distill_settings
+                        head,
+                        encoder,
+                        c,
+                        s,
+                        enc_c,
+                        enc_s,
+                        lc,
+                        ls,
+                        phases,
+                        steer=config.train_steer,
                     )
                     for n, x, y in zip(missing, inputs.cpu(), targets.cpu(), strict=True):
                         pool.rows[n] = (x, y)
                 x = torch.stack([pool.rows[n][0] for n in ns]).to(device)
                 y = torch.stack([pool.rows[n][1] for n in ns]).to(device)
-                distance = (head.curves_from(x) - y).pow(2).flatten(1).sum(1).mean()
+                if head.steer is not None and config.train_steer:
+                    n = y[0].numel()
+                    grade, grad_s, grad_q, losses = x.split([n, n, n, 2], 1)
+                    step_ = head.steer(grade, grad_s, grad_q, losses, refinement.step)
+                    prediction = (grade + step_).view_as(y)  # the grade after the learned step
+                else:
+                    prediction = head.curves_from(x)
+                distance = (prediction - y).pow(2).flatten(1).sum(1).mean()
                 loss = distance  # squared distance to the refined grades
                 terms = {"total": loss.item(), "pool": float(len(pool.rows))}
                 opt.zero_grad(set_to_none=True)
