@@ -330,6 +330,29 @@ def test_distill_targets_lower_the_frontier_loss_from_the_base(make_encoder, tin
         assert (loss(target) < loss(torch.zeros_like(target)) - 1e-4).all()
 
 
+def test_distill_targets_take_plain_steps_whatever_the_learned_step(make_encoder, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    """The targets are the untrained architecture's refinement: a learned step being trained must
+    not feed back into its own targets."""
+    enc = make_encoder()
+    kwargs = {"bins": 2, "hidden": 8, "residual": "curves", "base_power": 0.0}
+    plain = AffineHead(tiny_cfg.widths, **kwargs)
+    steered = AffineHead(tiny_cfg.widths, steer_hidden=8, **kwargs)
+    steered.load_state_dict(plain.state_dict(), strict=False)
+    assert steered.steer is not None
+    with torch.no_grad():
+        steered.steer.mlp[-1].bias.fill_(0.05)  # a step far from the plain one
+    g = torch.Generator().manual_seed(2)
+    c = torch.rand(1, 3, 32, 32, generator=g) * 0.2 + 0.3
+    s = torch.rand(1, 3, 32, 32, generator=g)
+    ec, es = enc(c), enc(s)
+    labels = torch.zeros(1, 32, 32, dtype=torch.long)
+    phases = [RefineSettings(steps=2, ssim_weight=1.0)]
+    _, want = distill_targets(plain, enc, c, s, ec, es, labels, labels, phases)
+    inputs, got = distill_targets(steered, enc, c, s, ec, es, labels, labels, phases, steer=True)
+    torch.testing.assert_close(got, want)
+    assert inputs.shape == (1, 3 * 24 + 2)
+
+
 def test_distillation_fits_the_pool_and_a_resume_reuses_its_targets(  # type: ignore[no-untyped-def]
     tmp_path, write_png, monkeypatch
 ) -> None:

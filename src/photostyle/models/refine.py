@@ -143,11 +143,13 @@ def refine_grade(
     settings: RefineSettings,
     content_taps: list[torch.Tensor] | None = None,
     style_taps: list[torch.Tensor] | None = None,
+    *,
+    learned: bool = True,
 ) -> torch.Tensor:
     """Refine an image-wide colour grade on one photo (autograd on, whatever the caller's mode).
 
-    The first step is the head's :class:`~photostyle.models.affine.LearnedStep` where it has one,
-    the others plain.
+    The first step is the head's :class:`~photostyle.models.affine.LearnedStep` where it has one
+    and ``learned`` is true, the others plain.
 
     Args:
         head: the affine head whose colour model is refined (its weights are not changed).
@@ -159,6 +161,8 @@ def refine_grade(
         settings: steps, step length, loss weights.
         content_taps: the content's VGG taps, if already computed (then not computed again).
         style_taps: likewise for the style.
+        learned: take the head's learned first step (False: plain steps only, as the untrained
+            architecture and the distillation targets do).
 
     Returns:
         (B, 12, bins, 1, 1) the refined grade (detached), in ``grade``'s dtype.
@@ -182,7 +186,7 @@ def refine_grade(
         )
         g = grade.detach().float().clone()  # (B, 12, bins, 1, 1)
         for k in range(settings.steps):
-            g = g + objective.step(g, head.steer if k == 0 else None)
+            g = g + objective.step(g, head.steer if k == 0 and learned else None)
     return g.detach().to(grade.dtype)
 
 

@@ -328,7 +328,9 @@ def distill_targets(
             inputs = head.curve_inputs(c, s, enc_c, enc_s, base)
     target = torch.zeros_like(grade).float()  # (B, 12, bins, 1, 1)
     for phase in phases:
-        target = refine_grade(head, encoder, c, s, base, target, phase, enc_c.taps, enc_s.taps)
+        target = refine_grade(  # plain steps: the untrained architecture's refinement
+            head, encoder, c, s, base, target, phase, enc_c.taps, enc_s.taps, learned=False
+        )
     return inputs, target
 
 
