@@ -164,6 +164,8 @@ def test_cli_train_affine_wires_its_flags(tmp_path, write_png, capsys) -> None: 
         ("--same-class", "-0.5", "--same-class must be in [0, 1], got -0.5"),
         ("--crop", "16", "--crop must be at least 32, got 16"),
         ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
+        ("--distill-pool", "0", "--distill-pool must be at least 1, got 0"),
+        ("--distill-extra-steps", "-1", "--distill-extra-steps must be at least 0, got -1"),
     ],
 )
 def test_cli_train_affine_refuses_bad_values_naming_the_flag(  # type: ignore[no-untyped-def]

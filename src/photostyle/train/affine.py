@@ -110,16 +110,14 @@ class AffineTrainConfig:
         for name in ("same_class", "style_looks"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.distill_steps < 0 or self.distill_pool < 1:
-            raise ValueError(
-                f"distill_steps must be >= 0 and distill_pool >= 1, got {self.distill_steps}, "
-                f"{self.distill_pool}"
-            )
-        if self.distill_extra_steps < 0 or self.distill_extra_ssim_weight < 0:
-            raise ValueError(
-                "distill_extra_steps and distill_extra_ssim_weight must be non-negative, got "
-                f"{self.distill_extra_steps}, {self.distill_extra_ssim_weight}"
-            )
+        for name, low in (
+            ("distill_steps", 0),
+            ("distill_pool", 1),
+            ("distill_extra_steps", 0),
+            ("distill_extra_ssim_weight", 0),
+        ):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
         if self.distill_steps and self.model.grid_residual != "curves":
             raise ValueError("--distill-steps needs --residual curves")
         if self.train_steer and not self.model.steer_hidden:
