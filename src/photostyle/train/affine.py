@@ -333,13 +333,19 @@ def distill_targets(
 
 
 class _DistillPool:
-    """Pairs ``0 .. size - 1`` of the stream with their distillation targets (the MLP's inputs and
-    the refined grade), computed on first use and kept for later epochs; saved beside the
-    checkpoint, so a resumed run does not compute them again."""
+    """Pairs ``0 .. size - 1`` of the stream with their distillation inputs and targets
+    (:func:`distill_targets`), computed on first use by ``compute`` and kept for later epochs;
+    saved beside the checkpoint, so a resumed run does not compute them again."""
 
-    def __init__(self, path: Path, size: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        size: int,
+        compute: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+    ) -> None:
         self.path = path
         self.size = size
+        self.compute = compute
         self.rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         if path.exists():
             tensors, _ = load_checkpoint(path)
@@ -347,6 +353,18 @@ class _DistillPool:
                 tensors["index"].tolist(), tensors["inputs"], tensors["targets"], strict=True
             ):
                 self.rows[int(n)] = (x, y)
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of the pairs ``indices``, computing those not yet in the pool."""
+        missing = [n for n in indices if n not in self.rows]
+        if missing:
+            inputs, targets = self.compute(missing)
+            for n, x, y in zip(missing, inputs.cpu(), targets.cpu(), strict=True):
+                self.rows[n] = (x, y)
+        return (
+            torch.stack([self.rows[n][0] for n in indices]),
+            torch.stack([self.rows[n][1] for n in indices]),
+        )
 
     def save(self) -> None:
         if not self.rows:
@@ -358,6 +376,23 @@ class _DistillPool:
             "targets": torch.stack([self.rows[n][1] for n in index]),
         }
         save_checkpoint(self.path, tensors, {"format": "photostyle.distill_targets"})
+
+
+def _distill_loss(
+    head: AffineHead, pool: _DistillPool, first: int, size: int, step: float | None
+) -> torch.Tensor:
+    """Mean squared distance (over the grade's coefficients) from the trained part's grade to the
+    targets of pool pairs ``first .. first + size - 1`` (modulo the pool's size): with a ``step``
+    length, the grade after the head's learned step (which is trained), else the curves MLP's."""
+    device = next(head.parameters()).device
+    x, y = (t.to(device) for t in pool.batch([(first + k) % pool.size for k in range(size)]))
+    if step is not None and head.steer is not None:
+        n = y[0].numel()
+        grade, grad_s, grad_q, losses = x.split([n, n, n, 2], 1)
+        prediction = (grade + head.steer(grade, grad_s, grad_q, losses, step)).view_as(y)
+    else:
+        prediction = head.curves_from(x)
+    return (prediction - y).pow(2).flatten(1).sum(1).mean()
 
 
 def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None) -> Path:
@@ -434,8 +469,23 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         ssim_weight=config.distill_extra_ssim_weight,
     )
     phases = [refinement, extra] if extra.steps else [refinement]
+
+    def encode(x: torch.Tensor) -> EncoderOutput:
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, torch.bfloat16, enabled=config.amp):
+            out = encoder(x)
+        return replace(out, taps=[t.float() for t in out.taps])
+
+    def targets(indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        c, s, lc, ls = (t.to(device) for t in stream.items(indices))
+        with torch.no_grad():
+            enc_c, enc_s = encode(c), encode(s)
+        return distill_targets(
+            head, encoder, c, s, enc_c, enc_s, lc, ls, phases, steer=config.train_steer
+        )
+
     pool = (
-        _DistillPool(out / "distill_targets.safetensors", config.distill_pool)
+        _DistillPool(out / "distill_targets.safetensors", config.distill_pool, targets)
         if config.distill_steps
         else None
     )
@@ -457,82 +507,40 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
 
         while step < config.steps:
             first = step * config.batch_size
-
-            def encode(x: torch.Tensor) -> EncoderOutput:
-                x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, torch.bfloat16, enabled=config.amp):
-                    out = encoder(x)
-                return replace(out, taps=[t.float() for t in out.taps])
-
             if pool is not None:
-                ns = [(first + k) % pool.size for k in range(config.batch_size)]
-                missing = [n for n in ns if n not in pool.rows]
-                if missing:
-                    c, s, lc, ls = (t.to(device) for t in stream.items(missing))
-                    with torch.no_grad():
-                        enc_c, enc_s = encode(c), encode(s)
-                    inputs, targets = distill_targets(
-                        head,
-                        encoder,
-                        c,
-                        s,
-                        enc_c,
-                        enc_s,
-                        lc,
-                        ls,
-                        phases,
-                        steer=config.train_steer,
-                    )
-                    for n, x, y in zip(missing, inputs.cpu(), targets.cpu(), strict=True):
-                        pool.rows[n] = (x, y)
-                x = torch.stack([pool.rows[n][0] for n in ns]).to(device)
-                y = torch.stack([pool.rows[n][1] for n in ns]).to(device)
-                if head.steer is not None and config.train_steer:
-                    n = y[0].numel()
-                    grade, grad_s, grad_q, losses = x.split([n, n, n, 2], 1)
-                    step_ = head.steer(grade, grad_s, grad_q, losses, refinement.step)
-                    prediction = (grade + step_).view_as(y)  # the grade after the learned step
-                else:
-                    prediction = head.curves_from(x)
-                distance = (prediction - y).pow(2).flatten(1).sum(1).mean()
-                loss = distance  # squared distance to the refined grades
+                step_length = refinement.step if config.train_steer else None
+                loss = _distill_loss(head, pool, first, config.batch_size, step_length)
                 terms = {"total": loss.item(), "pool": float(len(pool.rows))}
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                log_and_checkpoint(terms)
-                continue
-            c, s, lc, ls = stream.batch(first, config.batch_size)
-            c, s, lc, ls = c.to(device), s.to(device), lc.to(device), ls.to(device)
-            with torch.no_grad():
-                enc_c, enc_s = encode(c), encode(s)
-            if config.train_steer:
-                style, structure, tv, loss = _steer_loss(
-                    head, lambda x: encode(x).taps, c, s, enc_c, enc_s, lc, ls, config
-                )
             else:
-                res = head(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
-                image = res.image.clamp(0, 1)
-                enc_o = encode(image)
-                style = gram_log_ratio(enc_o.taps, enc_c.taps, enc_s.taps).mean()
-                structure = 1 - ssim_luma(image, c).mean()
-                tv = total_variation(res.residual)
-                loss = style + config.ssim_weight * structure + config.tv_weight * tv
+                c, s, lc, ls = stream.batch(first, config.batch_size)
+                c, s, lc, ls = c.to(device), s.to(device), lc.to(device), ls.to(device)
+                with torch.no_grad():
+                    enc_c, enc_s = encode(c), encode(s)
+                if config.train_steer:
+                    style, structure, tv, loss = _steer_loss(
+                        head, lambda x: encode(x).taps, c, s, enc_c, enc_s, lc, ls, config
+                    )
+                else:
+                    res = head(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
+                    image = res.image.clamp(0, 1)
+                    enc_o = encode(image)
+                    style = gram_log_ratio(enc_o.taps, enc_c.taps, enc_s.taps).mean()
+                    structure = 1 - ssim_luma(image, c).mean()
+                    tv = total_variation(res.residual)
+                    loss = style + config.ssim_weight * structure + config.tv_weight * tv
+                terms = {
+                    "total": loss.item(),
+                    "log_gram_ratio": style.item(),
+                    "ssim": 1 - structure.item(),
+                    "tv": tv.item(),
+                }
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step}; last checkpoint kept")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
-            log_and_checkpoint(
-                {
-                    "total": loss.item(),
-                    "log_gram_ratio": style.item(),
-                    "ssim": 1 - structure.item(),
-                    "tv": tv.item(),
-                }
-            )
+            log_and_checkpoint(terms)
     if not (out / "stylizer.safetensors").exists():
         save()
     return out / "stylizer.safetensors"
