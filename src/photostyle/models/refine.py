@@ -56,10 +56,11 @@ class FrontierObjective:
 
     Args:
         head: the affine head whose colour model the grades feed.
-        taps: VGG taps of an image, as float32 (the encoder, in its own dtype).
+        taps: VGG taps of an image, as float32 (at least ``settings.levels`` of them; the first
+            ``levels`` are used, so any tap function will do: :func:`encoder_taps` runs no more).
         content: (B, 3, h, w) content in [0, 1].
         base: (B, 12, gh, gw) the head's base grid.
-        content_taps: the content's taps.
+        content_taps: the content's taps (again at least ``settings.levels``).
         style_taps: the style's taps.
         settings: the loss weights.
     """
@@ -79,14 +80,14 @@ class FrontierObjective:
         self.content = content
         self.base = base
         self.settings = settings
-        self.target = gram_target(content_taps, style_taps)
+        self.target = gram_target(content_taps[: settings.levels], style_taps[: settings.levels])
 
     def terms(self, grade: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per photo: the style term (log Gram ratio), 1 - SSIM, and the grade's smoothness
         across brightness bins. Shape: (B, 12, bins, 1, 1) -> 3 x (B,).
         """
         out = self.head.colour_model(self.content, self.base, grade).image.clamp(0, 1)
-        style = gram_log_ratio_to(self.taps(out), *self.target)  # (B,)
+        style = gram_log_ratio_to(self.taps(out)[: self.settings.levels], *self.target)  # (B,)
         dissimilarity = 1 - ssim_luma(out, self.content)  # (B,)
         if grade.shape[2] > 1:
             smooth = grade.diff(dim=2).pow(2).flatten(1).mean(1)
@@ -133,6 +134,17 @@ class FrontierObjective:
         return -self.settings.step * grad / norm
 
 
+def encoder_taps(encoder: VGGEncoder, levels: int) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    """The style term's taps of an image: relu1_1..relu{levels}_1 as float32, running only the
+    layers they need, in the encoder's own dtype (it may run in bfloat16)."""
+    dtype = next(encoder.parameters()).dtype
+
+    def taps(x: torch.Tensor) -> list[torch.Tensor]:
+        return [t.float() for t in encoder.first_taps(x.to(dtype), levels)]
+
+    return taps
+
+
 def refine_grade(
     head: AffineHead,
     encoder: VGGEncoder,
@@ -171,16 +183,12 @@ def refine_grade(
         raise ValueError(f"expected an image-wide (B, 12, bins, 1, 1) grade, got {grade.shape}")
     if settings.steps == 0:
         return grade
-    dtype = next(encoder.parameters()).dtype  # the encoder may run in bfloat16
-
-    def taps(x: torch.Tensor) -> list[torch.Tensor]:
-        return [t.float() for t in encoder.first_taps(x.to(dtype), settings.levels)]
-
+    taps = encoder_taps(encoder, settings.levels)
     with torch.inference_mode(False), torch.no_grad():
         # Copies made here are ordinary tensors: inference tensors cannot enter autograd.
         c = content.float().clone()
-        taps_c = [t.float().clone() for t in (content_taps or taps(c))][: settings.levels]
-        taps_s = [t.float().clone() for t in (style_taps or taps(style.float()))][: settings.levels]
+        taps_c = [t.float().clone() for t in (content_taps or taps(c))]
+        taps_s = [t.float().clone() for t in (style_taps or taps(style.float()))]
         objective = FrontierObjective(
             head, taps, c, base.detach().float().clone(), taps_c, taps_s, settings
         )
@@ -190,4 +198,4 @@ def refine_grade(
     return g.detach().to(grade.dtype)
 
 
-__all__ = ["FrontierObjective", "RefineSettings", "refine_grade"]
+__all__ = ["FrontierObjective", "RefineSettings", "encoder_taps", "refine_grade"]

@@ -31,7 +31,12 @@ from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
 from photostyle.models.checkpoint import read_stylizer, save_stylizer
 from photostyle.models.encoder import EncoderOutput, VGGEncoder
-from photostyle.models.refine import FrontierObjective, RefineSettings, refine_grade
+from photostyle.models.refine import (
+    FrontierObjective,
+    RefineSettings,
+    encoder_taps,
+    refine_grade,
+)
 from photostyle.models.stylizer import ModelConfig, build_stylizer
 from photostyle.models.weights import (
     BUNDLED_VGG16_SHA256,
@@ -104,13 +109,10 @@ class AffineTrainConfig:
     distill_pool: int = 2048  # distinct pairs of a distillation (their targets are computed once)
 
     def __post_init__(self) -> None:
-        for name, low in (("steps", 0), ("batch_size", 1), ("crop", 32)):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
-        for name in ("same_class", "style_looks"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name, low in (
+            ("steps", 0),
+            ("batch_size", 1),
+            ("crop", 32),
             ("distill_steps", 0),
             ("distill_pool", 1),
             ("distill_extra_steps", 0),
@@ -118,6 +120,9 @@ class AffineTrainConfig:
         ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("same_class", "style_looks"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.distill_steps and self.model.grid_residual != "curves":
             raise ValueError("--distill-steps needs --residual curves")
         if self.train_steer and not self.model.steer_hidden:
@@ -313,14 +318,8 @@ def distill_targets(
     with torch.no_grad():
         base, grade = head.grid(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
         if steer:
-            levels = phases[0].levels
-
-            def taps(x: torch.Tensor) -> list[torch.Tensor]:
-                return [t.float() for t in encoder.first_taps(x, levels)]
-
-            objective = FrontierObjective(
-                head, taps, c, base, enc_c.taps[:levels], enc_s.taps[:levels], phases[0]
-            )
+            taps = encoder_taps(encoder, phases[0].levels)
+            objective = FrontierObjective(head, taps, c, base, enc_c.taps, enc_s.taps, phases[0])
             inputs = torch.cat([grade.flatten(1), *objective.gradients(grade)], 1)
         else:
             inputs = head.curve_inputs(c, s, enc_c, enc_s, base)
@@ -353,6 +352,7 @@ class _DistillPool:
                 tensors["index"].tolist(), tensors["inputs"], tensors["targets"], strict=True
             ):
                 self.rows[int(n)] = (x, y)
+        self.saved = len(self.rows)  # rows in the file: a pool only grows
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets of the pairs ``indices``, computing those not yet in the pool."""
@@ -367,7 +367,8 @@ class _DistillPool:
         )
 
     def save(self) -> None:
-        if not self.rows:
+        """Write the pool, unless the file already holds all of it."""
+        if len(self.rows) == self.saved:
             return
         index = sorted(self.rows)
         tensors = {
@@ -376,6 +377,7 @@ class _DistillPool:
             "targets": torch.stack([self.rows[n][1] for n in index]),
         }
         save_checkpoint(self.path, tensors, {"format": "photostyle.distill_targets"})
+        self.saved = len(index)
 
 
 def _distill_loss(
@@ -491,20 +493,6 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     )
     with RunLogger(out) as log:
         started = time.perf_counter()
-
-        def log_and_checkpoint(terms: dict[str, float]) -> None:
-            if step % config.log_every == 0 or step == config.steps:
-                seconds = {"seconds": time.perf_counter() - started}
-                history.append({"step": step, **terms, **seconds})
-                log.scalars(step, terms, seconds)  # metrics.jsonl and TensorBoard
-            if progress is not None:
-                progress(step, terms)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                save()
-                if pool is not None:
-                    pool.save()
-                plot_loss_curves(history, out / "loss_curves.png")
-
         while step < config.steps:
             first = step * config.batch_size
             if pool is not None:
@@ -540,7 +528,17 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             loss.backward()
             opt.step()
             step += 1
-            log_and_checkpoint(terms)
+            if step % config.log_every == 0 or step == config.steps:
+                seconds = {"seconds": time.perf_counter() - started}
+                history.append({"step": step, **terms, **seconds})
+                log.scalars(step, terms, seconds)  # metrics.jsonl and TensorBoard
+            if progress is not None:
+                progress(step, terms)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save()
+                if pool is not None:
+                    pool.save()
+                plot_loss_curves(history, out / "loss_curves.png")
     if not (out / "stylizer.safetensors").exists():
         save()
     return out / "stylizer.safetensors"
