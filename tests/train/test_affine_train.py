@@ -16,6 +16,7 @@ from photostyle.data.datasets import image_folder
 from photostyle.inference import StylizeOptions
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead
+from photostyle.models.checkpoint import read_stylizer
 from photostyle.models.refine import FrontierObjective, RefineSettings
 from photostyle.models.weights import WeightsError
 from photostyle.train.affine import (
@@ -393,6 +394,13 @@ def test_distillation_fits_the_pool_and_a_resume_reuses_its_targets(  # type: ig
     train_affine(replace(cfg, steps=22))
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == list(range(1, 23))
+    # A resume whose targets would differ (other crops, other extra steps) is refused.
+    saved = (tmp_path / "run" / "distill_targets.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="crop=32, this run has 48; keep the settings"):
+        train_affine(replace(cfg, steps=24, crop=48))
+    with pytest.raises(ValueError, match="targets were computed with phases="):
+        train_affine(replace(cfg, steps=24, distill_extra_steps=1))
+    assert (tmp_path / "run" / "distill_targets.safetensors").read_bytes() == saved
 
 
 def test_cli_distillation_needs_the_curves_head(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -443,3 +451,45 @@ def test_steer_distillation_fits_the_step_on_the_frozen_heads_inputs(tmp_path, w
     torch.testing.assert_close(extended["inputs"], pool["inputs"])
     moved = (extended["targets"] - pool["targets"]).flatten(1).norm(dim=1)
     assert ((moved > 1e-3) & (moved <= 0.2 + 1e-5)).all()  # two steps of 0.1 at most
+
+
+def test_weight_averaging_exports_the_mean_of_the_steps_weights_across_a_resume(  # type: ignore[no-untyped-def]
+    tmp_path, write_png
+) -> None:
+    data = _folder(tmp_path / "photos", write_png)
+    common = {"data": str(data), "batch_size": 2, "crop": 32, "hidden": 8, "bins": 2}
+    head = train_affine(
+        AffineTrainConfig.from_dict({**common, "out_dir": str(tmp_path / "a"), "steps": 1})
+    )
+    steer = {
+        **common,
+        "init": str(head),
+        "steer_hidden": 16,
+        "train_steer": True,
+        "distill_steps": 1,
+        "distill_pool": 2,
+        "checkpoint_every": 1,
+    }
+
+    def steer_weights(run: str, steps: int, average_from: int | None) -> dict[str, torch.Tensor]:
+        cfg = {**steer, "out_dir": str(tmp_path / run), "steps": steps}
+        path = train_affine(AffineTrainConfig.from_dict(cfg | {"average_from": average_from}))
+        state = read_stylizer(path).state
+        return {k: v for k, v in state.items() if k.startswith("steer.")}
+
+    # Without averaging: the weights after steps 2 and 3 (one run, resumed).
+    raw = [steer_weights("plain", n, None) for n in (1, 2, 3)]
+    assert not torch.equal(raw[1]["steer.mlp.5.weight"], raw[2]["steer.mlp.5.weight"])
+    # Averaging from step 2 exports their mean, in one session or resumed after step 2.
+    whole = steer_weights("avg", 3, 2)
+    steer_weights("avg_resumed", 2, 2)
+    resumed = steer_weights("avg_resumed", 3, 2)
+    for k, v in whole.items():
+        torch.testing.assert_close(v, (raw[1][k] + raw[2][k]) / 2)
+        torch.testing.assert_close(resumed[k], v)
+    # Other weights are the frozen head's.
+    exported = read_stylizer(tmp_path / "avg" / "stylizer.safetensors").state
+    frozen = read_stylizer(head).state
+    assert all(exported[k].equal(v) for k, v in frozen.items() if not k.startswith("steer."))
+    with pytest.raises(ValueError, match="average_from must be at least 0, got -1"):
+        AffineTrainConfig.from_dict({**steer, "out_dir": str(tmp_path / "x"), "average_from": -1})

@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
 from photostyle.data.looks import random_look
@@ -107,6 +108,7 @@ class AffineTrainConfig:
     distill_extra_steps: int = 0  # then this many more steps for the targets, at:
     distill_extra_ssim_weight: float = 3.0  # their w_ssim (moves the targets along the frontier)
     distill_pool: int = 2048  # distinct pairs of a distillation (their targets are computed once)
+    average_from: int | None = None  # from this step on, export the mean of the trained weights
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -120,6 +122,8 @@ class AffineTrainConfig:
         ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        if self.average_from is not None and self.average_from < 0:
+            raise ValueError(f"average_from must be at least 0, got {self.average_from}")
         for name in ("same_class", "style_looks"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -331,23 +335,51 @@ def distill_targets(
     return inputs, target
 
 
+# What a distillation pool's pairs and targets depend on, besides the refinement phases.
+_POOL_SETTINGS = (
+    "max_images",
+    "crop",
+    "seed",
+    "same_class",
+    "style_looks",
+    "init",
+    "train_steer",
+)
+
+
 class _DistillPool:
     """Pairs ``0 .. size - 1`` of the stream with their distillation inputs and targets
     (:func:`distill_targets`), computed on first use by ``compute`` and kept for later epochs;
-    saved beside the checkpoint, so a resumed run does not compute them again."""
+    saved beside the checkpoint, so a resumed run does not compute them again.
+
+    ``settings`` are what the targets depend on (crops, stream, refinement phases, frozen head);
+    they are saved with the pool, and a pool saved with other settings is refused.
+
+    Raises:
+        ValueError: the saved pool's settings differ (the message names the file and the key).
+    """
 
     def __init__(
         self,
         path: Path,
         size: int,
         compute: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+        settings: dict[str, Any],
     ) -> None:
         self.path = path
         self.size = size
         self.compute = compute
+        self.settings = settings
         self.rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         if path.exists():
-            tensors, _ = load_checkpoint(path)
+            tensors, meta = load_checkpoint(path)
+            saved = json.loads(meta.get("settings", "{}"))  # pools of 0.5.0 carry none
+            for key, value in saved.items():
+                if settings.get(key) != value:
+                    raise ValueError(
+                        f"{path}: targets were computed with {key}={value!r}, this run has "
+                        f"{settings.get(key)!r}; keep the settings or use another --out-dir"
+                    )
             for n, x, y in zip(
                 tensors["index"].tolist(), tensors["inputs"], tensors["targets"], strict=True
             ):
@@ -376,7 +408,8 @@ class _DistillPool:
             "inputs": torch.stack([self.rows[n][0] for n in index]),
             "targets": torch.stack([self.rows[n][1] for n in index]),
         }
-        save_checkpoint(self.path, tensors, {"format": "photostyle.distill_targets"})
+        meta = {"format": "photostyle.distill_targets", "settings": json.dumps(self.settings)}
+        save_checkpoint(self.path, tensors, meta)
         self.saved = len(index)
 
 
@@ -433,6 +466,9 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     stream = _PairStream(images, config.crop, config.seed, config.same_class, config.style_looks)
     ckpt = out / "checkpoint.safetensors"
     step = 0
+    # Stochastic weight averaging: the exported weights are the mean of the trained part's weights
+    # after every step from average_from on (a flatter, better-generalising point than the last).
+    averaged = AveragedModel(trained) if config.average_from is not None else None
     if ckpt.exists():
         tensors, meta = load_checkpoint(ckpt)
         if meta.get("format") != AFFINE_TRAIN_FORMAT:
@@ -440,6 +476,9 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
         load_optimizer(opt, tensors, json.loads(meta["optimizer"]))
         step = int(meta["step"])
+        kept = {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}
+        if averaged is not None and kept:
+            averaged.load_state_dict(kept)
     for name in ("checkpoint.safetensors", "stylizer.safetensors", "loss_curves.png"):
         remove_stale_temporaries(out / name)  # left by a run killed while writing
     truncate_metrics(out, step)  # steps after the checkpoint are logged again
@@ -448,14 +487,23 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
     )
 
+    def exported() -> dict[str, torch.Tensor]:
+        state = head.state_dict()
+        if averaged is not None and int(averaged.n_averaged) > 0:
+            prefix = "steer." if config.train_steer else ""
+            state |= {prefix + k: v for k, v in averaged.module.state_dict().items()}
+        return state
+
     def save() -> None:
         opt_tensors, opt_meta = optimizer_tensors(opt)
         tensors = {f"head.{k}": v for k, v in head.state_dict().items()} | opt_tensors
+        if averaged is not None:
+            tensors |= {f"average.{k}": v for k, v in averaged.state_dict().items()}
         meta = {"format": AFFINE_TRAIN_FORMAT, "step": str(step), "optimizer": json.dumps(opt_meta)}
         save_checkpoint(ckpt, tensors, meta | {"config": json.dumps(asdict(config))})
         save_stylizer(
             out / "stylizer.safetensors",
-            head.state_dict(),
+            exported(),
             model.config,
             {"train_config": asdict(config), "step": str(step)},
         )
@@ -487,7 +535,16 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         )
 
     pool = (
-        _DistillPool(out / "distill_targets.safetensors", config.distill_pool, targets)
+        _DistillPool(
+            out / "distill_targets.safetensors",
+            config.distill_pool,
+            targets,
+            {
+                **{k: getattr(config, k) for k in _POOL_SETTINGS},
+                "data": str(Path(config.data).resolve()),
+                "phases": [asdict(p) for p in phases],
+            },
+        )
         if config.distill_steps
         else None
     )
@@ -528,6 +585,8 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             loss.backward()
             opt.step()
             step += 1
+            if averaged is not None and step >= cast(int, config.average_from):
+                averaged.update_parameters(trained)
             if step % config.log_every == 0 or step == config.steps:
                 seconds = {"seconds": time.perf_counter() - started}
                 history.append({"step": step, **terms, **seconds})
