@@ -5,6 +5,10 @@ here rather than in training. Prints the new file's sha256 for ``models/weights.
 
     python scripts/ship_stylizer.py RUN/stylizer.safetensors \
         src/photostyle/weights/photostyle_affine.safetensors --working-size 256
+
+``--untrained`` writes the trained parts' untrained architecture at the same settings instead (the
+comparison issue 10's bar asks for): the last layer of the curves MLP and of the learned step
+zeroed, as they start, so the head predicts no residual and the first step is the plain one.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+
+import torch
 
 from photostyle.models.checkpoint import read_stylizer, save_stylizer
 from photostyle.utils import sha256_file
@@ -29,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--refine-levels", type=int, default=4, help="VGG levels of the refinement's style term (4)"
     )
+    parser.add_argument(
+        "--untrained",
+        action="store_true",
+        help="zero the last layers of the curves MLP and the learned step (the untrained model)",
+    )
     args = parser.parse_args(argv)
     if args.working_size < 16 or args.refine < 0 or not 1 <= args.refine_levels <= 4:
         parser.error(
@@ -42,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         refine_ssim_weight=args.refine_ssim_weight,
         refine_levels=args.refine_levels,
     )
-    save_stylizer(args.target, saved.state, shipped, saved.meta)
+    state = dict(saved.state)
+    if args.untrained:
+        for mlp in ("curves.", "steer.mlp."):  # zero_start_mlp: the last Linear starts at zero
+            layers = [int(k[len(mlp) :].split(".")[0]) for k in state if k.startswith(mlp)]
+            if layers:
+                last = f"{mlp}{max(layers)}."
+                state |= {k: torch.zeros_like(v) for k, v in state.items() if k.startswith(last)}
+    save_stylizer(args.target, state, shipped, saved.meta)
     sys.stdout.write(f"{args.target}\nsha256 {sha256_file(args.target)}\n")
     return 0
 

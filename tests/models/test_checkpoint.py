@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from photostyle.models.weights import (
     build_encoder,
     load_checkpoint,
     save_checkpoint,
+    stylizer_file,
 )
 from photostyle.train.pipeline import TwoStageModel
 from photostyle.utils import sha256_file
@@ -155,10 +157,7 @@ def test_load_stylizer_names_weights_of_another_architecture(
         load_stylizer(other, encoder_weights=encoder_path)
 
 
-def test_ship_script_rewrites_only_the_defaults(
-    tmp_path: Path, tiny_stylizer_files: tuple[Path, Path]
-):
-    """scripts/ship_stylizer.py: the same tensors and metadata, the chosen defaults."""
+def _ship_script():  # type: ignore[no-untyped-def]
     import importlib.util
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "ship_stylizer.py"
@@ -166,6 +165,14 @@ def test_ship_script_rewrites_only_the_defaults(
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_ship_script_rewrites_only_the_defaults(
+    tmp_path: Path, tiny_stylizer_files: tuple[Path, Path]
+):
+    """scripts/ship_stylizer.py: the same tensors and metadata, the chosen defaults."""
+    module = _ship_script()
     source, _ = tiny_stylizer_files
     target = tmp_path / "shipped.safetensors"
     assert module.main([str(source), str(target), "--working-size", "256", "--refine", "2"]) == 0
@@ -181,3 +188,24 @@ def test_ship_script_rewrites_only_the_defaults(
     assert {k: v for k, v in after.meta.items() if k != "model_config"} == {
         k: v for k, v in before.meta.items() if k != "model_config"
     }
+
+
+def test_ship_script_writes_the_untrained_architecture(tmp_path: Path) -> None:
+    """--untrained zeroes the last layers of the curves MLP and of the learned step, nothing else:
+    the head predicts no residual and its first refinement step is the plain one."""
+    from photostyle.models.affine import LearnedStep
+
+    bundled = read_stylizer(stylizer_file("affine")[0])
+    step = LearnedStep(96, 8)
+    torch.nn.init.normal_(step.mlp[-1].weight)
+    state = bundled.state | {f"steer.{k}": v for k, v in step.state_dict().items()}
+    trained = tmp_path / "trained.safetensors"
+    save_stylizer(trained, state, replace(bundled.config, steer_hidden=8), bundled.meta)
+    target = tmp_path / "untrained.safetensors"
+    argv = [str(trained), str(target), "--working-size", "256", "--refine", "2", "--untrained"]
+    assert _ship_script().main(argv) == 0
+    untrained = read_stylizer(target).state
+    last = {"curves.5.weight", "curves.5.bias", "steer.mlp.5.weight", "steer.mlp.5.bias"}
+    assert untrained.keys() == state.keys() and not any(untrained[k].any() for k in last)
+    assert all(untrained[k].equal(v) for k, v in state.items() if k not in last)
+    assert read_stylizer(trained).state["steer.mlp.5.weight"].any()  # the source is untouched
