@@ -21,6 +21,7 @@ from photostyle.models.refine import FrontierObjective, RefineSettings
 from photostyle.models.weights import WeightsError
 from photostyle.train.affine import (
     AffineTrainConfig,
+    _distill_loss,
     _PairStream,
     _steer_loss,
     distill_targets,
@@ -493,3 +494,41 @@ def test_weight_averaging_exports_the_mean_of_the_steps_weights_across_a_resume(
     assert all(exported[k].equal(v) for k, v in frozen.items() if not k.startswith("steer."))
     with pytest.raises(ValueError, match="average_from must be at least 0, got -1"):
         AffineTrainConfig.from_dict({**steer, "out_dir": str(tmp_path / "x"), "average_from": -1})
+
+
+def test_held_out_pairs_are_not_fitted_and_their_distance_is_logged(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    data = _folder(tmp_path / "photos", write_png)
+    common = {"data": str(data), "batch_size": 2, "crop": 32, "hidden": 8, "bins": 2}
+    head = train_affine(
+        AffineTrainConfig.from_dict({**common, "out_dir": str(tmp_path / "a"), "steps": 1})
+    )
+    cfg = {
+        **common,
+        "out_dir": str(tmp_path / "run"),
+        "init": str(head),
+        "steer_hidden": 16,
+        "train_steer": True,
+        "distill_steps": 1,
+        "distill_pool": 4,
+        "distill_holdout": 2,  # pairs 0 and 2 held out, 1 and 3 fitted
+        "steps": 8,
+        "average_from": 5,
+        "log_every": 1,
+    }
+    path = train_affine(AffineTrainConfig.from_dict(cfg))
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    pool = load_file(str(tmp_path / "run" / "distill_targets.safetensors"))
+    assert pool["index"].tolist() == [0, 1, 2, 3]  # the held-out pairs filled with the stream
+    assert all("held_out" in r for r in rows) and "held_out_average" in rows[-1]
+    assert "held_out_average" not in rows[3] and "held_out_average" in rows[4]
+    assert rows[-1]["total"] < 0.5 * rows[0]["total"]  # the fitted pairs are fitted
+    # The last logged held-out distance is the exported (averaged) step's on pairs 0 and 2.
+    steer = Stylizer(path, device="cpu").model.decoder.steer
+    x, y = pool["inputs"][[0, 2]], pool["targets"][[0, 2]]
+    with torch.no_grad():
+        distance = _distill_loss(steer, x, y, 0.1).item()
+        fitted = _distill_loss(steer, pool["inputs"][[1, 3]], pool["targets"][[1, 3]], 0.1).item()
+    assert rows[-1]["held_out_average"] == pytest.approx(distance, rel=1e-5)
+    assert fitted < distance  # what the fit saw is closer than what it did not
+    with pytest.raises(ValueError, match=r"holdout must be 0 \(none\) or at least 2, got 1"):
+        AffineTrainConfig.from_dict({**cfg, "distill_holdout": 1})

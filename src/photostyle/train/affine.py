@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
@@ -108,6 +109,7 @@ class AffineTrainConfig:
     distill_extra_steps: int = 0  # then this many more steps for the targets, at:
     distill_extra_ssim_weight: float = 3.0  # their w_ssim (moves the targets along the frontier)
     distill_pool: int = 2048  # distinct pairs of a distillation (their targets are computed once)
+    distill_holdout: int = 0  # > 1: every Nth pool pair is kept out of the fit; its distance logged
     average_from: int | None = None  # from this step on, export the mean of the trained weights
 
     def __post_init__(self) -> None:
@@ -119,6 +121,7 @@ class AffineTrainConfig:
             ("distill_pool", 1),
             ("distill_extra_steps", 0),
             ("distill_extra_ssim_weight", 0),
+            ("distill_holdout", 0),
         ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
@@ -127,6 +130,8 @@ class AffineTrainConfig:
         for name in ("same_class", "style_looks"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.distill_holdout == 1:
+            raise ValueError("distill_holdout must be 0 (none) or at least 2, got 1")
         if self.distill_steps and self.model.grid_residual != "curves":
             raise ValueError("--distill-steps needs --residual curves")
         if self.train_steer and not self.model.steer_hidden:
@@ -353,7 +358,8 @@ class _DistillPool:
     saved beside the checkpoint, so a resumed run does not compute them again.
 
     ``settings`` are what the targets depend on (crops, stream, refinement phases, frozen head);
-    they are saved with the pool, and a pool saved with other settings is refused.
+    they are saved with the pool, and a pool saved with other settings is refused. With
+    ``holdout`` N > 1, every Nth pair (``n % N == 0``) is kept out of the fit, to measure it on.
 
     Raises:
         ValueError: the saved pool's settings differ (the message names the file and the key).
@@ -365,11 +371,14 @@ class _DistillPool:
         size: int,
         compute: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
         settings: dict[str, Any],
+        holdout: int = 0,
     ) -> None:
         self.path = path
         self.size = size
         self.compute = compute
         self.settings = settings
+        self.holdout = holdout
+        self.fitted = [n for n in range(size) if holdout < 2 or n % holdout]
         self.rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         if path.exists():
             tensors, meta = load_checkpoint(path)
@@ -385,6 +394,17 @@ class _DistillPool:
             ):
                 self.rows[int(n)] = (x, y)
         self.saved = len(self.rows)  # rows in the file: a pool only grows
+        self.reached = max(self.rows, default=-1) + 1  # the stream's pairs below this have come
+
+    def fit_rows(self, first: int, size: int) -> list[int]:
+        """The pairs of fit positions ``first .. first + size - 1``, cycling over the pool."""
+        rows = [self.fitted[(first + k) % len(self.fitted)] for k in range(size)]
+        self.reached = max(self.reached, max(rows) + 1)
+        return rows
+
+    def held_out_rows(self) -> list[int]:
+        """The held-out pairs whose turn in the stream has come (so they fill with the pool)."""
+        return list(range(0, self.reached, self.holdout)) if self.holdout > 1 else []
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets of the pairs ``indices``, computing those not yet in the pool."""
@@ -414,19 +434,17 @@ class _DistillPool:
 
 
 def _distill_loss(
-    head: AffineHead, pool: _DistillPool, first: int, size: int, step: float | None
+    trained: nn.Module, x: torch.Tensor, y: torch.Tensor, step: float | None
 ) -> torch.Tensor:
     """Mean squared distance (over the grade's coefficients) from the trained part's grade to the
-    targets of pool pairs ``first .. first + size - 1`` (modulo the pool's size): with a ``step``
-    length, the grade after the head's learned step (which is trained), else the curves MLP's."""
-    device = next(head.parameters()).device
-    x, y = (t.to(device) for t in pool.batch([(first + k) % pool.size for k in range(size)]))
-    if step is not None and head.steer is not None:
+    targets ``y`` of pool inputs ``x``: with a ``step`` length, ``trained`` is the learned step and
+    the grade the one after it, else ``trained`` is the head and the grade its curves MLP's."""
+    if step is not None:
         n = y[0].numel()
         grade, grad_s, grad_q, losses = x.split([n, n, n, 2], 1)
-        prediction = (grade + head.steer(grade, grad_s, grad_q, losses, step)).view_as(y)
+        prediction = (grade + trained(grade, grad_s, grad_q, losses, step)).view_as(y)
     else:
-        prediction = head.curves_from(x)
+        prediction = cast(AffineHead, trained).curves_from(x)
     return (prediction - y).pow(2).flatten(1).sum(1).mean()
 
 
@@ -544,17 +562,19 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                 "data": str(Path(config.data).resolve()),
                 "phases": [asdict(p) for p in phases],
             },
+            config.distill_holdout,
         )
         if config.distill_steps
         else None
     )
+    step_length = refinement.step if config.train_steer else None  # what _distill_loss fits
     with RunLogger(out) as log:
         started = time.perf_counter()
         while step < config.steps:
             first = step * config.batch_size
             if pool is not None:
-                step_length = refinement.step if config.train_steer else None
-                loss = _distill_loss(head, pool, first, config.batch_size, step_length)
+                x, y = (t.to(device) for t in pool.batch(pool.fit_rows(first, config.batch_size)))
+                loss = _distill_loss(trained, x, y, step_length)
                 terms = {"total": loss.item(), "pool": float(len(pool.rows))}
             else:
                 c, s, lc, ls = stream.batch(first, config.batch_size)
@@ -588,6 +608,14 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             if averaged is not None and step >= cast(int, config.average_from):
                 averaged.update_parameters(trained)
             if step % config.log_every == 0 or step == config.steps:
+                if pool is not None and pool.held_out_rows():
+                    x, y = (t.to(device) for t in pool.batch(pool.held_out_rows()))
+                    fits: dict[str, nn.Module] = {"held_out": trained}
+                    if averaged is not None and int(averaged.n_averaged) > 0:
+                        fits["held_out_average"] = averaged.module
+                    with torch.no_grad():
+                        for name, fit in fits.items():
+                            terms[name] = _distill_loss(fit, x, y, step_length).item()
                 seconds = {"seconds": time.perf_counter() - started}
                 history.append({"step": step, **terms, **seconds})
                 log.scalars(step, terms, seconds)  # metrics.jsonl and TensorBoard
