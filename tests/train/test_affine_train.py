@@ -24,6 +24,7 @@ from photostyle.train.affine import (
     _distill_loss,
     _PairStream,
     _steer_loss,
+    continue_targets,
     distill_targets,
     total_variation,
     train_affine,
@@ -399,8 +400,8 @@ def test_distillation_fits_the_pool_and_a_resume_reuses_its_targets(  # type: ig
     saved = (tmp_path / "run" / "distill_targets.safetensors").read_bytes()
     with pytest.raises(ValueError, match="crop=32, this run has 48; keep the settings"):
         train_affine(replace(cfg, steps=24, crop=48))
-    with pytest.raises(ValueError, match="targets were computed with phases="):
-        train_affine(replace(cfg, steps=24, distill_extra_steps=1))
+    with pytest.raises(ValueError, match="targets took 2 refinement steps that this run's 1 do"):
+        train_affine(replace(cfg, steps=24, distill_steps=1))
     assert (tmp_path / "run" / "distill_targets.safetensors").read_bytes() == saved
 
 
@@ -532,3 +533,44 @@ def test_held_out_pairs_are_not_fitted_and_their_distance_is_logged(tmp_path, wr
     assert fitted < distance  # what the fit saw is closer than what it did not
     with pytest.raises(ValueError, match=r"holdout must be 0 \(none\) or at least 2, got 1"):
         AffineTrainConfig.from_dict({**cfg, "distill_holdout": 1})
+
+
+def test_more_extra_steps_continue_a_saved_pool_as_a_fresh_pool_would_compute_it(  # type: ignore[no-untyped-def]
+    tmp_path, write_png, monkeypatch
+) -> None:
+    data = _folder(tmp_path / "photos", write_png)
+    cfg = AffineTrainConfig.from_dict(
+        {
+            "data": str(data),
+            "out_dir": str(tmp_path / "run"),
+            "steps": 1,
+            "batch_size": 2,
+            "crop": 32,
+            "hidden": 8,
+            "bins": 2,
+            "distill_steps": 2,
+            "distill_extra_steps": 1,
+            "distill_extra_ssim_weight": 0.5,
+            "distill_pool": 4,
+        }
+    )
+    train_affine(cfg)  # pairs 0 and 1 at 2 + 1 steps
+    pool = tmp_path / "run" / "distill_targets.safetensors"
+    first = load_file(str(pool))
+    assert first["steps"].tolist() == [3, 3]
+    calls: list[int] = []
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(args[2]))  # the batch's pairs
+        return continue_targets(*args, **kwargs)
+
+    monkeypatch.setattr("photostyle.train.affine.continue_targets", counted)
+    train_affine(replace(cfg, steps=3, distill_extra_steps=3))  # pairs 2, 3 new; 0, 1 moved on
+    fresh = replace(cfg, out_dir=str(tmp_path / "fresh"), steps=3, distill_extra_steps=3)
+    train_affine(fresh)
+    moved, scratch = load_file(str(pool)), load_file(str(tmp_path / "fresh" / pool.name))
+    assert moved["index"].tolist() == [0, 1, 2, 3] and moved["steps"].tolist() == [5] * 4
+    assert calls == [2]  # one batch taken 2 steps further, the new pairs computed from the base
+    torch.testing.assert_close(moved["inputs"], scratch["inputs"])
+    torch.testing.assert_close(moved["targets"], scratch["targets"], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(moved["targets"][:2], first["targets"], atol=1e-4)

@@ -332,15 +332,70 @@ def distill_targets(
             inputs = torch.cat([grade.flatten(1), *objective.gradients(grade)], 1)
         else:
             inputs = head.curve_inputs(c, s, enc_c, enc_s, base)
-    target = torch.zeros_like(grade).float()  # (B, 12, bins, 1, 1)
+    start = torch.zeros_like(grade).float()  # (B, 12, bins, 1, 1)
+    return inputs, _plain_steps(head, encoder, c, s, base, enc_c, enc_s, phases, start)
+
+
+def continue_targets(
+    head: AffineHead,
+    encoder: VGGEncoder,
+    c: torch.Tensor,
+    s: torch.Tensor,
+    enc_c: EncoderOutput,
+    enc_s: EncoderOutput,
+    lc: torch.Tensor,
+    ls: torch.Tensor,
+    phases: Sequence[RefineSettings],
+    start: torch.Tensor,
+) -> torch.Tensor:
+    """Distillation targets taken further: ``phases`` more plain steps from targets ``start``.
+
+    Plain steps keep no state between them, so targets of phases ``P`` continued by ``Q`` equal
+    :func:`distill_targets`' of ``P`` then ``Q``: a pool is moved along the frontier without
+    computing its first steps again.
+
+    Shape: (B, 12, bins, 1, 1) -> (B, 12, bins, 1, 1), float32.
+    """
+    with torch.no_grad():
+        base, _ = head.grid(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
+    return _plain_steps(head, encoder, c, s, base, enc_c, enc_s, phases, start.float())
+
+
+def _plain_steps(
+    head: AffineHead,
+    encoder: VGGEncoder,
+    c: torch.Tensor,
+    s: torch.Tensor,
+    base: torch.Tensor,
+    enc_c: EncoderOutput,
+    enc_s: EncoderOutput,
+    phases: Sequence[RefineSettings],
+    target: torch.Tensor,
+) -> torch.Tensor:
     for phase in phases:
         target = refine_grade(  # plain steps: the untrained architecture's refinement
             head, encoder, c, s, base, target, phase, enc_c.taps, enc_s.taps, learned=False
         )
-    return inputs, target
+    return target
 
 
-# What a distillation pool's pairs and targets depend on, besides the refinement phases.
+def _one_step_each(phases: Sequence[RefineSettings]) -> list[RefineSettings]:
+    """The plain steps of ``phases``, one phase of one step each."""
+    return [replace(p, steps=1) for p in phases for _ in range(p.steps)]
+
+
+def _merged(steps: Sequence[RefineSettings]) -> list[RefineSettings]:
+    """Consecutive equal one-step phases merged (the inverse of :func:`_one_step_each`)."""
+    phases: list[RefineSettings] = []
+    for one in steps:
+        if phases and replace(phases[-1], steps=1) == one:
+            phases[-1] = replace(phases[-1], steps=phases[-1].steps + 1)
+        else:
+            phases.append(one)
+    return phases
+
+
+# What a distillation pool's pairs and targets depend on, besides the refinement steps.
 _POOL_SETTINGS = (
     "max_images",
     "crop",
@@ -357,12 +412,15 @@ class _DistillPool:
     (:func:`distill_targets`), computed on first use by ``compute`` and kept for later epochs;
     saved beside the checkpoint, so a resumed run does not compute them again.
 
-    ``settings`` are what the targets depend on (crops, stream, refinement phases, frozen head);
-    they are saved with the pool, and a pool saved with other settings is refused. With
+    ``settings`` are what the targets depend on (crops, stream, frozen head) and ``phases`` the
+    plain steps they take; both are saved with the pool. A pool saved with other settings is
+    refused; one whose steps are the first of ``phases`` is taken further by ``extend``
+    (:func:`continue_targets`) as its pairs come, each pair's step count saved with it. With
     ``holdout`` N > 1, every Nth pair (``n % N == 0``) is kept out of the fit, to measure it on.
 
     Raises:
-        ValueError: the saved pool's settings differ (the message names the file and the key).
+        ValueError: the saved pool's settings differ, or its steps are not the first of
+            ``phases`` (the message names the file and the setting).
     """
 
     def __init__(
@@ -370,31 +428,48 @@ class _DistillPool:
         path: Path,
         size: int,
         compute: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+        extend: Callable[[list[int], torch.Tensor, list[RefineSettings]], torch.Tensor],
         settings: dict[str, Any],
+        phases: Sequence[RefineSettings],
         holdout: int = 0,
     ) -> None:
         self.path = path
         self.size = size
         self.compute = compute
-        self.settings = settings
+        self.extend = extend
+        self.plan = _one_step_each(phases)
+        self.settings = settings | {"steps": [asdict(p) for p in self.plan]}
         self.holdout = holdout
         self.fitted = [n for n in range(size) if holdout < 2 or n % holdout]
         self.rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.done: dict[int, int] = {}  # plain steps each pair's target has taken
+        self.dirty = False  # rows added or moved since the file was written
         if path.exists():
-            tensors, meta = load_checkpoint(path)
-            saved = json.loads(meta.get("settings", "{}"))  # pools of 0.5.0 carry none
-            for key, value in saved.items():
-                if settings.get(key) != value:
-                    raise ValueError(
-                        f"{path}: targets were computed with {key}={value!r}, this run has "
-                        f"{settings.get(key)!r}; keep the settings or use another --out-dir"
-                    )
-            for n, x, y in zip(
-                tensors["index"].tolist(), tensors["inputs"], tensors["targets"], strict=True
-            ):
-                self.rows[int(n)] = (x, y)
-        self.saved = len(self.rows)  # rows in the file: a pool only grows
+            self._load(path)
         self.reached = max(self.rows, default=-1) + 1  # the stream's pairs below this have come
+
+    def _load(self, path: Path) -> None:
+        tensors, meta = load_checkpoint(path)
+        saved = json.loads(meta.get("settings", "{}"))  # pools of 0.5.0 carry none
+        self.dirty = not saved  # written again with its settings
+        steps = saved.pop("steps", self.settings["steps"])
+        for key, value in saved.items():
+            if self.settings.get(key) != value:
+                raise ValueError(
+                    f"{path}: targets were computed with {key}={value!r}, this run has "
+                    f"{self.settings.get(key)!r}; keep the settings or use another --out-dir"
+                )
+        if self.settings["steps"][: len(steps)] != steps:
+            raise ValueError(
+                f"{path}: targets took {len(steps)} refinement steps that this run's "
+                f"{len(self.plan)} do not begin with; keep the distillation steps and w_ssim "
+                "(more extra steps continue them) or use another --out-dir"
+            )
+        done = tensors.get("steps", torch.full_like(tensors["index"], len(steps)))
+        index, inputs, targets = tensors["index"].tolist(), tensors["inputs"], tensors["targets"]
+        for n, x, y, k in zip(index, inputs, targets, done.tolist(), strict=True):
+            self.rows[int(n)] = (x, y)
+            self.done[int(n)] = int(k)
 
     def fit_rows(self, first: int, size: int) -> list[int]:
         """The pairs of fit positions ``first .. first + size - 1``, cycling over the pool."""
@@ -407,12 +482,24 @@ class _DistillPool:
         return list(range(0, self.reached, self.holdout)) if self.holdout > 1 else []
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets of the pairs ``indices``, computing those not yet in the pool."""
+        """Inputs and targets of the pairs ``indices``, computing those not yet in the pool and
+        taking those of fewer steps further."""
         missing = [n for n in indices if n not in self.rows]
         if missing:
             inputs, targets = self.compute(missing)
             for n, x, y in zip(missing, inputs.cpu(), targets.cpu(), strict=True):
                 self.rows[n] = (x, y)
+                self.done[n] = len(self.plan)
+            self.dirty = True
+        behind = [n for n in indices if self.done[n] < len(self.plan)]
+        for k in sorted({self.done[n] for n in behind}):
+            group = sorted({n for n in behind if self.done[n] == k})
+            start = torch.stack([self.rows[n][1] for n in group])
+            moved = self.extend(group, start, _merged(self.plan[k:]))
+            for n, y in zip(group, moved.cpu(), strict=True):
+                self.rows[n] = (self.rows[n][0], y)
+                self.done[n] = len(self.plan)
+            self.dirty = True
         return (
             torch.stack([self.rows[n][0] for n in indices]),
             torch.stack([self.rows[n][1] for n in indices]),
@@ -420,17 +507,18 @@ class _DistillPool:
 
     def save(self) -> None:
         """Write the pool, unless the file already holds all of it."""
-        if len(self.rows) == self.saved:
+        if not self.dirty:
             return
         index = sorted(self.rows)
         tensors = {
             "index": torch.tensor(index),
             "inputs": torch.stack([self.rows[n][0] for n in index]),
             "targets": torch.stack([self.rows[n][1] for n in index]),
+            "steps": torch.tensor([self.done[n] for n in index]),
         }
         meta = {"format": "photostyle.distill_targets", "settings": json.dumps(self.settings)}
         save_checkpoint(self.path, tensors, meta)
-        self.saved = len(index)
+        self.dirty = False
 
 
 def _distill_loss(
@@ -552,16 +640,25 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             head, encoder, c, s, enc_c, enc_s, lc, ls, phases, steer=config.train_steer
         )
 
+    def extended(
+        indices: list[int], start: torch.Tensor, more: list[RefineSettings]
+    ) -> torch.Tensor:
+        c, s, lc, ls = (t.to(device) for t in stream.items(indices))
+        with torch.no_grad():
+            enc_c, enc_s = encode(c), encode(s)
+        return continue_targets(head, encoder, c, s, enc_c, enc_s, lc, ls, more, start.to(device))
+
     pool = (
         _DistillPool(
             out / "distill_targets.safetensors",
             config.distill_pool,
             targets,
+            extended,
             {
                 **{k: getattr(config, k) for k in _POOL_SETTINGS},
                 "data": str(Path(config.data).resolve()),
-                "phases": [asdict(p) for p in phases],
             },
+            phases,
             config.distill_holdout,
         )
         if config.distill_steps
@@ -631,4 +728,10 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     return out / "stylizer.safetensors"
 
 
-__all__ = ["AffineTrainConfig", "distill_targets", "total_variation", "train_affine"]
+__all__ = [
+    "AffineTrainConfig",
+    "continue_targets",
+    "distill_targets",
+    "total_variation",
+    "train_affine",
+]
