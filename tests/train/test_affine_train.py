@@ -522,6 +522,10 @@ def test_held_out_pairs_are_not_fitted_and_their_distance_is_logged(tmp_path, wr
     assert pool["index"].tolist() == [0, 1, 2, 3]  # the held-out pairs filled with the stream
     assert all("held_out" in r for r in rows) and "held_out_average" in rows[-1]
     assert "held_out_average" not in rows[3] and "held_out_average" in rows[4]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(tmp_path / "run" / "tb")).Reload().Tags()["scalars"]
+    assert {"loss/held_out", "loss/held_out_average", "train/pool", "train/seconds"} <= set(tags)
     assert rows[-1]["total"] < 0.5 * rows[0]["total"]  # the fitted pairs are fitted
     # The last logged held-out distance is the exported (averaged) step's on pairs 0 and 2.
     steer = Stylizer(path, device="cpu").model.decoder.steer

@@ -672,7 +672,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             if pool is not None:
                 x, y = (t.to(device) for t in pool.batch(pool.fit_rows(first, config.batch_size)))
                 loss = _distill_loss(trained, x, y, step_length)
-                terms = {"total": loss.item(), "pool": float(len(pool.rows))}
+                terms = {"total": loss.item()}
             else:
                 c, s, lc, ls = stream.batch(first, config.batch_size)
                 c, s, lc, ls = c.to(device), s.to(device), lc.to(device), ls.to(device)
@@ -696,6 +696,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                     "ssim": 1 - structure.item(),
                     "tv": tv.item(),
                 }
+            pool_size = {"pool": float(len(pool.rows))} if pool is not None else {}
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step}; last checkpoint kept")
             opt.zero_grad(set_to_none=True)
@@ -713,16 +714,16 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                     with torch.no_grad():
                         for name, fit in fits.items():
                             terms[name] = _distill_loss(fit, x, y, step_length).item()
-                seconds = {"seconds": time.perf_counter() - started}
-                history.append({"step": step, **terms, **seconds})
-                log.scalars(step, terms, seconds)  # metrics.jsonl and TensorBoard
+                extras = {"seconds": time.perf_counter() - started} | pool_size
+                history.append({"step": step, **terms, **extras})
+                log.scalars(step, terms, extras)  # metrics.jsonl and TensorBoard
             if progress is not None:
-                progress(step, terms)
+                progress(step, terms | pool_size)
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save()
                 if pool is not None:
                     pool.save()
-                plot_loss_curves(history, out / "loss_curves.png")
+                plot_loss_curves(history, out / "loss_curves.png", exclude=("seconds", "pool"))
     if not (out / "stylizer.safetensors").exists():
         save()
     return out / "stylizer.safetensors"

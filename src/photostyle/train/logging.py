@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -111,10 +112,13 @@ def truncate_metrics(out_dir: str | Path, step: int) -> None:
         tmp.write_text("".join(kept))
 
 
-def plot_loss_curves(history: list[dict[str, float]], path: str | Path) -> None:
+def plot_loss_curves(
+    history: list[dict[str, float]], path: str | Path, exclude: Collection[str] = ()
+) -> None:
     """Write the loss curves of ``history`` (log scale, one line per term) as a PNG, atomically.
 
-    Does nothing for an empty history or without matplotlib (an optional extra).
+    Keys in ``exclude`` (per-step values that are not losses: elapsed seconds, counts) are left
+    out. Does nothing for an empty history or without matplotlib (an optional extra).
     """
     if not history:
         return
@@ -125,7 +129,7 @@ def plot_loss_curves(history: list[dict[str, float]], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     steps = [h["step"] for h in history]
     for key in history[-1]:
-        if key != "step":
+        if key != "step" and key not in exclude:
             ax.plot(steps, [h.get(key, float("nan")) for h in history], label=key)
     ax.set_yscale("log")
     ax.set_xlabel("step")
