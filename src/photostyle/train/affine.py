@@ -506,7 +506,7 @@ class _DistillPool:
         )
 
     def save(self) -> None:
-        """Write the pool, unless the file already holds all of it."""
+        """Write the pool, unless nothing changed since it was written (or read)."""
         if not self.dirty:
             return
         index = sorted(self.rows)
@@ -706,8 +706,9 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             if averaged is not None and step >= cast(int, config.average_from):
                 averaged.update_parameters(trained)
             if step % config.log_every == 0 or step == config.steps:
-                if pool is not None and pool.held_out_rows():
-                    x, y = (t.to(device) for t in pool.batch(pool.held_out_rows()))
+                held = pool.held_out_rows() if pool is not None else []
+                if pool is not None and held:
+                    x, y = (t.to(device) for t in pool.batch(held))
                     fits: dict[str, nn.Module] = {"held_out": trained}
                     if averaged is not None and int(averaged.n_averaged) > 0:
                         fits["held_out_average"] = averaged.module
