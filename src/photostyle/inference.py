@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from photostyle.models.affine import AffineHead
 from photostyle.models.encoder import EncoderOutput
 from photostyle.models.layers import FA_VARIANTS, FAVariant
-from photostyle.models.refine import RefineSettings, refine_grade
+from photostyle.models.refine import refine_grade
 from photostyle.models.stylizer import ModelConfig, PhotoStylizer
 from photostyle.upsample import (
     UPSAMPLE_METHODS,
@@ -270,10 +270,7 @@ class TorchBackend:
             variant=fa,
         )
         if refine:
-            config = self.model.config
-            settings = RefineSettings(
-                steps=refine, ssim_weight=config.refine_ssim_weight, levels=config.refine_levels
-            )
+            settings = self.model.config.refinement(refine)
             residual = refine_grade(
                 head,
                 encoder,

@@ -251,6 +251,35 @@ def test_learned_step_training_lowers_the_loss_and_leaves_the_head(make_encoder,
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_learned_step_loss_uses_the_models_refinement_levels(make_encoder, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    enc = make_encoder()
+    head = AffineHead(tiny_cfg.widths, bins=2, hidden=8, residual="curves", steer_hidden=16)
+    g = torch.Generator().manual_seed(1)
+    c = torch.rand(2, 3, 32, 32, generator=g) * 0.5
+    s = torch.rand(2, 3, 32, 32, generator=g) * 0.5 + 0.5
+    ec, es = enc(c), enc(s)
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+
+    def taps(x: torch.Tensor) -> list[torch.Tensor]:
+        return enc(x).taps
+
+    def by_hand(levels: int) -> torch.Tensor:  # the step and the loss after it, both at ``levels``
+        settings = RefineSettings(steps=1, ssim_weight=3.0, levels=levels)
+        with torch.no_grad():
+            base, grade = head.grid(c, s, ec, es, content_labels=labels, style_labels=labels)
+            objective = FrontierObjective(head, taps, c, base, ec.taps, es.taps, settings)
+            style, dissimilarity, smooth = objective.terms(grade + objective.step(grade, head.steer))
+        return (style + 4.0 * dissimilarity + smooth).mean()
+
+    for levels in (2, 4):
+        model = replace(AffineTrainConfig(data=".", out_dir=".").model, refine_levels=levels)
+        cfg = AffineTrainConfig(data=".", out_dir=".", model=model)
+        with torch.no_grad():
+            total = _steer_loss(head, taps, c, s, ec, es, labels, labels, cfg)[-1]
+        torch.testing.assert_close(total, by_hand(levels))
+    assert not torch.allclose(by_hand(2), by_hand(4))
+
+
 def test_train_steer_starts_from_a_stylizer_and_trains_only_the_step(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
     data = _folder(tmp_path / "photos", write_png)
     common = {"data": str(data), "batch_size": 1, "crop": 32, "hidden": 8, "bins": 2}

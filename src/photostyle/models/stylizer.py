@@ -21,6 +21,7 @@ from photostyle.models.encoder import (
     VGGEncoder,
 )
 from photostyle.models.layers import FAVariant, fa_variant
+from photostyle.models.refine import RefineSettings
 from photostyle.registry import Registry
 
 
@@ -87,6 +88,12 @@ class ModelConfig:
         base = VGG_CONFIGS.get(self.arch)
         full = base.full_depths if base else (*self.depths[:3], self.depths[2], self.depths[2])
         return VGGConfig(self.arch, self.widths, self.depths, full)
+
+    def refinement(self, steps: int) -> RefineSettings:
+        """The model's own per-photo refinement (its w_ssim and style levels), ``steps`` steps."""
+        return RefineSettings(
+            steps=steps, ssim_weight=self.refine_ssim_weight, levels=self.refine_levels
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

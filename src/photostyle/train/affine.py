@@ -285,13 +285,13 @@ def _steer_loss(
     """The frontier loss after the head's learned step from its (frozen) prediction: the style
     term, 1 - SSIM, the grade's smoothness term (means over the batch) and the total.
 
-    The step sees the gradient of the refinement's own loss (``model.refine_ssim_weight``, as at
-    inference); it is trained on the loss of this run (``ssim_weight``, ``tv_weight``), which may
-    sit elsewhere on the frontier.
+    The step sees the gradient of the refinement's own loss (the model's w_ssim and style levels,
+    as at inference); it is trained on the loss of this run (``ssim_weight``, ``tv_weight``),
+    which may sit elsewhere on the frontier.
     """
     with torch.no_grad():
         base, grade = head.grid(c, s, enc_c, enc_s, content_labels=lc, style_labels=ls)
-    settings = RefineSettings(steps=1, ssim_weight=config.model.refine_ssim_weight)
+    settings = config.model.refinement(1)
     objective = FrontierObjective(head, taps, c, base, enc_c.taps, enc_s.taps, settings)
     stepped = grade + objective.step(grade, head.steer)  # (B, 12, bins, 1, 1)
     style, dissimilarity, smooth = objective.terms(stepped)
@@ -614,11 +614,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             {"train_config": asdict(config), "step": str(step)},
         )
 
-    refinement = RefineSettings(  # the model's own, as at inference
-        steps=config.distill_steps,
-        ssim_weight=architecture.refine_ssim_weight,
-        levels=architecture.refine_levels,
-    )
+    refinement = architecture.refinement(config.distill_steps)  # as at inference
     extra = replace(
         refinement,
         steps=config.distill_extra_steps,
