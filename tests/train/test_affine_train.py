@@ -268,7 +268,8 @@ def test_learned_step_loss_uses_the_models_refinement_levels(make_encoder, tiny_
         with torch.no_grad():
             base, grade = head.grid(c, s, ec, es, content_labels=labels, style_labels=labels)
             objective = FrontierObjective(head, taps, c, base, ec.taps, es.taps, settings)
-            style, dissimilarity, smooth = objective.terms(grade + objective.step(grade, head.steer))
+            stepped = grade + objective.step(grade, head.steer)
+            style, dissimilarity, smooth = objective.terms(stepped)
         return (style + 4.0 * dissimilarity + smooth).mean()
 
     for levels in (2, 4):
