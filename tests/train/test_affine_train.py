@@ -168,7 +168,7 @@ def test_cli_train_affine_wires_its_flags(tmp_path, write_png, capsys) -> None: 
         ("--crop", "16", "--crop must be at least 32, got 16"),
         ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
         ("--distill-pool", "0", "--distill-pool must be at least 1, got 0"),
-        ("--distill-extra-steps", "-1", "--distill-extra-steps must be at least 0, got -1"),
+        ("--distill-extra-steps", "0", "--distill-extra-steps must all be at least 1, got [0]"),
     ],
 )
 def test_cli_train_affine_refuses_bad_values_naming_the_flag(  # type: ignore[no-untyped-def]
@@ -179,6 +179,22 @@ def test_cli_train_affine_refuses_bad_values_naming_the_flag(  # type: ignore[no
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"photostyle: error: {message}"]
+    assert not out.exists()
+
+
+def test_cli_extra_target_phases_take_one_w_ssim_each(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    argv = ["train-affine", "--data", str(tmp_path), "--out-dir", str(out), "--distill-steps", "8"]
+    phases = ["--distill-extra-steps", "8", "4"]
+    assert main([*argv, *phases, "--distill-extra-ssim-weight", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "photostyle: error: --distill-extra-ssim-weight must give one w_ssim per phase of extra "
+        "steps (2), got 1"
+    ]
+    assert main([*argv[:-2], *phases, "--distill-extra-ssim-weight", "1", "0.5"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "photostyle: error: --distill-extra-steps needs --distill-steps (the first phase)"
+    ]
     assert not out.exists()
 
 
@@ -217,6 +233,15 @@ def test_flat_stored_configs_of_earlier_releases_still_load(tmp_path: Path) -> N
     # Defaults: a flat dict without the model's keys gives the release's default head.
     default = AffineTrainConfig.from_dict({"data": "d", "out_dir": "o"}).model
     assert (default.grid_bins, default.grid_hidden, default.grid_residual) == (8, 64, "curves")
+    # 0.5.0 stored one extra target phase as two numbers; no phase as 0 steps.
+    one = AffineTrainConfig.from_dict(
+        {**flat, "distill_steps": 8, "distill_extra_steps": 4, "distill_extra_ssim_weight": 1}
+    )
+    assert (one.distill_extra_steps, one.distill_extra_ssim_weight) == ((4,), (1.0,))
+    none = AffineTrainConfig.from_dict(
+        {**flat, "distill_extra_steps": 0, "distill_extra_ssim_weight": 3.0}
+    )
+    assert (none.distill_extra_steps, none.distill_extra_ssim_weight) == ((), ())
     with pytest.raises(ValueError, match="'bins' is given twice"):
         AffineTrainConfig.from_dict({**stored, "bins": 4})
     with pytest.raises(ValueError, match="config key 'residual' must be one of"):
@@ -452,7 +477,7 @@ def test_steer_distillation_fits_the_step_on_the_frozen_heads_inputs(tmp_path, w
         AffineTrainConfig.from_dict({**common, "out_dir": str(tmp_path / "a"), "steps": 1})
     )
     runs = {}
-    for name, extra in (("b", 0), ("c", 2)):
+    for name, extra in (("b", []), ("c", [1, 1])):
         cfg = {
             **common,
             "out_dir": str(tmp_path / name),
@@ -462,8 +487,8 @@ def test_steer_distillation_fits_the_step_on_the_frozen_heads_inputs(tmp_path, w
             "train_steer": True,
             "lr": 1e-3,
             "distill_steps": 2,
-            "distill_extra_steps": extra,
-            "distill_extra_ssim_weight": 0.5,
+            "distill_extra_steps": extra,  # "c": two phases of one step
+            "distill_extra_ssim_weight": [0.5, 1.0][: len(extra)],
             "distill_pool": 2,
             "log_every": 1,
         }
@@ -583,8 +608,8 @@ def test_more_extra_steps_continue_a_saved_pool_as_a_fresh_pool_would_compute_it
             "hidden": 8,
             "bins": 2,
             "distill_steps": 2,
-            "distill_extra_steps": 1,
-            "distill_extra_ssim_weight": 0.5,
+            "distill_extra_steps": [1],
+            "distill_extra_ssim_weight": [0.5],
             "distill_pool": 4,
         }
     )
@@ -599,8 +624,10 @@ def test_more_extra_steps_continue_a_saved_pool_as_a_fresh_pool_would_compute_it
         return continue_targets(*args, **kwargs)
 
     monkeypatch.setattr("photostyle.train.affine.continue_targets", counted)
-    train_affine(replace(cfg, steps=3, distill_extra_steps=3))  # pairs 2, 3 new; 0, 1 moved on
-    fresh = replace(cfg, out_dir=str(tmp_path / "fresh"), steps=3, distill_extra_steps=3)
+    # A second phase at another w_ssim: pairs 2, 3 new; 0, 1 moved on.
+    more = {"distill_extra_steps": (1, 2), "distill_extra_ssim_weight": (0.5, 0.25)}
+    train_affine(replace(cfg, steps=3, **more))  # type: ignore[arg-type]
+    fresh = replace(cfg, out_dir=str(tmp_path / "fresh"), steps=3, **more)  # type: ignore[arg-type]
     train_affine(fresh)
     moved, scratch = load_file(str(pool)), load_file(str(tmp_path / "fresh" / pool.name))
     assert moved["index"].tolist() == [0, 1, 2, 3] and moved["steps"].tolist() == [5] * 4

@@ -236,11 +236,12 @@ def dataclass_flags(
     """One ``--flag`` per field of a config dataclass, its help the field's comment.
 
     Fields without a default become required; ``bool`` fields become ``--flag`` / ``--no-flag``;
-    ``Literal`` fields take their values as choices, ``tuple`` fields one value per element; a
-    ``device`` field is checked like every ``--device``; a nested dataclass (``sampling``) gives
-    one flag per field of its own, or per field its ``top_level`` metadata names (``model``:
-    ``--arch``, ``--fa``, ``--residual``; a mapping gives the flags names of their own:
-    ``--bins`` for ``model.grid_bins``), its defaults those of the field's default value. With
+    ``Literal`` fields take their values as choices, ``tuple`` fields one value per element
+    (``tuple[X, ...]``: one or more); a ``device`` field is checked like every ``--device``; a
+    nested dataclass (``sampling``) gives one flag per field of its own, or per field its
+    ``top_level`` metadata names (``model``: ``--arch``, ``--fa``, ``--residual``; a mapping gives
+    the flags names of their own: ``--bins`` for ``model.grid_bins``), its defaults those of the
+    field's default value. With
     ``spec.layered`` every default is None, so that only the flags given are set (the help still
     shows the dataclass's default).
 
@@ -287,7 +288,9 @@ def dataclass_flags(
         default = _field_default(f, defaults)
         value = None if spec.layered else default  # the parsed value when the flag is not given
         shown = (
-            "" if default == "" or (spec.layered and default is None) else f" (default {default})"
+            ""
+            if default in ("", ()) or (spec.layered and default is None)
+            else f" (default {default})"
         )
         kind, choices = _field_type(hints[f.name])
         if f.name == "device" and not spec.layered:
@@ -304,6 +307,15 @@ def dataclass_flags(
                 parser.add_argument(
                     negation, dest=dest, action="store_false", default=value, help=negation_help
                 )
+        elif get_origin(kind) is tuple and get_args(kind)[-1] is Ellipsis:  # tuple[X, ...]
+            parser.add_argument(
+                flag,
+                type=get_args(kind)[0],
+                nargs="+",
+                metavar=dest.upper().split("_")[-1],
+                default=value,
+                help=f"{text}{shown}",
+            )
         elif get_origin(kind) is tuple:
             types_ = get_args(kind)
             parser.add_argument(

@@ -106,8 +106,8 @@ class AffineTrainConfig:
     init: str | None = None  # stylizer file or bundled name ("affine") whose head starts the run
     train_steer: bool = False  # train only the learned first refinement step (needs steer_hidden)
     distill_steps: int = 0  # > 0: fit the grade to where that many refinement steps take the base
-    distill_extra_steps: int = 0  # then this many more steps for the targets, at:
-    distill_extra_ssim_weight: float = 3.0  # their w_ssim (moves the targets along the frontier)
+    distill_extra_steps: tuple[int, ...] = ()  # further target phases: each one's plain steps
+    distill_extra_ssim_weight: tuple[float, ...] = ()  # each further phase's w_ssim
     distill_pool: int = 2048  # distinct pairs of a distillation (their targets are computed once)
     distill_holdout: int = 0  # > 1: every Nth pool pair is kept out of the fit; its distance logged
     average_from: int | None = None  # from this step on, export the mean of the trained weights
@@ -119,12 +119,22 @@ class AffineTrainConfig:
             ("crop", 32),
             ("distill_steps", 0),
             ("distill_pool", 1),
-            ("distill_extra_steps", 0),
-            ("distill_extra_ssim_weight", 0),
             ("distill_holdout", 0),
         ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        for name, low in (("distill_extra_steps", 1), ("distill_extra_ssim_weight", 0)):
+            values = tuple(getattr(self, name))  # a list from flags or a stored config
+            object.__setattr__(self, name, values)
+            if any(v < low for v in values):
+                raise ValueError(f"{name} must all be at least {low}, got {list(values)}")
+        if len(self.distill_extra_steps) != len(self.distill_extra_ssim_weight):
+            raise ValueError(
+                "distill_extra_ssim_weight must give one w_ssim per phase of extra steps "
+                f"({len(self.distill_extra_steps)}), got {len(self.distill_extra_ssim_weight)}"
+            )
+        if self.distill_extra_steps and not self.distill_steps:
+            raise ValueError("distill_extra_steps needs --distill-steps (the first phase)")
         if self.average_from is not None and self.average_from < 0:
             raise ValueError(f"average_from must be at least 0, got {self.average_from}")
         for name in ("same_class", "style_looks"):
@@ -153,7 +163,13 @@ class AffineTrainConfig:
             ValueError: a value of the wrong type or an invalid one; the message names the key.
         """
         known = {*cls.__dataclass_fields__, *top_level_keys(cls)}
-        return cls(**check_fields(cls, {k: v for k, v in d.items() if k in known}))
+        values = {k: v for k, v in d.items() if k in known}
+        steps = values.get("distill_extra_steps")
+        if isinstance(steps, int) and not isinstance(steps, bool):  # 0.5.0: at most one phase
+            weight = values.get("distill_extra_ssim_weight", 3.0)
+            values["distill_extra_steps"] = [steps] if steps else []
+            values["distill_extra_ssim_weight"] = [weight] if steps else []
+        return cls(**check_fields(cls, values))
 
 
 def total_variation(grid: torch.Tensor) -> torch.Tensor:
@@ -615,12 +631,10 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         )
 
     refinement = architecture.refinement(config.distill_steps)  # as at inference
-    extra = replace(
-        refinement,
-        steps=config.distill_extra_steps,
-        ssim_weight=config.distill_extra_ssim_weight,
-    )
-    phases = [refinement, extra] if extra.steps else [refinement]
+    phases = [refinement] + [
+        replace(refinement, steps=n, ssim_weight=w)
+        for n, w in zip(config.distill_extra_steps, config.distill_extra_ssim_weight, strict=True)
+    ]
 
     def encode(x: torch.Tensor) -> EncoderOutput:
         x = x.contiguous(memory_format=torch.channels_last)

@@ -200,7 +200,7 @@ def _describe(tp: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join("null" if a is type(None) else _describe(a) for a in args)
     if origin is tuple:
-        return f"a list of {len(args)} numbers"
+        return "a list of numbers" if args[-1] is Ellipsis else f"a list of {len(args)} numbers"
     if origin is dict:
         return "a mapping of strings"
     if dataclasses.is_dataclass(tp):
@@ -238,6 +238,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, Mapping):
             raise _Mismatch
         return tp(**check_fields(tp, value, prefix=f"{key}."))
+    if origin is tuple and args[-1] is Ellipsis:  # tuple[X, ...]: any length
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        return tuple(_coerce(v, args[0], key) for v in value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise _Mismatch
