@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
-from photostyle.models.affine import AffineHead, LearnedStep
+from photostyle.models.affine import AffineHead, LearnedStep, merge_steps
 from photostyle.models.refine import RefineSettings, refine_grade
 
 
@@ -159,6 +159,28 @@ def test_learned_step_checks_shapes() -> None:
         step(torch.zeros(1, 4), torch.zeros(1, 5), torch.zeros(1, 4), torch.zeros(1, 2), 0.1)
     with pytest.raises(ValueError, match="positive"):
         LearnedStep(0, hidden=8)
+
+
+def test_merged_steps_change_the_grade_by_the_mean_of_their_changes() -> None:
+    torch.manual_seed(0)
+    steps = [LearnedStep(3, hidden=5).double() for _ in range(3)]
+    for step in steps:  # away from the zero start, LayerNorm affine included
+        for p in step.parameters():
+            torch.nn.init.normal_(p, std=0.5)
+    merged = merge_steps(steps)
+    assert merged.mlp[1].out_features == 15 and merged.mlp[5].out_features == 3
+    grade, grad_s, grad_q = (torch.randn(4, 3, dtype=torch.float64) for _ in range(3))
+    losses = torch.randn(4, 2, dtype=torch.float64)
+    changes = torch.stack([s(grade, grad_s, grad_q, losses, 0.2) for s in steps])
+    torch.testing.assert_close(merged(grade, grad_s, grad_q, losses, 0.2), changes.mean(0))
+    # One step merges into itself; steps of other widths are refused.
+    torch.testing.assert_close(
+        merge_steps(steps[:1])(grade, grad_s, grad_q, losses, 0.2), changes[0]
+    )
+    with pytest.raises(ValueError, match="one size and width"):
+        merge_steps([steps[0], LearnedStep(3, hidden=4).double()])
+    with pytest.raises(ValueError, match="at least one"):
+        merge_steps([])
 
 
 def test_learned_step_gradients_float64() -> None:

@@ -15,7 +15,7 @@ from photostyle.cli import main
 from photostyle.data.datasets import image_folder
 from photostyle.inference import StylizeOptions
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
-from photostyle.models.affine import AffineHead
+from photostyle.models.affine import AffineHead, LearnedStep
 from photostyle.models.checkpoint import read_stylizer
 from photostyle.models.refine import FrontierObjective, RefineSettings
 from photostyle.models.weights import WeightsError
@@ -550,6 +550,57 @@ def test_weight_averaging_exports_the_mean_of_the_steps_weights_across_a_resume(
     assert all(exported[k].equal(v) for k, v in frozen.items() if not k.startswith("steer."))
     with pytest.raises(ValueError, match="average_from must be at least 0, got -1"):
         AffineTrainConfig.from_dict({**steer, "out_dir": str(tmp_path / "x"), "average_from": -1})
+
+
+def test_steps_fitted_side_by_side_export_their_mean_and_resume(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    data = _folder(tmp_path / "photos", write_png)
+    common = {"data": str(data), "batch_size": 2, "crop": 32, "hidden": 8, "bins": 2}
+    head = train_affine(
+        AffineTrainConfig.from_dict({**common, "out_dir": str(tmp_path / "a"), "steps": 1})
+    )
+    cfg = AffineTrainConfig.from_dict(
+        {
+            **common,
+            "out_dir": str(tmp_path / "fits"),
+            "steps": 6,
+            "init": str(head),
+            "steer_hidden": 16,
+            "train_steer": True,
+            "distill_steps": 1,
+            "distill_pool": 4,
+            "distill_holdout": 2,
+            "fits": 3,
+            "average_from": 4,
+            "log_every": 2,
+            "checkpoint_every": 3,
+        }
+    )
+    train_affine(replace(cfg, steps=3))
+    path = train_affine(cfg)  # resumed after step 3
+    straight = train_affine(replace(cfg, out_dir=str(tmp_path / "straight")))
+    state, whole = read_stylizer(path).state, read_stylizer(straight).state
+    for k, v in whole.items():
+        torch.testing.assert_close(state[k], v)
+    stylizer = Stylizer(path, device="cpu")
+    assert stylizer.config.steer_hidden == 48  # three steps of width 16, side by side
+    # The exported step changes a grade by the mean of the three averaged fits' changes.
+    ckpt = load_file(str(tmp_path / "fits" / "checkpoint.safetensors"))
+    fits = [LearnedStep(24, 16) for _ in range(3)]
+    for i, fit in enumerate(fits):
+        prefix = f"average.module.{i}."
+        fit.load_state_dict({k[len(prefix) :]: v for k, v in ckpt.items() if k.startswith(prefix)})
+    assert not torch.equal(fits[0].mlp[1].weight, fits[1].mlp[1].weight)  # own initial weights
+    torch.manual_seed(0)
+    grade, grad_s, grad_q = (torch.randn(5, 24) for _ in range(3))
+    losses = torch.randn(5, 2)
+    changes = torch.stack([fit(grade, grad_s, grad_q, losses, 0.1) for fit in fits])
+    assert changes.std(0).max() > 1e-4  # the fits differ
+    steer = stylizer.model.decoder.steer
+    torch.testing.assert_close(steer(grade, grad_s, grad_q, losses, 0.1), changes.mean(0))
+    rows = [json.loads(r) for r in (tmp_path / "fits" / "metrics.jsonl").read_text().splitlines()]
+    assert {"held_out", "held_out_merged", "held_out_average_merged"} <= set(rows[-1])
+    with pytest.raises(ValueError, match="fits above 1 needs --train-steer and --distill-steps"):
+        replace(cfg, distill_steps=0)
 
 
 def test_held_out_pairs_are_not_fitted_and_their_distance_is_logged(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]

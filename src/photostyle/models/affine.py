@@ -30,6 +30,7 @@ channel ``9 + k`` is ``b[k]``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
@@ -312,6 +313,57 @@ class LearnedStep(nn.Module):
         nq = grad_structure.norm(dim=1, keepdim=True).clamp_min(1e-12)
         x = torch.cat([grade, grad_style / ns, grad_structure / nq, ns.log(), nq.log(), losses], 1)
         return plain + self.mlp(x)  # (B, N)
+
+
+def merge_steps(steps: Sequence[LearnedStep]) -> LearnedStep:
+    """One learned step whose change is the mean of ``steps``' changes, exactly.
+
+    The ``K`` MLPs (same size and width ``h``) are folded into one of width ``K h``: each input
+    LayerNorm's scale and shift move into its first layer (the merged LayerNorm has none), the
+    middle layers sit side by side as a block-diagonal matrix, and the last layers are concatenated
+    and divided by ``K``. The plain step does not depend on the MLP, so it is unchanged. An
+    ensemble of steps fitted from different initial weights thus ships as one step.
+
+    Raises:
+        ValueError: no steps, or steps of different sizes.
+    """
+    if not steps:
+        raise ValueError("merge_steps needs at least one step")
+    shapes = {tuple(p.shape for p in step.parameters()) for step in steps}
+    if len(shapes) != 1:
+        raise ValueError("merge_steps needs steps of one size and width")
+    hidden = cast(nn.Linear, steps[0].mlp[1]).out_features
+    size = cast(nn.Linear, steps[0].mlp[5]).out_features  # coefficients of the grade
+    k = len(steps)
+    merged = LearnedStep(size, k * hidden).to(cast(nn.Linear, steps[0].mlp[1]).weight)  # its dtype
+    norms = [cast(nn.LayerNorm, step.mlp[0]) for step in steps]
+    firsts, middles, lasts = ([cast(nn.Linear, step.mlp[i]) for step in steps] for i in (1, 3, 5))
+    with torch.no_grad():
+        layers = (  # (index in the MLP, weight, bias)
+            (  # W (g * x + b) + c = (W g) x + (W b + c): the LayerNorm's affine moved into W
+                1,
+                torch.cat([f.weight * n.weight for f, n in zip(firsts, norms, strict=True)]),
+                torch.cat([f.weight @ n.bias + f.bias for f, n in zip(firsts, norms, strict=True)]),
+            ),
+            (
+                3,
+                torch.block_diag(*[m.weight for m in middles]),
+                torch.cat([m.bias for m in middles]),
+            ),
+            (
+                5,
+                torch.cat([m.weight for m in lasts], 1) / k,
+                torch.stack([m.bias for m in lasts]).mean(0),
+            ),
+        )
+        norm = cast(nn.LayerNorm, merged.mlp[0])
+        norm.weight.fill_(1.0)
+        norm.bias.zero_()
+        for index, weight, bias in layers:
+            layer = cast(nn.Linear, merged.mlp[index])
+            layer.weight.copy_(weight)
+            layer.bias.copy_(bias)
+    return merged
 
 
 @dataclass

@@ -30,7 +30,7 @@ from torch.optim.swa_utils import AveragedModel
 from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
 from photostyle.data.looks import random_look
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
-from photostyle.models.affine import AffineHead
+from photostyle.models.affine import AffineHead, LearnedStep, merge_steps
 from photostyle.models.checkpoint import read_stylizer, save_stylizer
 from photostyle.models.encoder import EncoderOutput, VGGEncoder
 from photostyle.models.refine import (
@@ -110,6 +110,9 @@ class AffineTrainConfig:
     distill_extra_ssim_weight: tuple[float, ...] = ()  # each further phase's w_ssim
     distill_pool: int = 2048  # distinct pairs of a distillation (their targets are computed once)
     distill_holdout: int = 0  # > 1: every Nth pool pair is kept out of the fit; its distance logged
+    fits: int = (
+        1  # learned steps fitted side by side from own initial weights; exported: their mean
+    )
     average_from: int | None = None  # from this step on, export the mean of the trained weights
 
     def __post_init__(self) -> None:
@@ -120,6 +123,7 @@ class AffineTrainConfig:
             ("distill_steps", 0),
             ("distill_pool", 1),
             ("distill_holdout", 0),
+            ("fits", 1),
         ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
@@ -144,6 +148,8 @@ class AffineTrainConfig:
             raise ValueError("distill_holdout must be 0 (none) or at least 2, got 1")
         if self.distill_steps and self.model.grid_residual != "curves":
             raise ValueError("--distill-steps needs --residual curves")
+        if self.fits > 1 and not (self.train_steer and self.distill_steps):
+            raise ValueError("fits above 1 needs --train-steer and --distill-steps")
         if self.train_steer and not self.model.steer_hidden:
             raise ValueError("--train-steer needs --steer-hidden > 0 (the learned step's width)")
         if self.model.steer_hidden and self.model.grid_residual != "curves":
@@ -542,7 +548,11 @@ def _distill_loss(
 ) -> torch.Tensor:
     """Mean squared distance (over the grade's coefficients) from the trained part's grade to the
     targets ``y`` of pool inputs ``x``: with a ``step`` length, ``trained`` is the learned step and
-    the grade the one after it, else ``trained`` is the head and the grade its curves MLP's."""
+    the grade the one after it, else ``trained`` is the head and the grade its curves MLP's. Steps
+    fitted side by side (an ``nn.ModuleList``) give the mean of their distances, so that each one's
+    gradient is that of its own (the list's Adam moves them as separate fits would)."""
+    if isinstance(trained, nn.ModuleList):
+        return torch.stack([_distill_loss(fit, x, y, step) for fit in trained]).mean()
     if step is not None:
         n = y[0].numel()
         grade, grad_s, grad_q, losses = x.split([n, n, n, 2], 1)
@@ -550,6 +560,13 @@ def _distill_loss(
     else:
         prediction = cast(AffineHead, trained).curves_from(x)
     return (prediction - y).pow(2).flatten(1).sum(1).mean()
+
+
+def _step_shape(module: nn.Module) -> tuple[int, int]:
+    """(grade coefficients, width) of a :class:`LearnedStep`, or of the head's learned step."""
+    step = module.steer if isinstance(module, AffineHead) else module
+    assert isinstance(step, LearnedStep)
+    return cast(nn.Linear, step.mlp[-1]).out_features, cast(nn.Linear, step.mlp[1]).out_features
 
 
 def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None) -> Path:
@@ -573,8 +590,10 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     assert isinstance(head, AffineHead)
     if config.init is not None:
         _load_init(head, config.init)
-    trained = head.steer if config.train_steer else head
+    trained: nn.Module | None = head.steer if config.train_steer else head
     assert trained is not None  # __post_init__: train_steer needs steer_hidden
+    if config.fits > 1:  # steps of their own initial weights (exported merged, as head.steer)
+        trained = nn.ModuleList([LearnedStep(*_step_shape(head)) for _ in range(config.fits)])
     for p in head.parameters():
         p.requires_grad_(False)
     for p in trained.parameters():
@@ -596,6 +615,8 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         if meta.get("format") != AFFINE_TRAIN_FORMAT:
             raise ValueError(f"{ckpt}: not an affine-head training checkpoint")
         head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+        if config.fits > 1:
+            trained.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("fits.")})
         load_optimizer(opt, tensors, json.loads(meta["optimizer"]))
         step = int(meta["step"])
         kept = {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}
@@ -609,24 +630,35 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
     )
 
-    def exported() -> dict[str, torch.Tensor]:
+    def exported() -> tuple[dict[str, torch.Tensor], ModelConfig]:
+        """The exported stylizer's weights and architecture (steps fitted side by side merged
+        into one step as wide as all of them)."""
         state = head.state_dict()
+        fitted = trained
         if averaged is not None and int(averaged.n_averaged) > 0:
+            fitted = averaged.module
+        if isinstance(fitted, nn.ModuleList):
+            merged = merge_steps([cast(LearnedStep, fit) for fit in fitted])
+            state |= {f"steer.{k}": v for k, v in merged.state_dict().items()}
+            width = _step_shape(merged)[1]
+            return state, replace(model.config, steer_hidden=width)
+        if fitted is not trained:
             prefix = "steer." if config.train_steer else ""
-            state |= {prefix + k: v for k, v in averaged.module.state_dict().items()}
-        return state
+            state |= {prefix + k: v for k, v in fitted.state_dict().items()}
+        return state, model.config
 
     def save() -> None:
         opt_tensors, opt_meta = optimizer_tensors(opt)
         tensors = {f"head.{k}": v for k, v in head.state_dict().items()} | opt_tensors
         if averaged is not None:
             tensors |= {f"average.{k}": v for k, v in averaged.state_dict().items()}
+        if isinstance(trained, nn.ModuleList):
+            tensors |= {f"fits.{k}": v for k, v in trained.state_dict().items()}
         meta = {"format": AFFINE_TRAIN_FORMAT, "step": str(step), "optimizer": json.dumps(opt_meta)}
         save_checkpoint(ckpt, tensors, meta | {"config": json.dumps(asdict(config))})
         save_stylizer(
             out / "stylizer.safetensors",
-            exported(),
-            model.config,
+            *exported(),
             {"train_config": asdict(config), "step": str(step)},
         )
 
@@ -722,6 +754,11 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                     fits: dict[str, nn.Module] = {"held_out": trained}
                     if averaged is not None and int(averaged.n_averaged) > 0:
                         fits["held_out_average"] = averaged.module
+                    for name, fit in list(fits.items()):  # side by side: also their mean step
+                        if isinstance(fit, nn.ModuleList):
+                            fits[name + "_merged"] = merge_steps(
+                                [cast(LearnedStep, f) for f in fit]
+                            )
                     with torch.no_grad():
                         for name, fit in fits.items():
                             terms[name] = _distill_loss(fit, x, y, step_length).item()
