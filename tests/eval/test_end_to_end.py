@@ -207,6 +207,24 @@ def test_profile_gives_no_bandwidth_when_nothing_is_upsampled(
     assert "| - | - |" in profile_markdown(rows, 10.0)
 
 
+def test_shipped_times_the_bundled_default_beside_a_candidate(
+    tiny_stylizer_files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[tuple[object, object]] = []
+    real = e2e.Stylizer
+
+    def recorded(weights, **kw):  # type: ignore[no-untyped-def]
+        built.append((weights, kw["encoder_weights"]))
+        return real(weights, **kw)
+
+    monkeypatch.setattr(e2e, "Stylizer", recorded)
+    config = _config(tiny_stylizer_files, sizes=SMALL[:1], methods=("photostyle", "shipped"))
+    rows = run_end_to_end(config, tmp_path, progress=None)
+    assert [r.method for r in rows] == ["photostyle", "shipped"]
+    weights, encoder = (str(f) for f in tiny_stylizer_files)
+    assert built == [(weights, encoder), (None, None)]  # the candidate, then the bundled default
+
+
 def test_copy_bandwidth_is_positive() -> None:
     assert copy_bandwidth("cpu", nbytes=1 << 20, runs=2) > 0
 

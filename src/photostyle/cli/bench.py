@@ -32,7 +32,8 @@ def register(sub: SubParsers) -> None:
         action="extend",
         help=f"{', '.join(BENCH_METHODS)} (default: all, in that order), "
         "photostyle-onnxruntime (the network run by onnxruntime; not in the default); with "
-        f"--end-to-end: {', '.join(E2E_METHODS)} (default) or another colour transfer",
+        f"--end-to-end: {', '.join(E2E_METHODS)} (default), shipped (the bundled default "
+        "model, to time a candidate --weights against) or another colour transfer",
     )
     be.add_argument(
         "--end-to-end",

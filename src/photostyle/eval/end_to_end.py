@@ -13,9 +13,11 @@ grain so they compress like camera files), and reports per (method, size):
 - the speed-up over the previous release (its median over this method's, same size, same run).
 
 Methods (:func:`method_names`): ``photostyle`` (the default stylizer, or ``weights``),
-``previous`` (the previous release's checkpoint with its settings: working size 1024, guided
-upsampling) and the classical colour transfers of :mod:`photostyle.eval.baselines` (``reinhard``,
-``mkl``...), which read the style at full size as their users do.
+``shipped`` (the bundled default at its own settings, whatever ``weights`` says: a candidate model
+timed against the one it would replace, in the same run), ``previous`` (the previous release's
+checkpoint with its settings: working size 1024, guided upsampling) and the classical colour
+transfers of :mod:`photostyle.eval.baselines` (``reinhard``, ``mkl``...), which read the style at
+full size as their users do.
 
 :func:`run_profile` splits one photostyle job into stages (decode, resize, style encoding,
 network, full-resolution application, encode) through :class:`~photostyle.api.Stylizer`'s own
@@ -54,6 +56,7 @@ from photostyle.upsample import UpsampleMethod
 from photostyle.utils import resolve_device
 
 PHOTOSTYLE = "photostyle"
+SHIPPED = "shipped"  # the bundled default stylizer, to time a candidate (``weights``) against
 PREVIOUS = "previous"
 E2E_SIZES: tuple[tuple[int, int], ...] = ((512, 1024), (3000, 4000), (4000, 6000))  # (H, W)
 E2E_METHODS: tuple[str, ...] = (PHOTOSTYLE, PREVIOUS, "reinhard", "mkl")
@@ -71,7 +74,7 @@ Job = Callable[[Path, Path, Path], None]  # (content file, style file, output fi
 
 def method_names() -> tuple[str, ...]:
     """Every method :func:`run_end_to_end` accepts: the stylizers, then the colour transfers."""
-    return (PHOTOSTYLE, PREVIOUS, *BASELINES, *PEERS)
+    return (PHOTOSTYLE, SHIPPED, PREVIOUS, *BASELINES, *PEERS)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class EndToEndConfig:
     weights: str | None = None  # photostyle's checkpoint; None = the shipped default
     max_size: int | None = None  # photostyle's working size; None = StylizeOptions' default
     previous_weights: str = PREVIOUS_STYLIZER  # the previous release: a bundled name or a file
-    encoder_weights: str | None = None  # VGG weights of both stylizers; None = the bundled VGG16
+    encoder_weights: str | None = None  # VGG of photostyle and previous; None = the bundled VGG16
     draft: bool = True  # decode the style JPEG at reduced scale when the working size allows
     quality: int = 95  # JPEG quality of the results (and of the synthetic photos)
     sample_interval: float = 0.002  # seconds between two RSS samples
@@ -269,15 +272,19 @@ def _runners(config: EndToEndConfig) -> list[_Runner]:
     cpu = torch.device("cpu")
     runners = []
     for method in config.methods:
-        if method in (PHOTOSTYLE, PREVIOUS):
-            dtypes = config.dtypes if method == PHOTOSTYLE else ("float32",)
-            weights = config.weights if method == PHOTOSTYLE else config.previous_weights
+        if method in (PHOTOSTYLE, SHIPPED, PREVIOUS):
+            dtypes = ("float32",) if method == PREVIOUS else config.dtypes
+            weights = {
+                PHOTOSTYLE: config.weights,
+                SHIPPED: None,
+                PREVIOUS: config.previous_weights,
+            }[method]
             for dtype in dtypes:
                 stylizer = Stylizer(
                     weights,
                     device=device,
                     dtype=DTYPES[dtype],
-                    encoder_weights=config.encoder_weights,
+                    encoder_weights=None if method == SHIPPED else config.encoder_weights,
                 )
                 label = method if dtype == dtypes[0] else f"{method} ({dtype})"
                 decoded = _Decoded()
