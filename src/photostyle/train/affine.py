@@ -707,6 +707,11 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         else None
     )
     step_length = refinement.step if config.train_steer else None  # what _distill_loss fits
+    ylabel = (
+        "squared distance to the distillation targets"
+        if pool is not None
+        else "frontier loss: log Gram ratio + w_ssim (1 - SSIM) + w_tv TV"
+    )
     with RunLogger(out) as log:
         started = time.perf_counter()
         while step < config.steps:
@@ -771,7 +776,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                 save()
                 if pool is not None:
                     pool.save()
-                plot_loss_curves(history, out / "loss_curves.png", exclude=("seconds", "pool"))
+                plot_loss_curves(history, out / "loss_curves.png", ("seconds", "pool"), ylabel)
     if not (out / "stylizer.safetensors").exists():
         save()
     return out / "stylizer.safetensors"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
@@ -113,12 +114,17 @@ def truncate_metrics(out_dir: str | Path, step: int) -> None:
 
 
 def plot_loss_curves(
-    history: list[dict[str, float]], path: str | Path, exclude: Collection[str] = ()
+    history: list[dict[str, float]],
+    path: str | Path,
+    exclude: Collection[str] = (),
+    ylabel: str = "loss",
 ) -> None:
-    """Write the loss curves of ``history`` (log scale, one line per term) as a PNG, atomically.
+    """Write the loss curves of ``history`` (one line per term) as a PNG, atomically.
 
     Keys in ``exclude`` (per-step values that are not losses: elapsed seconds, counts) are left
-    out. Does nothing for an empty history or without matplotlib (an optional extra).
+    out. The y axis, labelled ``ylabel``, is logarithmic when every value drawn is positive, else
+    linear (a log Gram ratio is negative). Does nothing for an empty history or without
+    matplotlib (an optional extra).
     """
     if not history:
         return
@@ -128,12 +134,15 @@ def plot_loss_curves(
         return
     fig, ax = plt.subplots(figsize=(8, 4.5))
     steps = [h["step"] for h in history]
+    drawn: list[float] = []
     for key in history[-1]:
         if key != "step" and key not in exclude:
-            ax.plot(steps, [h.get(key, float("nan")) for h in history], label=key)
-    ax.set_yscale("log")
+            values = [h.get(key, float("nan")) for h in history]
+            ax.plot(steps, values, label=key)
+            drawn += [v for v in values if math.isfinite(v)]
+    ax.set_yscale("log" if all(v > 0 for v in drawn) else "linear")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (mean squared feature error)")
+    ax.set_ylabel(ylabel)
     ax.legend(ncol=4, fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

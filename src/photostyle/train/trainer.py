@@ -427,7 +427,9 @@ class Trainer:
             self.model_config,
             {"step": str(self.step), "train_config": self.config.to_dict()},
         )
-        plot_loss_curves(self.history, self.out / "loss_curves.png")
+        plot_loss_curves(
+            self.history, self.out / "loss_curves.png", ylabel="loss (mean squared feature error)"
+        )
 
     def _save_before_failing(self) -> None:
         """Checkpoint the progress since the last save, unless the weights themselves diverged.
