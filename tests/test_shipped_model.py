@@ -50,7 +50,8 @@ def test_shipped_model_architecture(shipped: Stylizer):
     assert cfg.fa in ("mean_std", "wct", "quantile")
     # The learned grade at the working size it was selected at, refined with two steps per photo.
     assert (cfg.grid_residual, cfg.working_size, cfg.refine_steps) == ("curves", 256, 2)
-    assert (cfg.refine_levels, cfg.steer_hidden) == (3, 0)  # relu1_1..relu3_1; plain steps
+    # relu1_1..relu3_1; a learned first step: three of width 256 merged into one.
+    assert (cfg.refine_levels, cfg.steer_hidden) == (3, 768)
     assert shipped.resolve_options().max_size == 256
 
 

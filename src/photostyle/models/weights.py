@@ -33,7 +33,7 @@ BUNDLED_VGG16_SHA256 = "29d674a6927365c461ab0dbdf5d3ffea98b7f7dcbc8bc24d58424f97
 BUNDLED_STYLIZERS: dict[str, tuple[str, str]] = {
     "affine": (
         "photostyle_affine.safetensors",
-        "df09e47da6c5bbb975ada3e72167b8405a2640768489c160abed6b33002a5938",
+        "2b9413c833c44e964fb7906aceafd180b351fcc99328f00d056018e624bd0736",
     ),
     "decoder": (
         "photostyle_vgg16.safetensors",
