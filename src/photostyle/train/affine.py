@@ -110,9 +110,7 @@ class AffineTrainConfig:
     distill_extra_ssim_weight: tuple[float, ...] = ()  # each further phase's w_ssim
     distill_pool: int = 2048  # distinct pairs of a distillation (their targets are computed once)
     distill_holdout: int = 0  # > 1: every Nth pool pair is kept out of the fit; its distance logged
-    fits: int = (
-        1  # learned steps fitted side by side from own initial weights; exported: their mean
-    )
+    fits: int = 1  # learned steps fitted side by side (own initial weights); exported: their mean
     average_from: int | None = None  # from this step on, export the mean of the trained weights
 
     def __post_init__(self) -> None:
