@@ -241,9 +241,8 @@ def dataclass_flags(
     nested dataclass (``sampling``) gives one flag per field of its own, or per field its
     ``top_level`` metadata names (``model``: ``--arch``, ``--fa``, ``--residual``; a mapping gives
     the flags names of their own: ``--bins`` for ``model.grid_bins``), its defaults those of the
-    field's default value. With
-    ``spec.layered`` every default is None, so that only the flags given are set (the help still
-    shows the dataclass's default).
+    field's default value. With ``spec.layered`` every default is None, so that only the flags
+    given are set (the help still shows the dataclass's default).
 
     Args:
         parser: where the flags are added.

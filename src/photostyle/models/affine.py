@@ -274,6 +274,7 @@ class LearnedStep(nn.Module):
         super().__init__()
         if size < 1 or hidden < 1:
             raise ValueError(f"size and hidden must be positive, got {size}, {hidden}")
+        self.size, self.hidden = size, hidden
         inputs = 3 * size + 4  # grade, both directions, their log sizes, both loss values
         self.mlp = zero_start_mlp(inputs, hidden, size)
 
@@ -329,13 +330,11 @@ def merge_steps(steps: Sequence[LearnedStep]) -> LearnedStep:
     """
     if not steps:
         raise ValueError("merge_steps needs at least one step")
-    shapes = {tuple(p.shape for p in step.parameters()) for step in steps}
-    if len(shapes) != 1:
+    if len({(step.size, step.hidden) for step in steps}) != 1:
         raise ValueError("merge_steps needs steps of one size and width")
-    hidden = cast(nn.Linear, steps[0].mlp[1]).out_features
-    size = cast(nn.Linear, steps[0].mlp[5]).out_features  # coefficients of the grade
     k = len(steps)
-    merged = LearnedStep(size, k * hidden).to(cast(nn.Linear, steps[0].mlp[1]).weight)  # its dtype
+    first = cast(nn.Linear, steps[0].mlp[1])
+    merged = LearnedStep(steps[0].size, k * steps[0].hidden).to(first.weight)  # its dtype, device
     norms = [cast(nn.LayerNorm, step.mlp[0]) for step in steps]
     firsts, middles, lasts = ([cast(nn.Linear, step.mlp[i]) for step in steps] for i in (1, 3, 5))
     with torch.no_grad():

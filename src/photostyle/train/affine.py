@@ -560,11 +560,9 @@ def _distill_loss(
     return (prediction - y).pow(2).flatten(1).sum(1).mean()
 
 
-def _step_shape(module: nn.Module) -> tuple[int, int]:
-    """(grade coefficients, width) of a :class:`LearnedStep`, or of the head's learned step."""
-    step = module.steer if isinstance(module, AffineHead) else module
-    assert isinstance(step, LearnedStep)
-    return cast(nn.Linear, step.mlp[-1]).out_features, cast(nn.Linear, step.mlp[1]).out_features
+def _merge_fits(fits: nn.ModuleList) -> LearnedStep:
+    """The learned steps fitted side by side, as one step (:func:`merge_steps`)."""
+    return merge_steps([cast(LearnedStep, fit) for fit in fits])
 
 
 def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None) -> Path:
@@ -591,7 +589,8 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     trained: nn.Module | None = head.steer if config.train_steer else head
     assert trained is not None  # __post_init__: train_steer needs steer_hidden
     if config.fits > 1:  # steps of their own initial weights (exported merged, as head.steer)
-        trained = nn.ModuleList([LearnedStep(*_step_shape(head)) for _ in range(config.fits)])
+        own = cast(LearnedStep, trained)  # __post_init__: fits > 1 needs train_steer
+        trained = nn.ModuleList([LearnedStep(own.size, own.hidden) for _ in range(config.fits)])
     for p in head.parameters():
         p.requires_grad_(False)
     for p in trained.parameters():
@@ -636,10 +635,9 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         if averaged is not None and int(averaged.n_averaged) > 0:
             fitted = averaged.module
         if isinstance(fitted, nn.ModuleList):
-            merged = merge_steps([cast(LearnedStep, fit) for fit in fitted])
+            merged = _merge_fits(fitted)
             state |= {f"steer.{k}": v for k, v in merged.state_dict().items()}
-            width = _step_shape(merged)[1]
-            return state, replace(model.config, steer_hidden=width)
+            return state, replace(model.config, steer_hidden=merged.hidden)
         if fitted is not trained:
             prefix = "steer." if config.train_steer else ""
             state |= {prefix + k: v for k, v in fitted.state_dict().items()}
@@ -759,9 +757,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
                         fits["held_out_average"] = averaged.module
                     for name, fit in list(fits.items()):  # side by side: also their mean step
                         if isinstance(fit, nn.ModuleList):
-                            fits[name + "_merged"] = merge_steps(
-                                [cast(LearnedStep, f) for f in fit]
-                            )
+                            fits[name + "_merged"] = _merge_fits(fit)
                     with torch.no_grad():
                         for name, fit in fits.items():
                             terms[name] = _distill_loss(fit, x, y, step_length).item()
