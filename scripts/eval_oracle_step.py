@@ -1,15 +1,19 @@
 """The ceiling of a distilled first step (docs/quality.md): ``photostyle eval`` with the first
 refinement step replaced by the exact distillation target.
 
-For each photo the target is computed as ``train-affine --distill-steps K --distill-extra-steps N
---distill-extra-ssim-weight W`` computes it (plain steps from the base:
-:func:`photostyle.train.affine.distill_targets`' phases), then the remaining default steps run
-plain. A learned step that predicted its targets perfectly would score this. Every other argument
-goes to ``photostyle eval`` unchanged:
+For each photo the target is computed as ``train-affine --distill-steps K --distill-extra-steps
+N1 N2 .. --distill-extra-ssim-weight W1 W2 ..`` computes it (plain steps from the base, phase after
+phase: :func:`photostyle.train.affine.distill_targets`), optionally with the style term on other
+VGG levels than the model's (``--teacher-levels``); then the remaining default steps run plain. A
+learned step that predicted its targets perfectly would score this. Every other argument goes to
+``photostyle eval`` unchanged:
 
-    python scripts/eval_oracle_step.py --distill-steps 8 --distill-extra-steps 4 \\
-        --distill-extra-ssim-weight 1 -- --pairs ../shared/eval/dpst-dev \\
+    python scripts/eval_oracle_step.py --distill-steps 8 --distill-extra-steps 8 4 \\
+        --distill-extra-ssim-weight 1 0.5 -- --pairs ../shared/eval/dpst-dev \\
         --method photostyle-mean_std --max-size 256 --refine 2 --weights UNTRAINED --device cpu
+
+The eval's refinement is swapped for the oracle's for the length of the run (a research tool, not
+a library path).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import torch
 
 import photostyle.inference
 from photostyle.cli import main as photostyle_main
+from photostyle.models.affine import AffineHead
+from photostyle.models.encoder import VGGEncoder
 from photostyle.models.refine import RefineSettings, refine_grade
 
 
@@ -28,23 +34,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--distill-steps", type=int, default=8, help="plain steps at the model's w_ssim (8)")
-    add("--distill-extra-steps", type=int, default=4, help="then this many more (4)")
-    add("--distill-extra-ssim-weight", type=float, default=1.0, help="at this w_ssim (1)")
+    add("--distill-extra-steps", type=int, nargs="*", default=[], help="then these phases' steps")
+    add("--distill-extra-ssim-weight", type=float, nargs="*", default=[], help="their w_ssim")
+    add("--teacher-levels", type=int, help="VGG levels of the targets' style term (the model's)")
     add("eval_args", nargs=argparse.REMAINDER, help="-- then photostyle eval's")
     args = parser.parse_args(argv)
-    if args.distill_steps < 1 or args.distill_extra_steps < 0:
-        parser.error("--distill-steps must be at least 1 and --distill-extra-steps non-negative")
+    if args.distill_steps < 1 or any(n < 1 for n in args.distill_extra_steps):
+        parser.error("--distill-steps and --distill-extra-steps must be at least 1")
+    if len(args.distill_extra_steps) != len(args.distill_extra_ssim_weight):
+        parser.error("--distill-extra-ssim-weight needs one w_ssim per --distill-extra-steps phase")
+    if args.teacher_levels is not None and not 1 <= args.teacher_levels <= 4:
+        parser.error("--teacher-levels must be in [1, 4]")
 
     def oracle_first_step(
-        head, encoder, content, style, base, grade, settings: RefineSettings, *taps, **kwargs
+        head: AffineHead,
+        encoder: VGGEncoder,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        base: torch.Tensor,
+        grade: torch.Tensor,
+        settings: RefineSettings,
+        *taps: list[torch.Tensor],
+        **_: object,
     ) -> torch.Tensor:
-        phases = [
-            replace(settings, steps=args.distill_steps),
-            replace(
-                settings,
-                steps=args.distill_extra_steps,
-                ssim_weight=args.distill_extra_ssim_weight,
-            ),
+        teacher = replace(settings, levels=args.teacher_levels or settings.levels)
+        phases = [replace(teacher, steps=args.distill_steps)] + [
+            replace(teacher, steps=n, ssim_weight=w)
+            for n, w in zip(args.distill_extra_steps, args.distill_extra_ssim_weight, strict=True)
         ]
         target = torch.zeros_like(grade).float()
         for phase in [*phases, replace(settings, steps=settings.steps - 1)]:

@@ -166,3 +166,32 @@ def tiny_stylizer_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     weights_path = root / "stylizer_tiny.safetensors"
     save_stylizer(weights_path, model.u.state_dict(), config)
     return weights_path, encoder_path
+
+
+@pytest.fixture
+def make_affine_weights(
+    tiny_stylizer_files: tuple[Path, Path],
+) -> Callable[..., Path]:
+    """Writes a tiny affine-head stylizer on the tiny encoder (seeded, untrained) at a path, with
+    ``ModelConfig`` fields overriding the defaults (4 bins, 8 channels). Load it with
+    ``Stylizer(path, encoder_weights=tiny_stylizer_files[1], device="cpu")``."""
+    from photostyle.api import Stylizer
+    from photostyle.models.checkpoint import save_stylizer
+    from photostyle.models.stylizer import ModelConfig, build_stylizer
+    from photostyle.models.weights import build_encoder
+    from photostyle.utils import sha256_file
+
+    weights, encoder = tiny_stylizer_files
+
+    def make(path: Path, **fields: object) -> Path:
+        base = Stylizer(weights, encoder_weights=encoder, device="cpu").config
+        config = ModelConfig.from_dict(
+            {**base.to_dict(), "head": "affine", "grid_bins": 4, "grid_hidden": 8, **fields}
+        )
+        assert config.encoder_sha256 == sha256_file(encoder)
+        torch.manual_seed(0)
+        model = build_stylizer(config, build_encoder(encoder, config.vgg()))
+        save_stylizer(path, model.decoder.state_dict(), config)
+        return path
+
+    return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -448,38 +449,16 @@ def test_channels_last_gives_the_same_result(tiny_stylizer_files: tuple[Path, Pa
 # ---------------------------------------------------------------------------------------------
 
 
-def _affine_weights(files: tuple[Path, Path], path: Path, **fields: object) -> Path:
-    """A tiny affine-head stylizer on the tiny encoder (seeded, untrained), saved at ``path``."""
-    from photostyle.models.checkpoint import save_stylizer
-    from photostyle.models.stylizer import ModelConfig, build_stylizer
-    from photostyle.models.weights import build_encoder
-    from photostyle.utils import sha256_file
-
-    _, encoder = files
-    base = Stylizer(files[0], encoder_weights=encoder, device="cpu").config
-    config = ModelConfig.from_dict(
-        {**base.to_dict(), "head": "affine", "grid_bins": 4, "grid_hidden": 8, **fields}
-    )
-    assert config.encoder_sha256 == sha256_file(encoder)
-    torch.manual_seed(0)
-    model = build_stylizer(config, build_encoder(encoder, config.vgg()))
-    save_stylizer(path, model.decoder.state_dict(), config)
-    return path
-
-
 @pytest.fixture
-def tiny_affine_weights(tiny_stylizer_files: tuple[Path, Path], tmp_path: Path) -> Path:
+def tiny_affine_weights(make_affine_weights: Callable[..., Path], tmp_path: Path) -> Path:
     """A tiny affine-head stylizer (spatial residual) with its own working size, 24."""
-    return _affine_weights(
-        tiny_stylizer_files, tmp_path / "affine_tiny.safetensors", working_size=24
-    )
+    return make_affine_weights(tmp_path / "affine_tiny.safetensors", working_size=24)
 
 
 def test_curves_model_refines_by_default_and_on_request(
-    tiny_stylizer_files: tuple[Path, Path], tmp_path: Path
+    tiny_stylizer_files: tuple[Path, Path], make_affine_weights: Callable[..., Path], tmp_path: Path
 ) -> None:
-    path = _affine_weights(
-        tiny_stylizer_files,
+    path = make_affine_weights(
         tmp_path / "curves.safetensors",
         grid_residual="curves",
         base_power=0.0,
