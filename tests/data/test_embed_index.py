@@ -114,6 +114,27 @@ def test_sampler_of_the_index_equals_brute_force(
     assert len(sampler) == 9  # the broken image is never drawn
 
 
+def test_neighbours_are_the_nearest_valid_rows_by_brute_force(
+    tmp_path: Path, folder: Path, tiny_encoder: VGGEncoder
+):
+    index = _build(tmp_path / "index", folder, tiny_encoder)
+    rows = np.flatnonzero(index.valid)
+    e = np.asarray(index.embeddings).astype(np.int64)
+    for k in (1, 3, len(rows) - 1):
+        near = index.neighbours(k, chunk=4)  # chunks smaller than the index
+        assert near.shape == (len(index), k)
+        for r in range(len(index)):
+            if r not in rows:
+                assert (near[r] == -1).all()  # the broken image has none and is none's
+                continue
+            others = [o for o in rows.tolist() if o != r]
+            d = {o: int(((e[r] - e[o]) ** 2).sum()) for o in others}
+            expected = sorted(others, key=lambda o: (d[o], o))[:k]  # ties: the lower row
+            assert near[r].tolist() == expected
+    with pytest.raises(ValueError, match="k in \\[1, 8\\]"):
+        index.neighbours(len(rows))
+
+
 def test_interrupted_build_resumes_to_the_same_index(
     tmp_path: Path, folder: Path, tiny_encoder: VGGEncoder
 ):

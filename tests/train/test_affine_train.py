@@ -77,6 +77,19 @@ def test_pair_stream_draws_styles_of_the_content_class(tmp_path, write_png) -> N
     assert not all(same(never))  # 4 images in 2 classes: some random pairs mix them
 
 
+def test_pair_stream_draws_matched_styles_from_the_neighbours(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    images = image_folder(_folder(tmp_path / "photos", write_png))  # class a: rows 0, 1; b: 2, 3
+    # Rows: 0 -> 3; 1 -> 2 (9 is not in the list); 2 -> none (its class instead); 3 -> 0 or 1.
+    table = torch.tensor([[3, -1], [2, 9], [-1, -1], [0, 1]])
+    near = _PairStream(images, 32, seed=0, same_class=1.0, neighbours=table)
+    by_class = _PairStream(images, 32, seed=0, same_class=1.0)
+    allowed = {0: {3}, 1: {2}, 2: {3}, 3: {0, 1}}
+    pairs = [near.pair(n)[:2] for n in range(32)]
+    assert all(j in allowed[i] for i, j in pairs)
+    assert {i for i, _ in pairs} == {0, 1, 2, 3}
+    assert [i for i, _ in pairs] == [by_class.pair(n)[0] for n in range(32)]  # same contents
+
+
 def test_pair_stream_grades_style_crops_with_looks_only_when_asked(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
     images = image_folder(_folder(tmp_path / "photos", write_png))
     plain = _PairStream(images, 32, seed=0, same_class=0.5)
@@ -335,6 +348,28 @@ def test_train_steer_starts_from_a_stylizer_and_trains_only_the_step(tmp_path, w
     assert out.shape == content.shape
 
 
+def test_train_steer_refits_a_learned_step_of_another_width(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    """A run that trains its step starts from the file's head whatever the width of the file's
+    step (a release's merged fits are wider than one fit); a run that keeps the step refuses."""
+    data = _folder(tmp_path / "photos", write_png)
+    common = {"data": str(data), "batch_size": 1, "crop": 32, "hidden": 8, "bins": 2}
+    wide = train_affine(
+        AffineTrainConfig.from_dict(
+            {**common, "out_dir": str(tmp_path / "a"), "steps": 1, "steer_hidden": 12}
+        )
+    )
+    narrow = {**common, "steps": 1, "init": str(wide), "steer_hidden": 4}
+    steered = train_affine(
+        AffineTrainConfig.from_dict({**narrow, "out_dir": str(tmp_path / "b"), "train_steer": True})
+    )
+    old = Stylizer(wide, device="cpu").model.decoder.state_dict()
+    new = Stylizer(steered, device="cpu").model.decoder.state_dict()
+    assert new["steer.mlp.1.weight"].shape[0] == 4
+    assert all(torch.equal(v, new[k]) for k, v in old.items() if not k.startswith("steer."))
+    with pytest.raises(WeightsError, match=r"size mismatch for steer\.mlp\.1\.weight"):
+        train_affine(AffineTrainConfig.from_dict({**narrow, "out_dir": str(tmp_path / "c")}))
+
+
 def test_train_steer_refuses_a_head_of_another_shape(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
     data = _folder(tmp_path / "photos", write_png)
     common = {"data": str(data), "batch_size": 1, "crop": 32, "bins": 2}
@@ -458,6 +493,38 @@ def test_distillation_fits_the_pool_and_a_resume_reuses_its_targets(  # type: ig
     with pytest.raises(ValueError, match="targets took 2 refinement steps that this run's 1 do"):
         train_affine(replace(cfg, steps=24, distill_steps=1))
     assert (tmp_path / "run" / "distill_targets.safetensors").read_bytes() == saved
+
+
+def test_styles_matched_by_a_perceptual_index_and_their_pool(  # type: ignore[no-untyped-def]
+    tmp_path, write_png, tiny_encoder
+) -> None:
+    """Styles matched by the index's neighbours: an index of other photos is refused, and a
+    pool is only taken up by runs that match styles the same way."""
+    from photostyle.data.embed_index import IndexConfig, build_embedding_index
+    from photostyle.data.sources import DataSource
+
+    data = _folder(tmp_path / "photos", write_png)
+    index = tmp_path / "index"
+    build_embedding_index(index, DataSource(str(data)), tiny_encoder, IndexConfig(16, 16, 0))
+    common = {
+        "data": str(data), "steps": 1, "batch_size": 2, "crop": 32, "hidden": 8, "bins": 2,
+        "distill_steps": 1, "distill_pool": 2, "device": "cpu", "same_class": 1.0,
+    }  # fmt: skip
+    matched = {**common, "style_index": str(index), "style_neighbours": 1}
+    train_affine(AffineTrainConfig.from_dict({**matched, "out_dir": str(tmp_path / "m")}))
+    train_affine(AffineTrainConfig.from_dict({**common, "out_dir": str(tmp_path / "c")}))
+    with pytest.raises(ValueError, match=r"computed with style_index=.*this run has None"):
+        train_affine(AffineTrainConfig.from_dict({**common, "out_dir": str(tmp_path / "m")}))
+    with pytest.raises(ValueError, match="computed without style_index, this run has"):
+        train_affine(AffineTrainConfig.from_dict({**matched, "out_dir": str(tmp_path / "c")}))
+    other = _folder(tmp_path / "other", write_png)
+    write_png(other / "a" / "extra.png", 40, 48, seed=9)
+    with pytest.raises(ValueError, match="an index of other photos than"):
+        train_affine(
+            AffineTrainConfig.from_dict({**matched, "data": str(other), "out_dir": str(tmp_path)})
+        )
+    with pytest.raises(ValueError, match=r"style_neighbours \(> 0\) and style_index go together"):
+        AffineTrainConfig.from_dict({**common, "out_dir": ".", "style_neighbours": 1})
 
 
 def test_cli_distillation_needs_the_curves_head(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -42,7 +42,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from photostyle.data.cluster import kmeans
 from photostyle.data.datasets import ImageList
-from photostyle.data.embed import JLEmbedder, calibrate_scale, encoder_fingerprint, quantize
+from photostyle.data.embed import (
+    JLEmbedder,
+    calibrate_scale,
+    encoder_fingerprint,
+    exact_sq_distances,
+    quantize,
+)
 from photostyle.data.index_sampler import IndexSampler, Thresholds, chunked_thresholds
 from photostyle.data.sampler import SamplingConfig
 from photostyle.data.sources import DataSource
@@ -295,6 +301,33 @@ class EmbeddingIndex:
             torch.as_tensor(self.labels),
             list(self.manifest["classes"]),
         )
+
+    def neighbours(self, k: int, chunk: int = 1024) -> torch.Tensor:
+        """Each row's ``k`` perceptually nearest rows (Eq. (9) distance, exact), nearest first.
+
+        Only valid rows are neighbours, a row is never its own, and ties go to the lower row.
+        Invalid rows get none (-1). Memory O(chunk M).
+
+        Raises:
+            ValueError: ``k`` is not in [1, valid rows - 1].
+
+        Shape: -> (M, k) int64.
+        """
+        valid = torch.from_numpy(np.asarray(self.valid))
+        rows = torch.nonzero(valid)[:, 0]  # (V,)
+        if not 1 <= k < len(rows):
+            raise ValueError(f"neighbours needs k in [1, {len(rows) - 1}], got {k}")
+        emb = torch.from_numpy(np.asarray(self.embeddings)[rows.numpy()]).double()  # (V, dim)
+        norms = (emb * emb).sum(1)
+        out = torch.full((len(self), k), -1, dtype=torch.int64)
+        for start in range(0, len(rows), chunk):
+            block = emb[start : start + chunk]
+            d = exact_sq_distances(block, emb, norms)  # (b, V)
+            d[torch.arange(len(block)), torch.arange(start, start + len(block))] = float("inf")
+            # A stable sort keeps equal distances in row order.
+            nearest = torch.sort(d, dim=1, stable=True).indices[:, :k]
+            out[rows[start : start + chunk]] = rows[nearest]
+        return out
 
     def pending_rows(self, shard: tuple[int, int] = (0, 1)) -> np.ndarray:
         """Rows of shard ``i`` of ``n`` (contiguous ranges) still to embed. Shape: (p,) int64."""

@@ -28,6 +28,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from photostyle.data.datasets import ImageList, image_folder, load_training_image, random_crop
+from photostyle.data.embed_index import EmbeddingIndex
 from photostyle.data.looks import random_look
 from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead, LearnedStep, merge_steps
@@ -95,7 +96,9 @@ class AffineTrainConfig:
             }
         },
     )
-    same_class: float = 0.75  # share of pairs whose style is drawn from the content's class
+    same_class: float = 0.75  # share of pairs with a matched style (content's class, or neighbours)
+    style_index: str | None = None  # perceptual index of --data (photostyle index --out DIR)
+    style_neighbours: int = 0  # > 0: a matched style is one of the K nearest photos in style_index
     style_looks: float = 0.0  # share of style crops graded with a random look (data.looks)
     seed: int = 0  # seed of the initial weights and of the stream of pairs
     device: str = "auto"  # torch device
@@ -144,6 +147,11 @@ class AffineTrainConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.distill_holdout == 1:
             raise ValueError("distill_holdout must be 0 (none) or at least 2, got 1")
+        if self.style_neighbours < 0 or bool(self.style_neighbours) != bool(self.style_index):
+            raise ValueError(
+                "style_neighbours (> 0) and style_index go together, got "
+                f"{self.style_neighbours} and {self.style_index!r}"
+            )
         if self.distill_steps and self.model.grid_residual != "curves":
             raise ValueError("--distill-steps needs --residual curves")
         if self.fits > 1 and not (self.train_steer and self.distill_steps):
@@ -188,19 +196,28 @@ def total_variation(grid: torch.Tensor) -> torch.Tensor:
 class _PairStream:
     """Item ``n`` is a (content, style) crop pair drawn with a generator seeded by ``(seed, n)``.
 
-    With probability ``same_class`` the style comes from the content's class (a street for a
-    street), as in the DPST pairs the model is judged on; otherwise from any class. With
-    probability ``looks`` the style crop is graded with a random look (:func:`random_look`).
+    With probability ``same_class`` the style is matched to the content, as in the DPST pairs the
+    model is judged on: drawn from the content's class (a street for a street), or with
+    ``neighbours`` ((M, K) rows of each image's nearest photos, -1 for none) from those; otherwise
+    from any class. With probability ``looks`` the style crop is graded with a random look
+    (:func:`random_look`).
     """
 
     def __init__(
-        self, images: ImageList, crop: int, seed: int, same_class: float, looks: float = 0.0
+        self,
+        images: ImageList,
+        crop: int,
+        seed: int,
+        same_class: float,
+        looks: float = 0.0,
+        neighbours: torch.Tensor | None = None,
     ) -> None:
         self.images = images
         self.crop = crop
         self.seed = seed
         self.same_class = same_class
         self.looks = looks
+        self.neighbours = neighbours
         self.cache: dict[int, torch.Tensor] = {}
         labels = torch.as_tensor(images.labels)
         self.members = {int(k): torch.nonzero(labels == k)[:, 0] for k in labels.unique()}
@@ -217,12 +234,22 @@ class _PairStream:
         n_images = len(self.images)
         i, j = torch.randint(0, n_images, (2,), generator=g).tolist()
         if float(torch.rand((), generator=g)) < self.same_class:
-            pool = self.members[int(self.images.labels[i])]
-            pool = pool[pool != i] if len(pool) > 1 else pool
+            pool = self._matches(i)
             j = int(pool[torch.randint(0, len(pool), (), generator=g)])
         if j == i:
             j = (i + 1) % n_images
         return i, j, g
+
+    def _matches(self, i: int) -> torch.Tensor:
+        """The styles a matched draw picks from for content ``i``: its neighbours in this list,
+        else the other photos of its class."""
+        if self.neighbours is not None:
+            near = self.neighbours[i]
+            near = near[(near >= 0) & (near < len(self.images))]
+            if len(near):
+                return near
+        pool = self.members[int(self.images.labels[i])]
+        return pool[pool != i] if len(pool) > 1 else pool
 
     def batch(
         self, start: int, size: int
@@ -265,9 +292,10 @@ class _PairStream:
         )
 
 
-def _load_init(head: AffineHead, init: str) -> None:
+def _load_init(head: AffineHead, init: str, *, train_steer: bool = False) -> None:
     """Start ``head`` from the head of the stylizer ``init`` (a file or a bundled name); a learned
-    step it lacks keeps its initial (plain-step) weights.
+    step it lacks keeps its initial (plain-step) weights, and so does one of another width when
+    the run trains its step (``train_steer``: the file's is not the run's starting point then).
 
     Raises:
         WeightsError: unreadable file, or a head of another shape (the message names the file).
@@ -276,6 +304,13 @@ def _load_init(head: AffineHead, init: str) -> None:
     check_sha256(path, sha256)
     saved = read_stylizer(path)
     own = head.state_dict()
+    if train_steer and any(
+        k.startswith("steer.") and k in own and v.shape != own[k].shape
+        for k, v in saved.state.items()
+    ):
+        saved = replace(
+            saved, state={k: v for k, v in saved.state.items() if not k.startswith("steer.")}
+        )
     wrong = [  # in the head's own (module) order
         f"size mismatch for {k}: {tuple(saved.state[k].shape)} in the file, {tuple(v.shape)} here"
         for k, v in own.items()
@@ -473,6 +508,11 @@ class _DistillPool:
         saved = json.loads(meta.get("settings", "{}"))  # pools of 0.5.0 carry none
         self.dirty = not saved  # written again with its settings
         steps = saved.pop("steps", self.settings["steps"])
+        for key in sorted(self.settings.keys() - saved.keys() - {"steps"}) if saved else []:
+            raise ValueError(
+                f"{path}: targets were computed without {key}, this run has "
+                f"{self.settings[key]!r}; keep the settings or use another --out-dir"
+            )
         for key, value in saved.items():
             if self.settings.get(key) != value:
                 raise ValueError(
@@ -560,6 +600,36 @@ def _distill_loss(
     return (prediction - y).pow(2).flatten(1).sum(1).mean()
 
 
+def _style_neighbours(config: AffineTrainConfig, images: ImageList) -> torch.Tensor:
+    """The (M, K) nearest photos of each training photo in ``config.style_index``.
+
+    Raises:
+        ValueError: the index is missing or broken, or lists other photos than ``config.data``.
+    """
+    assert config.style_index is not None  # __post_init__: style_neighbours needs it
+    try:
+        index = EmbeddingIndex.open(config.style_index)
+    except FileNotFoundError as err:
+        raise ValueError(str(err)) from err
+    indexed = [Path(p).resolve() for p in index.image_list().paths]
+    if indexed[: len(images)] != [Path(p).resolve() for p in images.paths]:
+        raise ValueError(
+            f"{config.style_index}: an index of other photos than {config.data}; build one with "
+            f"photostyle index --data {config.data} --out DIR"
+        )
+    return index.neighbours(config.style_neighbours)
+
+
+def _matching_settings(config: AffineTrainConfig) -> dict[str, Any]:
+    """How matched styles are drawn, for a pool's settings: nothing when by class (so pools of
+    earlier releases still match), else the index and K."""
+    if not config.style_neighbours:
+        return {}
+    assert config.style_index is not None
+    index = str(Path(config.style_index).resolve())
+    return {"style_index": index, "style_neighbours": config.style_neighbours}
+
+
 def _merge_fits(fits: nn.ModuleList) -> LearnedStep:
     """The learned steps fitted side by side, as one step (:func:`merge_steps`)."""
     return merge_steps([cast(LearnedStep, fit) for fit in fits])
@@ -585,7 +655,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
     head = model.decoder
     assert isinstance(head, AffineHead)
     if config.init is not None:
-        _load_init(head, config.init)
+        _load_init(head, config.init, train_steer=config.train_steer)
     trained: nn.Module | None = head.steer if config.train_steer else head
     assert trained is not None  # __post_init__: train_steer needs steer_hidden
     if config.fits > 1:  # steps of their own initial weights (exported merged, as head.steer)
@@ -601,7 +671,10 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
         images = ImageList(
             images.paths[: config.max_images], images.labels[: config.max_images], images.classes
         )
-    stream = _PairStream(images, config.crop, config.seed, config.same_class, config.style_looks)
+    neighbours = _style_neighbours(config, images) if config.style_neighbours else None
+    stream = _PairStream(
+        images, config.crop, config.seed, config.same_class, config.style_looks, neighbours
+    )
     ckpt = out / "checkpoint.safetensors"
     step = 0
     # Stochastic weight averaging: the exported weights are the mean of the trained part's weights
@@ -695,6 +768,7 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             {
                 **{k: getattr(config, k) for k in _POOL_SETTINGS},
                 "data": str(Path(config.data).resolve()),
+                **_matching_settings(config),
             },
             phases,
             config.distill_holdout,
