@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -157,22 +159,11 @@ def test_load_stylizer_names_weights_of_another_architecture(
         load_stylizer(other, encoder_weights=encoder_path)
 
 
-def _ship_script():  # type: ignore[no-untyped-def]
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "ship_stylizer.py"
-    spec = importlib.util.spec_from_file_location("ship_stylizer", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ship_script_rewrites_only_the_defaults(
-    tmp_path: Path, tiny_stylizer_files: tuple[Path, Path]
+    tmp_path: Path, tiny_stylizer_files: tuple[Path, Path], load_script: Callable[..., ModuleType]
 ):
     """scripts/ship_stylizer.py: the same tensors and metadata, the chosen defaults."""
-    module = _ship_script()
+    module = load_script("ship_stylizer")
     source, _ = tiny_stylizer_files
     target = tmp_path / "shipped.safetensors"
     assert module.main([str(source), str(target), "--working-size", "256", "--refine", "2"]) == 0
@@ -190,7 +181,9 @@ def test_ship_script_rewrites_only_the_defaults(
     }
 
 
-def test_ship_script_writes_the_untrained_architecture(tmp_path: Path) -> None:
+def test_ship_script_writes_the_untrained_architecture(
+    tmp_path: Path, load_script: Callable[..., ModuleType]
+) -> None:
     """--untrained zeroes the last layers of the curves MLP and of the learned step, nothing else:
     the head predicts no residual and its first refinement step is the plain one."""
     from photostyle.models.affine import LearnedStep
@@ -203,7 +196,7 @@ def test_ship_script_writes_the_untrained_architecture(tmp_path: Path) -> None:
     save_stylizer(trained, state, replace(bundled.config, steer_hidden=8), bundled.meta)
     target = tmp_path / "untrained.safetensors"
     argv = [str(trained), str(target), "--working-size", "256", "--refine", "2", "--untrained"]
-    assert _ship_script().main(argv) == 0
+    assert load_script("ship_stylizer").main(argv) == 0
     untrained = read_stylizer(target).state
     last = {"curves.5.weight", "curves.5.bias", "steer.mlp.5.weight", "steer.mlp.5.bias"}
     assert untrained.keys() == state.keys() and not any(untrained[k].any() for k in last)

@@ -3,7 +3,6 @@ distillation target (the ceiling of a learned step, docs/quality.md)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,15 +12,6 @@ import pytest
 
 import photostyle.inference
 from photostyle.cli import main
-
-
-def _script() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "scripts" / "eval_oracle_step.py"
-    spec = importlib.util.spec_from_file_location("eval_oracle_step", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -53,18 +43,25 @@ def _scores(path: Path) -> dict[str, float]:
     return {f"{r['pair']} {key}": r[key] for r in rows for key in ("ssim", "gram_ratio")}
 
 
-def _oracle(args: list[str], eval_args: list[str], out: Path) -> dict[str, float]:
-    assert _script().main([*args, "--", *eval_args, "--json", str(out)]) == 0
-    return _scores(out)
+@pytest.fixture
+def run_oracle(load_script: Callable[[str], ModuleType]) -> Callable[..., dict[str, float]]:
+    """Runs the script with its own ``args`` and eval's; returns the scores it wrote to ``out``."""
+    script = load_script("eval_oracle_step")
+
+    def run(args: list[str], eval_args: list[str], out: Path) -> dict[str, float]:
+        assert script.main([*args, "--", *eval_args, "--json", str(out)]) == 0
+        return _scores(out)
+
+    return run
 
 
-def test_oracle_of_plain_phases_equals_the_plain_refinement(eval_args, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_oracle_of_plain_phases_equals_the_plain_refinement(eval_args, run_oracle, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A target of 1 + 1 plain steps at the model's w_ssim (3), then no more, is where two plain
     steps go: the same scores as eval --refine 2; the eval's own refinement is restored after."""
     plain = tmp_path / "plain.json"
     assert main(["eval", *eval_args, "--refine", "2", "--json", str(plain)]) == 0
     phases = ["--distill-steps", "1", "--distill-extra-steps", "1"]
-    oracle = _oracle(
+    oracle = run_oracle(
         [*phases, "--distill-extra-ssim-weight", "3"],
         [*eval_args, "--refine", "1"],
         tmp_path / "oracle.json",
@@ -72,12 +69,12 @@ def test_oracle_of_plain_phases_equals_the_plain_refinement(eval_args, tmp_path)
     assert oracle == pytest.approx(_scores(plain), abs=1e-6)
     assert photostyle.inference.refine_grade.__name__ == "refine_grade"
     # Another w_ssim in the second phase, or the style term on other levels, moves the target.
-    other_weight = _oracle(
+    other_weight = run_oracle(
         [*phases, "--distill-extra-ssim-weight", "0"],
         [*eval_args, "--refine", "1"],
         tmp_path / "w0.json",
     )
-    other_levels = _oracle(
+    other_levels = run_oracle(
         [*phases, "--distill-extra-ssim-weight", "3", "--teacher-levels", "1"],
         [*eval_args, "--refine", "1"],
         tmp_path / "levels.json",
@@ -95,8 +92,8 @@ def test_oracle_of_plain_phases_equals_the_plain_refinement(eval_args, tmp_path)
         (["--teacher-levels", "5"], "--teacher-levels"),
     ],
 )
-def test_oracle_refuses_bad_phases_naming_the_flag(args, message, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_oracle_refuses_bad_phases_naming_the_flag(args, message, load_script, capsys) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit) as exit_info:
-        _script().main([*args, "--", "--pairs", "unused"])
+        load_script("eval_oracle_step").main([*args, "--", "--pairs", "unused"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
