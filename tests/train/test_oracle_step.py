@@ -55,7 +55,9 @@ def run_oracle(load_script: Callable[[str], ModuleType]) -> Callable[..., dict[s
     return run
 
 
-def test_oracle_of_plain_phases_equals_the_plain_refinement(eval_args, run_oracle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_oracle_of_plain_phases_equals_the_plain_refinement(
+    eval_args: list[str], run_oracle: Callable[..., dict[str, float]], tmp_path: Path
+) -> None:
     """A target of 1 + 1 plain steps at the model's w_ssim (3), then no more, is where two plain
     steps go: the same scores as eval --refine 2; the eval's own refinement is restored after."""
     plain = tmp_path / "plain.json"
