@@ -508,10 +508,11 @@ class _DistillPool:
         saved = json.loads(meta.get("settings", "{}"))  # pools of 0.5.0 carry none
         self.dirty = not saved  # written again with its settings
         steps = saved.pop("steps", self.settings["steps"])
-        for key in sorted(self.settings.keys() - saved.keys() - {"steps"}) if saved else []:
+        unset = sorted(self.settings.keys() - saved.keys() - {"steps"}) if saved else []
+        if unset:  # a setting this pool's release did not have, on in this run
             raise ValueError(
-                f"{path}: targets were computed without {key}, this run has "
-                f"{self.settings[key]!r}; keep the settings or use another --out-dir"
+                f"{path}: targets were computed without {unset[0]}, this run has "
+                f"{self.settings[unset[0]]!r}; keep the settings or use another --out-dir"
             )
         for key, value in saved.items():
             if self.settings.get(key) != value:
