@@ -370,6 +370,28 @@ def test_train_steer_refits_a_learned_step_of_another_width(tmp_path, write_png)
         train_affine(AffineTrainConfig.from_dict({**narrow, "out_dir": str(tmp_path / "c")}))
 
 
+def test_train_steer_fine_tunes_a_learned_step_of_the_same_width(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
+    """A run that trains its step starts from the file's step when the widths agree (how a
+    release's step is fine-tuned), not from its own seed's initial weights."""
+    data = _folder(tmp_path / "photos", write_png)
+    common = {"data": str(data), "batch_size": 1, "crop": 32, "hidden": 8, "bins": 2}
+    common |= {"steer_hidden": 6, "train_steer": True}
+    first = train_affine(
+        AffineTrainConfig.from_dict(
+            {**common, "out_dir": str(tmp_path / "a"), "steps": 1, "lr": 1e-2}
+        )
+    )
+    again = train_affine(
+        AffineTrainConfig.from_dict(
+            {**common, "out_dir": str(tmp_path / "b"), "steps": 0, "init": str(first), "seed": 7}
+        )
+    )
+    old = Stylizer(first, device="cpu").model.decoder.state_dict()
+    new = Stylizer(again, device="cpu").model.decoder.state_dict()
+    assert old["steer.mlp.5.weight"].abs().sum() > 0  # a trained step, not the plain one
+    assert all(torch.equal(v, new[k]) for k, v in old.items())
+
+
 def test_train_steer_refuses_a_head_of_another_shape(tmp_path, write_png) -> None:  # type: ignore[no-untyped-def]
     data = _folder(tmp_path / "photos", write_png)
     common = {"data": str(data), "batch_size": 1, "crop": 32, "bins": 2}
