@@ -6,9 +6,12 @@ ratio over VGG relu1_1..relu4_1, SSIM on luma, ``log ratio + w_ssim (1 - SSIM)``
 
 - ``base``: no residual (the untrained head);
 - ``head``: the trained head's residual, and ``head x2``: twice it;
-- ``refined K``: ``K`` normalised refinement steps from the base (``--steps``, the long run that
-  approximates the photo's optimum) and ``refined 2`` (the default's budget);
-- ``step L``: one straight step of length ``L`` along the first gradient.
+- ``refined K``: ``K`` plain refinement steps from the base (``--steps``, the long run that
+  approximates the photo's optimum) and ``refined 2`` (the default's budget); plain steps with the
+  model's own w_ssim and style levels, as the untrained architecture takes them;
+- ``step L``: one straight step of length ``L`` along the first gradient;
+- ``default``: the model's own refinement of the head's grade (its learned first step, if it
+  has one, then plain steps: what ``photostyle stylize`` does at working size).
 
 It also prints the cosine between the head's residual and the long refinement's: how well the
 head predicts where the photo's optimum lies. Scores here are at working size, not the eval's
@@ -23,6 +26,8 @@ import argparse
 import json
 import math
 from collections import defaultdict
+from dataclasses import replace
+from functools import partial
 
 import torch
 
@@ -32,24 +37,24 @@ from photostyle.inference import resize_labels, to_working_size, working_style
 from photostyle.io import load_image, load_mask
 from photostyle.losses.frontier import gram_log_ratio_to, gram_target, ssim_luma
 from photostyle.models.affine import AffineHead
-from photostyle.models.refine import RefineSettings, refine_grade
+from photostyle.models.refine import refine_grade
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", default="../shared/eval/dpst-dev", help="DPST-layout folder")
     parser.add_argument("--weights", default="affine", help="stylizer file or bundled name")
     parser.add_argument("--limit", type=int, default=10, help="first N pairs (the selection)")
     parser.add_argument("--steps", type=int, default=6, help="K of the long refinement")
     parser.add_argument("--json", help="write per-pair rows here")
-    args = parser.parse_args()
+    parser.add_argument("--encoder-weights", help="VGG weights file (default: the bundled one)")
+    args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
-    stylizer = Stylizer(weights=args.weights, device="cpu")
+    stylizer = Stylizer(weights=args.weights, encoder_weights=args.encoder_weights, device="cpu")
     head, encoder = stylizer.model.decoder, stylizer.model.encoder
     if not isinstance(head, AffineHead) or head.residual != "curves":
         raise SystemExit(f"{args.weights}: not an affine head with the curves residual")
     size = stylizer.config.working_size
-    weight = stylizer.config.refine_ssim_weight
     cpu = torch.device("cpu")
     rows: list[dict[str, object]] = []
     scores: dict[str, list[tuple[float, float]]] = defaultdict(list)  # grade -> (ratio, SSIM)
@@ -67,19 +72,27 @@ def main() -> None:
         base, residual = head.grid(c, ws.image, ec, es, content_labels=lc, style_labels=ws.labels)
         target = gram_target(ec.taps, es.taps)
 
-        def refine(steps: int, step: float = 0.1) -> torch.Tensor:
-            settings = RefineSettings(steps=steps, step=step, ssim_weight=weight)
-            return refine_grade(head, encoder, *inputs, settings, ec.taps, es.taps)  # noqa: B023
-
-        inputs = (c, ws.image, base, torch.zeros_like(residual))
-        long_run, direction = refine(args.steps), refine(1, step=1.0)
+        start = partial(refine_grade, head, encoder, c, ws.image, base)
+        model_own = stylizer.config.refinement(stylizer.config.refine_steps)
+        default = start(residual, model_own, ec.taps, es.taps)  # learned first step, if any
+        long_run, two, direction = (  # plain steps from the base, as the untrained architecture
+            start(
+                torch.zeros_like(residual),
+                replace(stylizer.config.refinement(steps), step=length),
+                ec.taps,
+                es.taps,
+                learned=False,
+            )
+            for steps, length in ((args.steps, 0.1), (2, 0.1), (1, 1.0))
+        )
         grades = {
             "base": torch.zeros_like(residual),
             "head": residual,
             "head x2": 2 * residual,
             f"refined {args.steps}": long_run,
-            "refined 2": refine(2),
+            "refined 2": two,
             **{f"step {length}": length * direction for length in (0.1, 0.2, 0.3)},
+            "default": default,
         }
         row: dict[str, object] = {
             "pair": pair.name,
@@ -107,7 +120,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"weights": args.weights, "summary": summary, "pairs": rows}, f, indent=1)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
