@@ -40,6 +40,7 @@ from photostyle.models.affine import AffineHead
 from photostyle.models.refine import refine_grade
 
 
+@torch.no_grad()
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", default="../shared/eval/dpst-dev", help="DPST-layout folder")
@@ -49,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write per-pair rows here")
     parser.add_argument("--encoder-weights", help="VGG weights file (default: the bundled one)")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     stylizer = Stylizer(weights=args.weights, encoder_weights=args.encoder_weights, device="cpu")
     head, encoder = stylizer.model.decoder, stylizer.model.encoder
     if not isinstance(head, AffineHead) or head.residual != "curves":
