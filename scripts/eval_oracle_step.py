@@ -57,13 +57,23 @@ def main(argv: list[str] | None = None) -> int:
         *taps: list[torch.Tensor],
         **_: object,
     ) -> torch.Tensor:
-        teacher = replace(settings, levels=args.teacher_levels or settings.levels)
+        teacher = replace(  # one w_ssim per phase: the targets' schedule is their phases
+            settings, levels=args.teacher_levels or settings.levels, later_ssim_weight=None
+        )
         phases = [replace(teacher, steps=args.distill_steps)] + [
             replace(teacher, steps=n, ssim_weight=w)
             for n, w in zip(args.distill_extra_steps, args.distill_extra_ssim_weight, strict=True)
         ]
         target = torch.zeros_like(grade).float()
-        for phase in [*phases, replace(settings, steps=settings.steps - 1)]:
+        later = (
+            settings.ssim_weight
+            if settings.later_ssim_weight is None
+            else settings.later_ssim_weight
+        )
+        rest = replace(  # the model's steps after its first
+            settings, steps=settings.steps - 1, ssim_weight=later, later_ssim_weight=None
+        )
+        for phase in [*phases, rest]:
             target = refine_grade(
                 head, encoder, content, style, base, target, phase, *taps, learned=False
             )

@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         "--refine-ssim-weight", type=float, default=3.0, help="w_ssim of the refinement (3)"
     )
     parser.add_argument(
+        "--refine-later-ssim-weight",
+        type=float,
+        help="w_ssim of the refinement's steps after the first (default: --refine-ssim-weight)",
+    )
+    parser.add_argument(
         "--refine-levels", type=int, default=4, help="VGG levels of the refinement's style term (4)"
     )
     parser.add_argument(
@@ -45,12 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "--working-size must be at least 16, --refine non-negative, --refine-levels in [1, 4]"
         )
+    if min(args.refine_ssim_weight, args.refine_later_ssim_weight or 0.0) < 0:
+        parser.error("--refine-ssim-weight and --refine-later-ssim-weight must be non-negative")
     saved = read_stylizer(args.source)
     shipped = replace(
         saved.config,
         working_size=args.working_size,
         refine_steps=args.refine,
         refine_ssim_weight=args.refine_ssim_weight,
+        refine_later_ssim_weight=args.refine_later_ssim_weight,
         refine_levels=args.refine_levels,
     )
     state = dict(saved.state)

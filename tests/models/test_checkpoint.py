@@ -181,6 +181,26 @@ def test_ship_script_rewrites_only_the_defaults(
     }
 
 
+def test_ship_script_sets_the_refinements_later_ssim_weight(
+    tmp_path: Path, tiny_stylizer_files: tuple[Path, Path], load_script: Callable[..., ModuleType]
+):
+    """--refine-later-ssim-weight lands in the file and in the model's refinement settings; a file
+    written without it (every release up to 0.6) refines at one w_ssim throughout."""
+    module = load_script("ship_stylizer")
+    source, _ = tiny_stylizer_files
+    target = tmp_path / "shipped.safetensors"
+    argv = [str(source), str(target), "--working-size", "256", "--refine", "2"]
+    assert module.main([*argv, "--refine-later-ssim-weight", "1"]) == 0
+    settings = read_stylizer(target).config.refinement(2)
+    assert (settings.ssim_weight, settings.later_ssim_weight) == (3.0, 1.0)
+    assert read_stylizer(source).config.refinement(2).later_ssim_weight is None
+    assert (
+        ModelConfig.from_dict({"refine_ssim_weight": 2.0}).refinement(1).later_ssim_weight is None
+    )
+    with pytest.raises(SystemExit):
+        module.main([*argv, "--refine-later-ssim-weight", "-1"])
+
+
 def test_ship_script_writes_the_untrained_architecture(
     tmp_path: Path, load_script: Callable[..., ModuleType]
 ) -> None:

@@ -60,6 +60,7 @@ def test_refinement_needs_an_image_wide_grade(setup) -> None:  # type: ignore[no
         {"steps": -1},
         {"step": 0.0},
         {"ssim_weight": -1.0},
+        {"later_ssim_weight": -0.5},
         {"tv_weight": -1.0},
         {"levels": 0},
         {"levels": 5},
@@ -68,6 +69,29 @@ def test_refinement_needs_an_image_wide_grade(setup) -> None:  # type: ignore[no
 def test_settings_are_checked(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="refine"):
         RefineSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_later_steps_take_their_own_ssim_weight(setup, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
+    """With ``later_ssim_weight`` the first step (learned here) keeps w_ssim 3 and every later
+    plain step takes the later weight: the same as refining in two runs, one per weight."""
+    _, enc, content, style, out = setup
+    steered = AffineHead(
+        tiny_cfg.widths, bins=4, hidden=8, residual="curves", base_power=0.0, steer_hidden=8
+    )
+    assert steered.steer is not None
+    with torch.no_grad():
+        steered.steer.mlp[-1].bias.copy_(torch.linspace(-0.02, 0.02, 48))
+    run = (steered, enc, content, style, out.base)
+    scheduled = RefineSettings(steps=3, step=0.05, ssim_weight=3.0, later_ssim_weight=0.2)
+    grade = refine_grade(*run, out.residual, scheduled)
+    first = refine_grade(*run, out.residual, RefineSettings(steps=1, step=0.05, ssim_weight=3.0))
+    rest = RefineSettings(steps=2, step=0.05, ssim_weight=0.2)
+    torch.testing.assert_close(grade, refine_grade(*run, first, rest, learned=False))
+    # The weight matters: at w_ssim 3 throughout the later steps land elsewhere.
+    same = refine_grade(*run, out.residual, RefineSettings(steps=3, step=0.05, ssim_weight=3.0))
+    assert (same - grade).abs().max() > 1e-4
+    unset = RefineSettings(steps=3, step=0.05, ssim_weight=3.0, later_ssim_weight=None)
+    torch.testing.assert_close(refine_grade(*run, out.residual, unset), same)
 
 
 def test_given_taps_are_reused_and_give_the_same_grade(setup) -> None:  # type: ignore[no-untyped-def]

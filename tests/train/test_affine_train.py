@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from photostyle.api import Stylizer
 from photostyle.cli import main
@@ -775,3 +776,44 @@ def test_more_extra_steps_continue_a_saved_pool_as_a_fresh_pool_would_compute_it
     torch.testing.assert_close(moved["inputs"], scratch["inputs"])
     torch.testing.assert_close(moved["targets"], scratch["targets"], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(moved["targets"][:2], first["targets"], atol=1e-4)
+
+
+def test_pool_targets_ignore_the_models_later_ssim_weight_and_old_pools_resume(  # type: ignore[no-untyped-def]
+    tmp_path, write_png, monkeypatch
+) -> None:
+    """The targets' schedule is their phases: a model refined at another w_ssim after its first
+    step gets the same pool. A pool saved before RefineSettings had ``later_ssim_weight`` (0.6)
+    resumes without computing a target again."""
+    data = _folder(tmp_path / "photos", write_png)
+    cfg = AffineTrainConfig.from_dict(
+        {
+            "data": str(data),
+            "out_dir": str(tmp_path / "run"),
+            "steps": 1,
+            "batch_size": 2,
+            "crop": 32,
+            "hidden": 8,
+            "bins": 2,
+            "distill_steps": 2,
+            "distill_pool": 2,
+        }
+    )
+    train_affine(cfg)
+    later = replace(cfg.model, refine_later_ssim_weight=0.25)
+    train_affine(replace(cfg, out_dir=str(tmp_path / "later"), model=later))
+    pool = tmp_path / "run" / "distill_targets.safetensors"
+    targets = load_file(str(pool))["targets"]
+    torch.testing.assert_close(
+        load_file(str(tmp_path / "later" / pool.name))["targets"], targets, atol=0, rtol=0
+    )
+    tensors, meta = load_file(str(pool)), dict(safe_open(str(pool), "pt").metadata())
+    settings = json.loads(meta["settings"])
+    for step in settings["steps"]:
+        del step["later_ssim_weight"]
+    save_file(tensors, str(pool), meta | {"settings": json.dumps(settings)})
+
+    def refine_again(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a resumed distillation computed a target again")
+
+    monkeypatch.setattr("photostyle.train.affine.refine_grade", refine_again)
+    train_affine(replace(cfg, steps=2))

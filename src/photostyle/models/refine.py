@@ -20,8 +20,9 @@ at working size.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -37,11 +38,13 @@ class RefineSettings:
     steps: int = 0  # descent steps (0: the head's prediction as it is)
     step: float = 0.1  # length of each step: Euclidean norm of the grade's change (12 * bins)
     ssim_weight: float = 3.0  # w_ssim, as in training (photostyle.train.affine)
+    later_ssim_weight: float | None = None  # w_ssim of the steps after the first (None: the same)
     tv_weight: float = 1.0  # w_tv: smoothness of the grade across brightness bins
     levels: int = 4  # VGG levels of the style term: relu1_1..relu{levels}_1 (3: no conv3_2..4_1)
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or not self.step > 0 or self.ssim_weight < 0 or self.tv_weight < 0:
+        later = 0.0 if self.later_ssim_weight is None else self.later_ssim_weight
+        if self.steps < 0 or not self.step > 0 or min(self.ssim_weight, later, self.tv_weight) < 0:
             raise ValueError(
                 f"refine needs steps >= 0, step > 0 and non-negative weights, got {self}"
             )
@@ -81,6 +84,12 @@ class FrontierObjective:
         self.base = base
         self.settings = settings
         self.target = gram_target(content_taps[: settings.levels], style_taps[: settings.levels])
+
+    def reweighted(self, ssim_weight: float) -> FrontierObjective:
+        """The same photos' loss at another w_ssim, every step (the style targets are shared)."""
+        other = copy.copy(self)
+        other.settings = replace(self.settings, ssim_weight=ssim_weight, later_ssim_weight=None)
+        return other
 
     def terms(self, grade: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per photo: the style term (log Gram ratio), 1 - SSIM, and the grade's smoothness
@@ -161,7 +170,9 @@ def refine_grade(
     """Refine an image-wide colour grade on one photo (autograd on, whatever the caller's mode).
 
     The first step is the head's :class:`~photostyle.models.affine.LearnedStep` where it has one
-    and ``learned`` is true, the others plain.
+    and ``learned`` is true, the others plain. The steps after the first take
+    ``settings.later_ssim_weight`` where it is set: once the first step has moved the grade
+    towards the photo's optimum, the later ones may give structure less weight.
 
     Args:
         head: the affine head whose colour model is refined (its weights are not changed).
@@ -192,9 +203,13 @@ def refine_grade(
         objective = FrontierObjective(
             head, taps, c, base.detach().float().clone(), taps_c, taps_s, settings
         )
+        later = objective
+        if settings.later_ssim_weight is not None:
+            later = objective.reweighted(settings.later_ssim_weight)
         g = grade.detach().float().clone()  # (B, 12, bins, 1, 1)
-        for k in range(settings.steps):
-            g = g + objective.step(g, head.steer if k == 0 and learned else None)
+        g = g + objective.step(g, head.steer if learned else None)
+        for _ in range(settings.steps - 1):
+            g = g + later.step(g)
     return g.detach().to(grade.dtype)
 
 

@@ -71,6 +71,7 @@ class ModelConfig:
     working_size: int = 1024  # default longest side the network works at (StylizeOptions)
     refine_steps: int = 0  # curves head: default per-photo refinement steps (models.refine)
     refine_ssim_weight: float = 3.0  # curves head: w_ssim of the refinement, its frontier point
+    refine_later_ssim_weight: float | None = None  # curves head: w_ssim after its first step
     refine_levels: int = 4  # curves head: VGG levels of the refinement's style term (1..4)
     steer_hidden: int = 0  # curves head: width of its learned first refinement step (0: plain)
     extra: dict[str, str] = field(default_factory=dict)  # free-form provenance notes
@@ -92,7 +93,10 @@ class ModelConfig:
     def refinement(self, steps: int) -> RefineSettings:
         """The model's own per-photo refinement (its w_ssim and style levels), ``steps`` steps."""
         return RefineSettings(
-            steps=steps, ssim_weight=self.refine_ssim_weight, levels=self.refine_levels
+            steps=steps,
+            ssim_weight=self.refine_ssim_weight,
+            later_ssim_weight=self.refine_later_ssim_weight,
+            levels=self.refine_levels,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -507,7 +507,8 @@ class _DistillPool:
         tensors, meta = load_checkpoint(path)
         saved = json.loads(meta.get("settings", "{}"))  # pools of 0.5.0 carry none
         self.dirty = not saved  # written again with its settings
-        steps = saved.pop("steps", self.settings["steps"])
+        # Steps as settings: fields added to RefineSettings since the pool was saved take defaults.
+        steps = [asdict(RefineSettings(**p)) for p in saved.pop("steps", self.settings["steps"])]
         unset = sorted(self.settings.keys() - saved.keys() - {"steps"}) if saved else []
         if unset:  # a setting this pool's release did not have, on in this run
             raise ValueError(
@@ -732,7 +733,8 @@ def train_affine(config: AffineTrainConfig, *, progress: Progress | None = None)
             {"train_config": asdict(config), "step": str(step)},
         )
 
-    refinement = architecture.refinement(config.distill_steps)  # as at inference
+    # As at inference, but one w_ssim per phase: the targets' schedule is their phases.
+    refinement = replace(architecture.refinement(config.distill_steps), later_ssim_weight=None)
     phases = [refinement] + [
         replace(refinement, steps=n, ssim_weight=w)
         for n, w in zip(config.distill_extra_steps, config.distill_extra_ssim_weight, strict=True)
