@@ -52,6 +52,8 @@ def test_shipped_model_architecture(shipped: Stylizer):
     assert (cfg.grid_residual, cfg.working_size, cfg.refine_steps) == ("curves", 256, 2)
     # relu1_1..relu3_1; a learned first step: three of width 256 merged into one.
     assert (cfg.refine_levels, cfg.steer_hidden) == (3, 768)
+    # w_ssim 3 at the learned step, 1 at the plain step after it (0.7).
+    assert (cfg.refine_ssim_weight, cfg.refine_later_ssim_weight) == (3.0, 1.0)
     assert shipped.resolve_options().max_size == 256
 
 

@@ -33,7 +33,7 @@ BUNDLED_VGG16_SHA256 = "29d674a6927365c461ab0dbdf5d3ffea98b7f7dcbc8bc24d58424f97
 BUNDLED_STYLIZERS: dict[str, tuple[str, str]] = {
     "affine": (
         "photostyle_affine.safetensors",
-        "2b9413c833c44e964fb7906aceafd180b351fcc99328f00d056018e624bd0736",
+        "2a419a2eb06a4b79e44707cbcdae0de101fc23e5a356a5eb162b2f96adce6a63",
     ),
     "decoder": (
         "photostyle_vgg16.safetensors",
