@@ -471,6 +471,17 @@ def test_distill_targets_take_plain_steps_whatever_the_learned_step(make_encoder
     assert inputs.shape == (1, 3 * 24 + 2)
 
 
+def _pool_config(tmp_path: Path, data: Path, **extra: object) -> AffineTrainConfig:
+    """A one-step run on a tiny distillation pool (2 plain steps per target) in ``tmp_path/run``."""
+    common = {"steps": 1, "batch_size": 2, "crop": 32, "hidden": 8, "bins": 2, "distill_steps": 2}
+    run = {"data": str(data), "out_dir": str(tmp_path / "run")}
+    return AffineTrainConfig.from_dict(run | common | extra)
+
+
+def _refine_again(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a resumed distillation computed a target again")
+
+
 def test_distillation_fits_the_pool_and_a_resume_reuses_its_targets(  # type: ignore[no-untyped-def]
     tmp_path, write_png, monkeypatch
 ) -> None:
@@ -501,11 +512,7 @@ def test_distillation_fits_the_pool_and_a_resume_reuses_its_targets(  # type: ig
     assert rows[0]["total"] == pytest.approx(float(expected), rel=1e-5)
     assert float(expected) > 1e-3  # the refinement moved away from the base
     assert rows[-1]["total"] < 0.2 * rows[0]["total"]
-
-    def refine_again(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise AssertionError("a resumed distillation computed a target again")
-
-    monkeypatch.setattr("photostyle.train.affine.refine_grade", refine_again)
+    monkeypatch.setattr("photostyle.train.affine.refine_grade", _refine_again)
     train_affine(replace(cfg, steps=22))
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == list(range(1, 23))
@@ -738,21 +745,12 @@ def test_held_out_pairs_are_not_fitted_and_their_distance_is_logged(tmp_path, wr
 def test_more_extra_steps_continue_a_saved_pool_as_a_fresh_pool_would_compute_it(  # type: ignore[no-untyped-def]
     tmp_path, write_png, monkeypatch
 ) -> None:
-    data = _folder(tmp_path / "photos", write_png)
-    cfg = AffineTrainConfig.from_dict(
-        {
-            "data": str(data),
-            "out_dir": str(tmp_path / "run"),
-            "steps": 1,
-            "batch_size": 2,
-            "crop": 32,
-            "hidden": 8,
-            "bins": 2,
-            "distill_steps": 2,
-            "distill_extra_steps": [1],
-            "distill_extra_ssim_weight": [0.5],
-            "distill_pool": 4,
-        }
+    cfg = _pool_config(
+        tmp_path,
+        _folder(tmp_path / "photos", write_png),
+        distill_extra_steps=[1],
+        distill_extra_ssim_weight=[0.5],
+        distill_pool=4,
     )
     train_affine(cfg)  # pairs 0 and 1 at 2 + 1 steps
     pool = tmp_path / "run" / "distill_targets.safetensors"
@@ -784,20 +782,7 @@ def test_pool_targets_ignore_the_models_later_ssim_weight_and_old_pools_resume( 
     """The targets' schedule is their phases: a model refined at another w_ssim after its first
     step gets the same pool. A pool saved before RefineSettings had ``later_ssim_weight`` (0.6)
     resumes without computing a target again."""
-    data = _folder(tmp_path / "photos", write_png)
-    cfg = AffineTrainConfig.from_dict(
-        {
-            "data": str(data),
-            "out_dir": str(tmp_path / "run"),
-            "steps": 1,
-            "batch_size": 2,
-            "crop": 32,
-            "hidden": 8,
-            "bins": 2,
-            "distill_steps": 2,
-            "distill_pool": 2,
-        }
-    )
+    cfg = _pool_config(tmp_path, _folder(tmp_path / "photos", write_png), distill_pool=2)
     train_affine(cfg)
     later = replace(cfg.model, refine_later_ssim_weight=0.25)
     train_affine(replace(cfg, out_dir=str(tmp_path / "later"), model=later))
@@ -811,9 +796,5 @@ def test_pool_targets_ignore_the_models_later_ssim_weight_and_old_pools_resume( 
     for step in settings["steps"]:
         del step["later_ssim_weight"]
     save_file(tensors, str(pool), meta | {"settings": json.dumps(settings)})
-
-    def refine_again(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise AssertionError("a resumed distillation computed a target again")
-
-    monkeypatch.setattr("photostyle.train.affine.refine_grade", refine_again)
+    monkeypatch.setattr("photostyle.train.affine.refine_grade", _refine_again)
     train_affine(replace(cfg, steps=2))
