@@ -65,15 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             for n, w in zip(args.distill_extra_steps, args.distill_extra_ssim_weight, strict=True)
         ]
         target = torch.zeros_like(grade).float()
-        later = (
-            settings.ssim_weight
-            if settings.later_ssim_weight is None
-            else settings.later_ssim_weight
-        )
-        rest = replace(  # the model's steps after its first
-            settings, steps=settings.steps - 1, ssim_weight=later, later_ssim_weight=None
-        )
-        for phase in [*phases, rest]:
+        for phase in [*phases, settings.later()]:  # then the model's steps after its first
             target = refine_grade(
                 head, encoder, content, style, base, target, phase, *taps, learned=False
             )

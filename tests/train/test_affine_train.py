@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from photostyle.api import Stylizer
 from photostyle.cli import main
@@ -19,7 +18,7 @@ from photostyle.losses.frontier import gram_log_ratio, ssim_luma
 from photostyle.models.affine import AffineHead, LearnedStep
 from photostyle.models.checkpoint import read_stylizer
 from photostyle.models.refine import FrontierObjective, RefineSettings
-from photostyle.models.weights import WeightsError
+from photostyle.models.weights import WeightsError, load_checkpoint, save_checkpoint
 from photostyle.train.affine import (
     AffineTrainConfig,
     _distill_loss,
@@ -787,14 +786,16 @@ def test_pool_targets_ignore_the_models_later_ssim_weight_and_old_pools_resume( 
     later = replace(cfg.model, refine_later_ssim_weight=0.25)
     train_affine(replace(cfg, out_dir=str(tmp_path / "later"), model=later))
     pool = tmp_path / "run" / "distill_targets.safetensors"
-    targets = load_file(str(pool))["targets"]
+    tensors, meta = load_checkpoint(pool)
     torch.testing.assert_close(
-        load_file(str(tmp_path / "later" / pool.name))["targets"], targets, atol=0, rtol=0
+        load_file(str(tmp_path / "later" / pool.name))["targets"],
+        tensors["targets"],
+        atol=0,
+        rtol=0,
     )
-    tensors, meta = load_file(str(pool)), dict(safe_open(str(pool), "pt").metadata())
     settings = json.loads(meta["settings"])
     for step in settings["steps"]:
         del step["later_ssim_weight"]
-    save_file(tensors, str(pool), meta | {"settings": json.dumps(settings)})
+    save_checkpoint(pool, tensors, meta | {"settings": json.dumps(settings)})
     monkeypatch.setattr("photostyle.train.affine.refine_grade", _refine_again)
     train_affine(replace(cfg, steps=2))

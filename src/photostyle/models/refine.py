@@ -51,6 +51,13 @@ class RefineSettings:
         if not 1 <= self.levels <= 4:
             raise ValueError(f"refine levels must be in [1, 4], got {self.levels}")
 
+    def later(self) -> RefineSettings:
+        """The steps after the first, at one w_ssim: ``later_ssim_weight`` where it is set."""
+        weight = self.ssim_weight if self.later_ssim_weight is None else self.later_ssim_weight
+        return replace(
+            self, steps=max(self.steps - 1, 0), ssim_weight=weight, later_ssim_weight=None
+        )
+
 
 class FrontierObjective:
     """One batch of photos' frontier loss as a function of their image-wide grades.
@@ -85,10 +92,11 @@ class FrontierObjective:
         self.settings = settings
         self.target = gram_target(content_taps[: settings.levels], style_taps[: settings.levels])
 
-    def reweighted(self, ssim_weight: float) -> FrontierObjective:
-        """The same photos' loss at another w_ssim, every step (the style targets are shared)."""
+    def later(self) -> FrontierObjective:
+        """The same photos' loss for the steps after the first (:meth:`RefineSettings.later`);
+        the style targets are shared, not computed again."""
         other = copy.copy(self)
-        other.settings = replace(self.settings, ssim_weight=ssim_weight, later_ssim_weight=None)
+        other.settings = self.settings.later()
         return other
 
     def terms(self, grade: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,12 +211,10 @@ def refine_grade(
         objective = FrontierObjective(
             head, taps, c, base.detach().float().clone(), taps_c, taps_s, settings
         )
-        later = objective
-        if settings.later_ssim_weight is not None:
-            later = objective.reweighted(settings.later_ssim_weight)
+        later = objective.later()
         g = grade.detach().float().clone()  # (B, 12, bins, 1, 1)
         g = g + objective.step(g, head.steer if learned else None)
-        for _ in range(settings.steps - 1):
+        for _ in range(later.settings.steps):
             g = g + later.step(g)
     return g.detach().to(grade.dtype)
 
